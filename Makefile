@@ -1,0 +1,65 @@
+# The public interface for people and CI. `make run` and `make test` are the two to know.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := .local/tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+# Where the tests find the servers `make up` starts (see tests/conftest.py).
+TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
+	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment
+
+.PHONY: help install up down status run migrate test lint unit bench simulate clean
+
+help:
+	@echo "make run       start Kafka + PostgreSQL, migrate, run the service in the foreground"
+	@echo "make test      start Kafka + PostgreSQL, run ruff, mypy and pytest"
+	@echo "make simulate  feed the running service a realistic mixed stream and show outcomes"
+	@echo "make bench     throughput and latency benchmark (prints figures)"
+	@echo "make install | up | down | status | migrate | lint | unit | clean"
+
+$(UV):
+	python3 -m venv .local/tools
+	.local/tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --locked --quiet
+	touch $@
+
+install: $(VENV)/.installed
+
+up:
+	bash deploy/local/stack.sh up
+
+down:
+	bash deploy/local/stack.sh down
+
+status:
+	bash deploy/local/stack.sh status
+
+migrate: install up
+	$(BIN)/fulfillment migrate
+
+run: migrate
+	exec $(BIN)/fulfillment run
+
+simulate: install
+	$(BIN)/fulfillment simulate
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy service schemas tests bench
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+test: install up lint
+	$(TEST_ENV) $(BIN)/pytest -q
+
+bench: install up
+	$(TEST_ENV) $(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) .local/tools .mypy_cache .ruff_cache .pytest_cache

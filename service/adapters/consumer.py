@@ -1,0 +1,236 @@
+"""The consumer loop: fetch a batch, decode, decide in one transaction, dead-letter what cannot
+be decoded, and only then commit the batch's offsets.
+
+A crash anywhere loses nothing: before the database commit the batch is simply redelivered;
+between the database commit and the offset commit it is redelivered and every event is found
+already claimed (dedupe), so nothing is decided twice.
+
+Rebalances: the loop holds `_batch_lock` from fetch to offset commit, and the revocation
+callback takes the same lock, so a partition is handed over only after the work fetched from it
+is committed (database and offsets) or abandoned (rolled back, not committed). A batch that is
+waiting out a backoff when its partitions are revoked is abandoned at once rather than holding
+up the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+import schemas
+from service.adapters import database
+from service.adapters.retry import retrying
+from service.core.batch import BatchResult
+from service.core.sessions import Policy
+from service.handler import handle_batch
+from service.settings import Settings
+
+log = structlog.get_logger("service.consumer")
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+
+class Record(Protocol):
+    """The fields of aiokafka's ConsumerRecord this loop reads (aiokafka ships no types)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+HandleBatch = Callable[[database.Connection, Sequence[schemas.InputEvent]], Awaitable[BatchResult]]
+
+
+class Abandoned(Exception):
+    """The batch was given up (shutdown or revocation during a backoff); nothing committed."""
+
+
+def new_consumer(settings: Settings, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "group_id": settings.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "fetch_max_wait_ms": 100,
+    }
+    return AIOKafkaConsumer(**(options | overrides))
+
+
+class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._loop.revoking.set()
+        async with self._loop.batch_lock:
+            self._loop.revoking.clear()
+        log.info(
+            "partitions_revoked", partitions=sorted(f"{p.topic}-{p.partition}" for p in revoked)
+        )
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info(
+            "partitions_assigned", partitions=sorted(f"{p.topic}-{p.partition}" for p in assigned)
+        )
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        pool: database.Pool,
+        *,
+        on_committed: Callable[[], None] = lambda: None,
+        handle: HandleBatch | None = None,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._producer = producer
+        self._pool = pool
+        self._on_committed = on_committed
+        policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
+        self._handle: HandleBatch = handle or (lambda c, ev: handle_batch(c, ev, policy=policy))
+        self._decoder = schemas.Decoder(settings.input_topics)
+        self.batch_lock = asyncio.Lock()
+        self.revoking = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def subscribe(self) -> None:
+        self._consumer.subscribe(list(self._settings.input_topics), listener=_HandOver(self))
+
+    def stop(self) -> None:
+        """Stop fetching; the batch in hand is finished (or abandoned if it is backing off)."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        linger = self._settings.batch_linger_ms / 1000
+        size = self._settings.batch_size
+        while not self._stopping.is_set():
+            async with self.batch_lock:
+                fetched = await self._consumer.getmany(timeout_ms=200, max_records=size)
+                count = sum(len(r) for r in fetched.values())
+                if 0 < count < size and linger:
+                    # Let a trickle gather into a batch: one transaction for many events.
+                    await asyncio.sleep(linger)
+                    more = await self._consumer.getmany(timeout_ms=0, max_records=size - count)
+                    for tp, records in more.items():
+                        fetched.setdefault(tp, []).extend(records)
+                if fetched:
+                    try:
+                        await self._process(fetched)
+                    except Abandoned:
+                        log.warning("batch_abandoned", records=count)
+            await asyncio.sleep(0)  # let a waiting revocation take the lock
+
+    async def _process(self, fetched: dict[TopicPartition, list[Record]]) -> None:
+        events: list[schemas.InputEvent] = []
+        dead: list[tuple[Record, schemas.DecodeError]] = []
+        for records in fetched.values():
+            for record in records:
+                try:
+                    events.append(self._decoder.decode(record.value or b"", record.topic))
+                except schemas.DecodeError as error:
+                    dead.append((record, error))
+        if events:
+            result = await self._retrying("decide", self._decide, events)
+            for decision in result.decisions:
+                log.info(
+                    "decided",
+                    event_id=decision.event_id,
+                    type=decision.event_type,
+                    outcome=decision.outcome,
+                    customer_id=decision.customer_id,
+                    session_id=decision.session_id,
+                    payment_id=decision.payment_id,
+                    purged=decision.purged,
+                )
+            if result.emitted:
+                self._on_committed()
+        if dead:
+            await self._retrying("dead_letter", self._dead_letter, dead)
+        await self._commit(fetched)
+
+    async def _decide(self, events: list[schemas.InputEvent]) -> BatchResult:
+        async with self._pool.acquire() as conn:
+            return await self._handle(conn, events)
+
+    async def _dead_letter(self, dead: list[tuple[Record, schemas.DecodeError]]) -> None:
+        now = datetime.now(UTC)
+        sent = []
+        for record, error in dead:
+            log.warning(
+                "dead_lettered",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                kind=error.kind.value,
+                reason=error.reason,
+            )
+            # A redriven message carries our headers from its last failure: replace, not pile up.
+            kept = [(k, v) for k, v in record.headers if k not in schemas.DLQ_HEADERS]
+            headers = kept + schemas.dlq_headers(
+                error,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                failed_at=now,
+            )
+            sent.append(
+                await self._producer.send(
+                    self._settings.topic_dlq, value=record.value, key=record.key, headers=headers
+                )
+            )
+        await asyncio.gather(*sent)
+
+    async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
+        owned = self._consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "")
+            for tp, records in fetched.items()
+            if records and tp in owned
+        }
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _retrying(self, what: str, action: Callable[[A], Awaitable[T]], arg: A) -> T:
+        """Retry `action` until it succeeds: outages and bugs alike keep the offset and back off.
+
+        Raises Abandoned when shutdown or a revocation comes during a backoff.
+        """
+        cap = self._settings.retry_backoff_max_seconds
+        async for attempt in retrying(what, cap=cap, sleep=self._backoff):
+            with attempt:
+                return await action(arg)
+        raise AssertionError("unreachable")
+
+    async def _backoff(self, seconds: float) -> None:
+        stop = asyncio.ensure_future(_first(self._stopping, self.revoking))
+        try:
+            await asyncio.wait_for(asyncio.shield(stop), timeout=seconds)
+        except TimeoutError:
+            return
+        finally:
+            stop.cancel()
+        raise Abandoned
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,242 @@
+"""Everything the service says to PostgreSQL: each statement once, named, parameterised.
+
+Locking, in one place: every transaction that decides anything about a customer first locks that
+customer's row in `customers`, in ascending id order, so two transactions that share customers
+queue instead of deadlocking, and decisions about one customer are strictly serial across
+partitions, topics and instances. The sweeper uses SKIP LOCKED: a customer busy in a consumer
+transaction is being purged there anyway.
+
+Raises: asyncpg's `PostgresError` subclasses for refused statements, `OSError` and
+`asyncpg.exceptions.ConnectionDoesNotExistError`/`InterfaceError` when the server is unreachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from service.core.batch import BatchResult, PaymentRecord, Snapshot
+from service.core.sessions import Session, Status
+
+if TYPE_CHECKING:
+    Connection: TypeAlias = (
+        asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+    )
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:  # asyncpg's classes are generic only to the type checker
+    Connection = asyncpg.Connection
+    Pool = asyncpg.Pool
+
+OUTBOX_CHANNEL = "fulfillment_outbox"
+# Advisory lock keys (arbitrary constants, in this service's own range).
+RELAY_LOCK_KEY = 0x5F_0F_1E_00_00_00_00_01
+MIGRATION_LOCK_KEY = 0x5F_0F_1E_00_00_00_00_02
+
+_COLUMNS = (
+    "id, customer_id, payment_id, session_type, status, created_at, expires_at, "
+    "created_event_id, mechanic_id, accepted_at, accepted_event_id, closed_at, close_reason"
+)
+_TYPES = (
+    "uuid[], uuid[], text[], text[], text[], timestamptz[], timestamptz[], "
+    "uuid[], uuid[], timestamptz[], uuid[], timestamptz[], text[]"
+)
+_ARGS = ", ".join(f"${i}::{t.strip()}" for i, t in enumerate(_TYPES.split(","), start=1))
+
+# Customers get their lock row in a short transaction of its own, committed before the deciding
+# transaction starts: inserting rows inside it would lock them in insertion order, not id order.
+ENSURE_CUSTOMERS = (
+    "INSERT INTO customers (id) SELECT c FROM unnest($1::uuid[]) AS c ORDER BY c "
+    "ON CONFLICT DO NOTHING"
+)
+LOCK_CUSTOMERS = "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+LOCK_FREE_CUSTOMERS = (
+    "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED"
+)
+CUSTOMERS_OF_SESSIONS = "SELECT id, customer_id FROM sessions WHERE id = ANY($1::uuid[])"
+CLAIM_EVENTS = (
+    "INSERT INTO processed_events (source, event_id) "
+    "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING "
+    "RETURNING source, event_id"
+)
+LOAD_SESSIONS = (
+    f"SELECT {_COLUMNS} FROM sessions "
+    "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live') "
+    f"UNION SELECT {_COLUMNS} FROM sessions WHERE id = ANY($2::uuid[])"
+)
+DECIDED_PAYMENTS = "SELECT payment_id FROM payments WHERE payment_id = ANY($1::text[])"
+# Updates run before inserts so that a customer's old session leaves the one-active index
+# before the new one enters it.
+UPDATE_SESSIONS = (
+    "UPDATE sessions AS s SET status = u.status, mechanic_id = u.mechanic_id, "
+    "accepted_at = u.accepted_at, accepted_event_id = u.accepted_event_id, "
+    "closed_at = u.closed_at, close_reason = u.close_reason "
+    f"FROM unnest({_ARGS}) AS u({_COLUMNS}) WHERE s.id = u.id"
+)
+INSERT_SESSIONS = f"INSERT INTO sessions ({_COLUMNS}) SELECT * FROM unnest({_ARGS})"
+INSERT_PAYMENTS = (
+    "INSERT INTO payments (payment_id, customer_id, event_id, outcome, session_id) "
+    "SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, key, value) "
+    "SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[])"
+)
+NOTIFY_OUTBOX = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
+
+OUTBOX_NEXT = "SELECT seq, key, value FROM outbox ORDER BY seq LIMIT $1"
+OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
+TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+DUE_CUSTOMERS = (
+    "(SELECT customer_id FROM sessions WHERE status = 'waiting' AND expires_at <= $1 LIMIT $3) "
+    "UNION (SELECT customer_id FROM sessions WHERE status = 'live' AND accepted_at <= $2 LIMIT $3)"
+)
+ACTIVE_SESSIONS = (
+    f"SELECT {_COLUMNS} FROM sessions "
+    "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live')"
+)
+PRUNE_PROCESSED = (
+    "DELETE FROM processed_events WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM processed_events WHERE processed_at < now() - $1::interval LIMIT $2))"
+)
+
+CREATE_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version integer PRIMARY KEY, name text NOT NULL, "
+    "applied_at timestamptz NOT NULL DEFAULT now())"
+)
+APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
+ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock($1)"
+
+
+async def create_pool(dsn: str, *, size: int = 4) -> Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size)
+    assert pool is not None
+    return pool
+
+
+def _session(row: asyncpg.Record) -> Session:
+    values = dict(row)
+    values["status"] = Status(values["status"])
+    return Session(**values)
+
+
+def _columns(sessions: Sequence[Session]) -> list[list[Any]]:
+    return [
+        [s.id for s in sessions],
+        [s.customer_id for s in sessions],
+        [s.payment_id for s in sessions],
+        [s.session_type for s in sessions],
+        [s.status.value for s in sessions],
+        [s.created_at for s in sessions],
+        [s.expires_at for s in sessions],
+        [s.created_event_id for s in sessions],
+        [s.mechanic_id for s in sessions],
+        [s.accepted_at for s in sessions],
+        [s.accepted_event_id for s in sessions],
+        [s.closed_at for s in sessions],
+        [s.close_reason for s in sessions],
+    ]
+
+
+async def ensure_customers(conn: Connection, customer_ids: Iterable[UUID]) -> None:
+    await conn.execute(ENSURE_CUSTOMERS, list(customer_ids))
+
+
+async def customers_of_sessions(conn: Connection, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+    if not session_ids:
+        return {}
+    return {r["id"]: r["customer_id"] for r in await conn.fetch(CUSTOMERS_OF_SESSIONS, session_ids)}
+
+
+async def lock_customers(conn: Connection, customer_ids: Sequence[UUID]) -> None:
+    await conn.execute(LOCK_CUSTOMERS, customer_ids)
+
+
+async def claim_events(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Record the events as processed; returns the ones not processed before."""
+    rows = await conn.fetch(CLAIM_EVENTS, [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["source"], r["event_id"]) for r in rows}
+
+
+async def load_snapshot(
+    conn: Connection,
+    customer_ids: Sequence[UUID],
+    session_ids: Sequence[UUID],
+    payment_ids: Sequence[str],
+) -> Snapshot:
+    rows = await conn.fetch(LOAD_SESSIONS, customer_ids, session_ids)
+    decided = await conn.fetch(DECIDED_PAYMENTS, payment_ids) if payment_ids else []
+    return Snapshot(
+        sessions={r["id"]: _session(r) for r in rows},
+        decided_payments=frozenset(r["payment_id"] for r in decided),
+    )
+
+
+async def write_result(
+    conn: Connection, result: BatchResult, outbox: Sequence[tuple[UUID, bytes, bytes]]
+) -> None:
+    if result.updated:
+        await conn.execute(UPDATE_SESSIONS, *_columns(result.updated))
+    if result.inserted:
+        await conn.execute(INSERT_SESSIONS, *_columns(result.inserted))
+    if result.payments:
+        await conn.execute(INSERT_PAYMENTS, *_payment_columns(result.payments))
+    if outbox:
+        await conn.execute(
+            INSERT_OUTBOX, [r[0] for r in outbox], [r[1] for r in outbox], [r[2] for r in outbox]
+        )
+        await conn.execute(NOTIFY_OUTBOX)
+
+
+def _payment_columns(payments: Sequence[PaymentRecord]) -> list[list[Any]]:
+    return [
+        [p.payment_id for p in payments],
+        [p.customer_id for p in payments],
+        [p.event_id for p in payments],
+        [p.outcome for p in payments],
+        [p.session_id for p in payments],
+    ]
+
+
+async def next_outbox(conn: Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(OUTBOX_NEXT, limit)
+
+
+async def delete_outbox(conn: Connection, seqs: Sequence[int]) -> None:
+    await conn.execute(OUTBOX_DELETE, seqs)
+
+
+async def try_lock(conn: Connection, key: int) -> bool:
+    return bool(await conn.fetchval(TRY_LOCK, key))
+
+
+async def unlock(conn: Connection, key: int) -> None:
+    await conn.execute(UNLOCK, key)
+
+
+async def due_customers(
+    conn: Connection, *, now: datetime, max_live: timedelta, limit: int
+) -> list[UUID]:
+    rows = await conn.fetch(DUE_CUSTOMERS, now, now - max_live, limit)
+    return [r["customer_id"] for r in rows]
+
+
+async def lock_free_customers(conn: Connection, customer_ids: Sequence[UUID]) -> list[UUID]:
+    return [r["id"] for r in await conn.fetch(LOCK_FREE_CUSTOMERS, customer_ids)]
+
+
+async def active_sessions(conn: Connection, customer_ids: Sequence[UUID]) -> list[Session]:
+    return [_session(r) for r in await conn.fetch(ACTIVE_SESSIONS, customer_ids)]
+
+
+async def prune_processed(conn: Connection, *, older_than: timedelta, limit: int) -> int:
+    status = await conn.execute(PRUNE_PROCESSED, older_than, limit)
+    return int(status.split()[-1])

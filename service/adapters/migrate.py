@@ -1,0 +1,56 @@
+"""Versioned, forward-only migrations: `migrations/NNNN_name.sql`, shipped inside the package."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from service.adapters import database
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available() -> list[Migration]:
+    found = []
+    for entry in resources.files("service.adapters.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def applied(conn: database.Connection) -> list[int]:
+    if not await conn.fetchval(database.MIGRATIONS_TABLE_EXISTS):
+        return []
+    return [r["version"] for r in await conn.fetch(database.APPLIED_MIGRATIONS)]
+
+
+async def pending(conn: database.Connection) -> list[Migration]:
+    done = set(await applied(conn))
+    return [m for m in available() if m.version not in done]
+
+
+async def migrate(conn: database.Connection) -> list[Migration]:
+    """Apply what is pending, each migration in its own transaction; returns what was applied.
+
+    Concurrent `migrate` runs queue on an advisory lock, so each migration runs once.
+    """
+    ran = []
+    await conn.execute(database.CREATE_MIGRATIONS_TABLE)
+    for migration in available():
+        async with conn.transaction():
+            await conn.execute(database.ADVISORY_XACT_LOCK, database.MIGRATION_LOCK_KEY)
+            if migration.version in set(await applied(conn)):
+                continue
+            await conn.execute(migration.sql)
+            await conn.execute(database.RECORD_MIGRATION, migration.version, migration.name)
+            ran.append(migration)
+    return ran

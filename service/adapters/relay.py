@@ -1,0 +1,107 @@
+"""The outbox relay: publishes committed outbox rows to `sessions.events` in commit order.
+
+One relay publishes at a time across all instances (a session-level advisory lock held on the
+relay's own connection), reading rows in `seq` order: a customer's later transaction can only
+start after the earlier one committed (the customer lock), so its rows always carry larger seqs,
+and one in-flight batch per partition in the idempotent producer keeps that order on the wire.
+If the leader's connection drops, its lock goes with it and another instance takes over; rows
+it had sent but not yet deleted are sent again, with the same ids (at-least-once).
+
+Raises nothing out of `run`: broker and database faults are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from service.adapters import database
+from service.adapters.retry import retrying
+from service.settings import Settings
+
+log = structlog.get_logger("service.relay")
+
+
+def new_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 2,
+        "max_batch_size": 256 * 1024,
+    }
+    return AIOKafkaProducer(**(options | overrides))
+
+
+class Relay:
+    def __init__(self, settings: Settings, pool: database.Pool, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._producer = producer
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        """Something was committed to the outbox: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish: publish what is already in the outbox, then return from `run`."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        cap = self._settings.retry_backoff_max_seconds
+        # Keep trying through outages; once stopping, give up after a few attempts.
+        give_up = lambda state: self._stopping.is_set() and state.attempt_number > 3  # noqa: E731
+        try:
+            async for attempt in retrying("relay", cap=cap, stop=give_up):
+                with attempt:
+                    await self._lead()
+        except Exception as error:
+            log.error("relay_stopped_with_unpublished_rows", error=repr(error))
+
+    async def _lead(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.add_listener(database.OUTBOX_CHANNEL, self._notified)
+            try:
+                leader = False
+                while True:
+                    if not leader:
+                        leader = await database.try_lock(conn, database.RELAY_LOCK_KEY)
+                        if leader:
+                            log.info("relay_leading")
+                    self._wake.clear()
+                    sent = await self._publish(conn) if leader else 0
+                    if sent == self._settings.relay_batch_size:
+                        continue  # more is waiting
+                    if self._stopping.is_set():
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._wake.wait(), self._settings.relay_poll_interval_seconds
+                        )
+            finally:
+                await conn.remove_listener(database.OUTBOX_CHANNEL, self._notified)
+                if leader:
+                    await database.unlock(conn, database.RELAY_LOCK_KEY)
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _publish(self, conn: database.Connection) -> int:
+        rows = await database.next_outbox(conn, self._settings.relay_batch_size)
+        if not rows:
+            return 0
+        topic = self._settings.topic_sessions
+        send = self._producer.send
+        pending = [await send(topic, value=r["value"], key=r["key"]) for r in rows]
+        await asyncio.gather(*pending)
+        await database.delete_outbox(conn, [r["seq"] for r in rows])
+        self.published += len(rows)
+        return len(rows)

@@ -1,0 +1,105 @@
+"""The sweeper: every `sweep_interval`, in every instance, closes what is overdue even when no
+event for that customer ever comes again, and prunes dedupe records past their retention.
+
+The wall clock only says *which* deadlines are due; what is decided (ids, times, payloads) comes
+from the sessions, exactly as the purge inside a customer's transaction decides it. Several
+instances sweeping at once skip each other's locked customers, and a session's status is read
+under its customer's lock, so each expiry is decided once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from service.adapters import database
+from service.core.batch import BatchResult
+from service.core.sessions import Policy
+from service.handler import sweep_customers
+from service.settings import Settings
+
+log = structlog.get_logger("service.sweeper")
+
+SWEEP_CHUNK = 500
+PRUNE_CHUNK = 10_000
+
+
+class Sweeper:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: database.Pool,
+        *,
+        on_committed: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._on_committed = on_committed
+        self._clock = clock
+        self._policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sweep_once()
+                await self.prune_once()
+            except Exception as error:
+                log.warning("sweep_failed", error=repr(error))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._settings.sweep_interval_seconds)
+
+    async def sweep_once(self) -> list[BatchResult]:
+        now = self._clock()
+        results = []
+        async with self._pool.acquire() as conn:
+            while True:
+                due = await database.due_customers(
+                    conn, now=now, max_live=self._settings.max_live, limit=SWEEP_CHUNK
+                )
+                if not due:
+                    break
+                result = await sweep_customers(conn, due, now=now, policy=self._policy)
+                results.append(result)
+                for decision in result.decisions:
+                    log.info(
+                        "decided",
+                        event_id=decision.event_id,
+                        type=decision.event_type,
+                        outcome=decision.outcome,
+                        customer_id=decision.customer_id,
+                        session_id=decision.session_id,
+                        purged=decision.purged,
+                    )
+                if result.emitted:
+                    self._on_committed()
+                if len(due) < SWEEP_CHUNK or not result.decisions:
+                    break  # the rest are locked by consumers, which purge them themselves
+        return results
+
+    async def prune_once(self) -> int:
+        retention = self._settings.dedupe_retention_seconds
+        pruned = 0
+        async with self._pool.acquire() as conn:
+            while True:
+                count = await database.prune_processed(
+                    conn, older_than=_seconds(retention), limit=PRUNE_CHUNK
+                )
+                pruned += count
+                if count < PRUNE_CHUNK:
+                    break
+        if pruned:
+            log.info("pruned_dedupe_records", count=pruned)
+        return pruned
+
+
+def _seconds(value: int) -> timedelta:
+    return timedelta(seconds=value)

@@ -1,0 +1,100 @@
+"""Wiring: connects the adapters and runs them until told to stop. Nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from service.adapters import database, migrate
+from service.adapters.consumer import ConsumerLoop, new_consumer
+from service.adapters.relay import Relay, new_producer
+from service.adapters.sweeper import Sweeper
+from service.adapters.topics import ensure_topics
+from service.settings import Settings
+
+log = structlog.get_logger("service.app")
+
+
+class DatabaseBehind(Exception):
+    """The database lacks migrations this code needs: run `fulfillment migrate`."""
+
+
+async def check_migrations(pool: database.Pool) -> None:
+    async with pool.acquire() as conn:
+        missing = await migrate.pending(conn)
+    if missing:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in missing)
+        raise DatabaseBehind(
+            f"database is behind, pending migrations: {names}; run `fulfillment migrate`"
+        )
+
+
+class Service:
+    """The consumer loop, the outbox relay and the sweeper, sharing one pool and one producer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        settings = self.settings
+        pool = await database.create_pool(settings.dsn, size=6)
+        try:
+            await check_migrations(pool)
+            if settings.create_topics:
+                await ensure_topics(settings)
+            producer = new_producer(settings)
+            await producer.start()
+            try:
+                await self._run_loops(pool, producer)
+            finally:
+                await producer.stop()
+        finally:
+            await pool.close()
+
+    async def _run_loops(self, pool: database.Pool, producer: AIOKafkaProducer) -> None:
+        settings = self.settings
+        relay = Relay(settings, pool, producer)
+        sweeper = Sweeper(settings, pool, on_committed=relay.wake)
+        consumer = new_consumer(settings)
+        loop = ConsumerLoop(settings, consumer, producer, pool, on_committed=relay.wake)
+        loop.subscribe()
+        await consumer.start()
+        relay_task = asyncio.create_task(relay.run(), name="relay")
+        sweeper_task = asyncio.create_task(sweeper.run(), name="sweeper")
+        consumer_task = asyncio.create_task(loop.run(), name="consumer")
+        log.info("started", group_id=settings.group_id, topics=list(settings.input_topics))
+        stop_task = asyncio.create_task(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {consumer_task, relay_task, sweeper_task, stop_task},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in done - {stop_task}:
+                task.result()  # a loop that ended on its own is a bug: surface it
+        finally:
+            # Order matters: stop fetching and let the batch in hand commit, then let the relay
+            # publish everything committed, then leave the group.
+            loop.stop()
+            sweeper.stop()
+            await asyncio.gather(consumer_task, sweeper_task, return_exceptions=True)
+            relay.stop()
+            await asyncio.gather(relay_task, return_exceptions=True)
+            stop_task.cancel()
+            await consumer.stop()
+            log.info("stopped", published=relay.published)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    service = Service(settings)
+    running = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        running.add_signal_handler(sig, service.stop)
+    await service.run()

@@ -1,0 +1,216 @@
+"""The rules, as pure functions: an event and the state it touches in, what happened out.
+
+Time is always the event's own `time` (or, for an expiry, the deadline itself), never the wall
+clock, and every id is derived from what was decided, so redelivery, replay and a rebuild into an
+empty database reproduce the same output events byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+import schemas
+from service.core.sessions import Policy, Session, Status, live_deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """An output event, decided but not yet encoded."""
+
+    type: str
+    id: UUID
+    time: datetime
+    key: str  # the customer id; the session id only where no customer is known
+    causation_id: str
+    data: schemas.OutputEventData
+
+
+def _emit(
+    type_: str, *, causation: str, key: object, time: datetime, data: schemas.OutputEventData
+) -> Emitted:
+    return Emitted(
+        type=type_,
+        id=schemas.output_event_id(causation, type_, data.subject or data.id_key),
+        time=time,
+        key=str(key),
+        causation_id=causation,
+        data=data,
+    )
+
+
+def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session, Emitted] | None:
+    """Close an active session whose deadline is at or before `now`; None if it still stands.
+
+    The closing time is the deadline, not `now`, and the causation is the event that started the
+    timer, so the purge inside a transaction and the sweeper produce the very same event.
+    """
+    if session.status is Status.WAITING and session.expires_at <= now:
+        closed = replace(
+            session, status=Status.CANCELLED, closed_at=session.expires_at, close_reason="expired"
+        )
+        return closed, _emit(
+            schemas.SESSION_CANCELLED,
+            causation=str(session.created_event_id),
+            key=session.customer_id,
+            time=session.expires_at,
+            data=schemas.SessionCancelled(
+                session_id=session.id,
+                customer_id=session.customer_id,
+                payment_id=session.payment_id,
+                reason="expired",
+                cancelled_at=session.expires_at,
+            ),
+        )
+    deadline = live_deadline(session, policy)
+    if deadline is not None and deadline <= now:
+        assert session.accepted_event_id is not None
+        return _complete(session, "timed_out", deadline, str(session.accepted_event_id))
+    return None
+
+
+def _complete(
+    session: Session, reason: str, at: datetime, causation: str
+) -> tuple[Session, Emitted]:
+    closed = replace(session, status=Status.COMPLETED, closed_at=at, close_reason=reason)
+    return closed, _emit(
+        schemas.SESSION_COMPLETED,
+        causation=causation,
+        key=session.customer_id,
+        time=at,
+        data=schemas.SessionCompleted(
+            session_id=session.id, customer_id=session.customer_id, reason=reason, completed_at=at
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one event decided: the sessions it changed (final versions), and what to publish."""
+
+    outcome: str
+    changed: tuple[Session, ...] = ()
+    emitted: tuple[Emitted, ...] = ()
+    session_id: UUID | None = None
+
+
+def decide_payment(
+    event: schemas.PaymentCompletedEvent, active: Session | None, *, policy: Policy
+) -> Outcome:
+    """A fresh payment (its payment_id never decided) for a customer whose expired sessions
+    are already purged: create a waiting session, or reject when one is still active."""
+    payment = event.data
+    if active is not None:
+        return Outcome(
+            outcome="rejected",
+            session_id=active.id,
+            emitted=(
+                _emit(
+                    schemas.SESSION_REJECTED,
+                    causation=event.id,
+                    key=payment.customer_id,
+                    time=event.time,
+                    data=schemas.SessionRejected(
+                        payment_id=payment.payment_id,
+                        customer_id=payment.customer_id,
+                        reason="active_session",
+                        active_session_id=active.id,
+                    ),
+                ),
+            ),
+        )
+    session_id = schemas.session_id_for_payment(payment.payment_id)
+    created = _emit(
+        schemas.SESSION_CREATED,
+        causation=event.id,
+        key=payment.customer_id,
+        time=event.time,
+        data=schemas.SessionCreated(
+            session_id=session_id,
+            customer_id=payment.customer_id,
+            payment_id=payment.payment_id,
+            session_type=payment.session_type,
+            created_at=event.time,
+            expires_at=event.time + policy.request_ttl,
+        ),
+    )
+    session = Session(
+        id=session_id,
+        customer_id=payment.customer_id,
+        payment_id=payment.payment_id,
+        session_type=str(payment.session_type),
+        status=Status.WAITING,
+        created_at=event.time,
+        expires_at=event.time + policy.request_ttl,
+        created_event_id=created.id,
+    )
+    return Outcome(outcome="created", session_id=session_id, changed=(session,), emitted=(created,))
+
+
+def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | None) -> Outcome:
+    """The first acceptance of a waiting session before its deadline wins; `target` is the
+    session as it stands after the customer's purge at the acceptance's time."""
+    accepted = event.data
+    reason: str | None
+    if target is None:
+        reason = "unknown_session"
+    elif target.status is Status.LIVE:
+        reason = "already_accepted"
+    elif target.status is Status.COMPLETED:
+        reason = "completed"
+    elif event.time >= target.expires_at:
+        # Refused as expired whether or not the sweeper has cancelled it yet.
+        reason = "expired"
+    elif target.status is Status.CANCELLED:
+        reason = "cancelled"
+    else:
+        reason = None
+    if reason is not None or target is None:
+        return Outcome(
+            outcome=f"acceptance_rejected:{reason}",
+            session_id=accepted.session_id,
+            emitted=(
+                _emit(
+                    schemas.SESSION_ACCEPTANCE_REJECTED,
+                    causation=event.id,
+                    key=target.customer_id if target else accepted.session_id,
+                    time=event.time,
+                    data=schemas.SessionAcceptanceRejected(
+                        session_id=accepted.session_id,
+                        mechanic_id=accepted.mechanic_id,
+                        reason=reason or "unknown_session",
+                    ),
+                ),
+            ),
+        )
+    emitted = _emit(
+        schemas.SESSION_ACCEPTED,
+        causation=event.id,
+        key=target.customer_id,
+        time=event.time,
+        data=schemas.SessionAccepted(
+            session_id=target.id,
+            customer_id=target.customer_id,
+            mechanic_id=accepted.mechanic_id,
+            accepted_at=event.time,
+        ),
+    )
+    live = replace(
+        target,
+        status=Status.LIVE,
+        mechanic_id=accepted.mechanic_id,
+        accepted_at=event.time,
+        accepted_event_id=emitted.id,
+    )
+    return Outcome(outcome="accepted", session_id=target.id, changed=(live,), emitted=(emitted,))
+
+
+def decide_ended(event: schemas.SessionEndedEvent, target: Session | None) -> Outcome:
+    """A live session that ends is completed; anything else has nothing left to decide."""
+    if target is None:
+        return Outcome(outcome="ignored:unknown_session", session_id=event.data.session_id)
+    if target.status is not Status.LIVE:
+        return Outcome(outcome=f"ignored:{target.status}", session_id=target.id)
+    closed, emitted = _complete(target, "ended", event.time, event.id)
+    return Outcome(outcome="completed", session_id=target.id, changed=(closed,), emitted=(emitted,))

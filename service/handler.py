@@ -1,0 +1,65 @@
+"""One batch of input events, decided in one PostgreSQL transaction: lock the customers, claim
+the events (dedupe), load what they touch, decide, write the state change and the outbox rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import schemas
+from service.adapters import database
+from service.core.batch import BatchResult, decide_batch, sweep
+from service.core.decide import Emitted
+from service.core.sessions import Policy
+
+
+def outbox_row(emitted: Emitted) -> tuple[UUID, bytes, bytes]:
+    event = schemas.output_event(
+        emitted.data, causation_id=emitted.causation_id, time=emitted.time, id=emitted.id
+    )
+    return emitted.id, emitted.key.encode(), schemas.encode(event)
+
+
+async def handle_batch(
+    conn: database.Connection, events: Sequence[schemas.InputEvent], *, policy: Policy
+) -> BatchResult:
+    payments = [e.data for e in events if isinstance(e.data, schemas.PaymentCompleted)]
+    named = list(
+        dict.fromkeys(
+            e.data.session_id for e in events if not isinstance(e.data, schemas.PaymentCompleted)
+        )
+    )
+    payers = {p.customer_id for p in payments}
+    owners = await database.customers_of_sessions(conn, named)
+    if payers:
+        await database.ensure_customers(conn, payers)
+    customers = sorted(payers | set(owners.values()))
+    async with conn.transaction():
+        await database.lock_customers(conn, customers)
+        fresh = await database.claim_events(conn, [(e.source, e.id) for e in events])
+        todo = []
+        for event in events:
+            key = (event.source, event.id)
+            if key in fresh:
+                fresh.discard(key)  # a second copy within the batch is a duplicate too
+                todo.append(event)
+        snapshot = await database.load_snapshot(
+            conn, customers, named, [p.payment_id for p in payments]
+        )
+        result = decide_batch(snapshot, todo, policy=policy)
+        await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
+    return result
+
+
+async def sweep_customers(
+    conn: database.Connection, customer_ids: Sequence[UUID], *, now: datetime, policy: Policy
+) -> BatchResult:
+    """Close the due sessions of those customers that no other transaction holds right now
+    (the one holding a customer purges it anyway), with the same events the purge would make."""
+    async with conn.transaction():
+        locked = await database.lock_free_customers(conn, sorted(customer_ids))
+        sessions = await database.active_sessions(conn, locked)
+        result = sweep(sessions, now=now, policy=policy, run_id=f"sweep@{now.isoformat()}")
+        await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
+    return result

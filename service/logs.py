@@ -1,0 +1,43 @@
+"""structlog set-up: JSON lines on stderr when not on a terminal, readable colours on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, Literal
+
+import orjson
+import structlog
+
+
+def configure_logging(
+    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
+) -> None:
+    # The decision log is on the hot path (one line per decision), so the JSON renderer uses
+    # orjson and writes bytes straight to stderr, and bound loggers filter by level up front.
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    processors: list[structlog.typing.Processor]
+    if use_json:
+        processors = [
+            *shared,
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+        ]
+        factory: Callable[..., Any] = structlog.BytesLoggerFactory(sys.stderr.buffer)
+    else:
+        processors = [*shared, structlog.dev.ConsoleRenderer()]
+        factory = structlog.PrintLoggerFactory(sys.stderr)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=factory,
+        cache_logger_on_first_use=True,
+    )
+    # aiokafka and asyncpg log through the standard library; keep their warnings visible.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")

@@ -1,0 +1,85 @@
+"""The service's configuration: every knob, its default and its environment variable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, PostgresDsn, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FULFILLMENT_"
+
+
+class Settings(BaseSettings):
+    """Read from `FULFILLMENT_*` environment variables; defaults match `make up`'s local stack."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    database_url: PostgresDsn = PostgresDsn(
+        "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment"
+    )
+    group_id: str = Field("session-fulfillment", min_length=1)
+
+    topic_payments: str = Field("payments.completed", min_length=1)
+    topic_acceptances: str = Field("mechanics.accepted", min_length=1)
+    topic_ended: str = Field("sessions.ended", min_length=1)
+    topic_sessions: str = Field("sessions.events", min_length=1)
+    topic_dlq: str = Field("fulfillment.dlq", min_length=1)
+    # `fulfillment run` creates missing topics with these; existing topics are left alone.
+    create_topics: bool = True
+    topic_partitions: int = Field(6, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+
+    request_ttl_seconds: int = Field(900, gt=0)
+    max_live_seconds: int = Field(4 * 3600, gt=0)
+    sweep_interval_seconds: float = Field(10.0, gt=0)
+    # Dedupe records must outlive the input topics' retention (Kafka's default is 7 days),
+    # or a replay from the earliest offset would decide old events again.
+    dedupe_retention_seconds: int = Field(7 * 24 * 3600, gt=0)
+
+    batch_size: int = Field(2000, ge=1, le=100_000)
+    batch_linger_ms: int = Field(5, ge=0)
+    relay_batch_size: int = Field(5000, ge=1, le=100_000)
+    relay_poll_interval_seconds: float = Field(1.0, gt=0)
+    retry_backoff_max_seconds: float = Field(30.0, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def dsn(self) -> str:
+        return str(self.database_url)
+
+    @property
+    def input_topics(self) -> dict[str, str]:
+        """Input topic name -> the event type carried on it."""
+        return {
+            self.topic_payments: "payment.completed",
+            self.topic_acceptances: "mechanic.accepted",
+            self.topic_ended: "session.ended",
+        }
+
+    @property
+    def request_ttl(self) -> timedelta:
+        return timedelta(seconds=self.request_ttl_seconds)
+
+    @property
+    def max_live(self) -> timedelta:
+        return timedelta(seconds=self.max_live_seconds)
+
+
+class ConfigurationError(Exception):
+    """One line per invalid variable, each naming the variable, the problem and the value."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigurationError("; ".join(problems)) from None

@@ -1,0 +1,77 @@
+"""Session-wide fixtures: real Kafka and PostgreSQL, started (or found) once per test session;
+each test gets its own database, topics and consumer group."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from service.adapters import database, migrate
+from service.settings import Settings
+from tests.servers import Servers, provide
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    with provide() as found:
+        yield found
+
+
+@pytest.fixture
+async def fresh_dsn(servers: Servers) -> AsyncIterator[str]:
+    """A new, migrated database for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = servers.database_url.rsplit("/", 1)[0] + "/" + name
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate.migrate(conn)
+    finally:
+        await conn.close()
+    yield dsn
+    admin = await asyncpg.connect(servers.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(fresh_dsn: str) -> AsyncIterator[database.Pool]:
+    created = await database.create_pool(fresh_dsn, size=4)
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+def make_settings(servers: Servers, fresh_dsn: str) -> Any:
+    """Settings for one test: its own database, topics and group; overrides by field name."""
+    suffix = uuid.uuid4().hex[:10]
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": servers.kafka_bootstrap,
+            "database_url": fresh_dsn,
+            "group_id": f"test-{suffix}",
+            "topic_payments": f"payments.completed.{suffix}",
+            "topic_acceptances": f"mechanics.accepted.{suffix}",
+            "topic_ended": f"sessions.ended.{suffix}",
+            "topic_sessions": f"sessions.events.{suffix}",
+            "topic_dlq": f"fulfillment.dlq.{suffix}",
+            "topic_partitions": 3,
+            "sweep_interval_seconds": 0.5,
+            "relay_poll_interval_seconds": 0.2,
+            "retry_backoff_max_seconds": 1.0,
+            "log_format": "json",
+        }
+        return Settings(**(values | overrides))
+
+    return make
