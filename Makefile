@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where the tests find the servers `make up` starts (see tests/conftest.py).
 TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
-	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment
+	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable
 
 .PHONY: help install up down status run migrate test lint unit bench simulate clean
 

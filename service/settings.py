@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, PostgresDsn, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import schemas
+from schemas import topics
+
 ENV_PREFIX = "FULFILLMENT_"
 
 
@@ -17,16 +20,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    # TLS adds nothing on loopback and costs a fifth of the service's CPU; a remote database's
+    # URL should say sslmode=require (or verify-full).
     database_url: PostgresDsn = PostgresDsn(
-        "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment"
+        "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable"
     )
     group_id: str = Field("session-fulfillment", min_length=1)
 
-    topic_payments: str = Field("payments.completed", min_length=1)
-    topic_acceptances: str = Field("mechanics.accepted", min_length=1)
-    topic_ended: str = Field("sessions.ended", min_length=1)
-    topic_sessions: str = Field("sessions.events", min_length=1)
-    topic_dlq: str = Field("fulfillment.dlq", min_length=1)
+    topic_payments: str = Field(topics.PAYMENTS_COMPLETED, min_length=1)
+    topic_acceptances: str = Field(topics.MECHANICS_ACCEPTED, min_length=1)
+    topic_ended: str = Field(topics.SESSIONS_ENDED, min_length=1)
+    topic_sessions: str = Field(topics.SESSIONS_EVENTS, min_length=1)
+    topic_dlq: str = Field(topics.FULFILLMENT_DLQ, min_length=1)
     # `fulfillment run` creates missing topics with these; existing topics are left alone.
     create_topics: bool = True
     topic_partitions: int = Field(6, ge=1)
@@ -56,9 +61,9 @@ class Settings(BaseSettings):
     def input_topics(self) -> dict[str, str]:
         """Input topic name -> the event type carried on it."""
         return {
-            self.topic_payments: "payment.completed",
-            self.topic_acceptances: "mechanic.accepted",
-            self.topic_ended: "session.ended",
+            self.topic_payments: schemas.PAYMENT_COMPLETED,
+            self.topic_acceptances: schemas.MECHANIC_ACCEPTED,
+            self.topic_ended: schemas.SESSION_ENDED,
         }
 
     @property

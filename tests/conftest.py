@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -30,7 +31,7 @@ async def fresh_dsn(servers: Servers) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = servers.database_url.rsplit("/", 1)[0] + "/" + name
+    dsn = urlsplit(servers.database_url)._replace(path="/" + name).geturl()
     conn = await asyncpg.connect(dsn)
     try:
         await migrate.migrate(conn)

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 import schemas
@@ -202,8 +203,14 @@ class ConsumerLoop:
             for tp, records in fetched.items()
             if records and tp in owned
         }
-        if offsets:
+        if not offsets:
+            return
+        try:
             await self._consumer.commit(offsets)
+        except CommitFailedError as error:
+            # The group moved on without us (e.g. we missed heartbeats). What we decided is
+            # committed in the database; the new owner finds those events already claimed.
+            log.warning("offset_commit_refused", error=str(error), partitions=len(offsets))
 
     async def _retrying(self, what: str, action: Callable[[A], Awaitable[T]], arg: A) -> T:
         """Retry `action` until it succeeds: outages and bugs alike keep the offset and back off.

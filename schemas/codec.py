@@ -1,0 +1,192 @@
+"""Bytes in, events out, and back: the one decode entry point of the hot path, and `encode`.
+
+The happy path is a single pass of pydantic-core's JSON parser straight into the topic's model.
+Finding out *what* was wrong (UTF-8? JSON? CloudEvent? type?) costs extra work, and it is only
+done once a message has already failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails, from_json
+
+from schemas.inputs import INPUT_EVENT_CLASSES, InputEvent
+from schemas.outputs import OUTPUT_EVENT_ADAPTER, OutputEvent
+
+MAX_EVENT_BYTES: Final = 1_048_576
+# The reason becomes a Kafka header: keep it one bounded line.
+MAX_REASON_CHARS: Final = 1000
+_QUOTED_CHARS: Final = 80
+_REQUIRED_ATTRIBUTES: Final = ("specversion", "id", "source", "type")
+# pydantic's own message names the Python class ("a valid dictionary or instance of X").
+_NOT_AN_OBJECT_ERRORS: Final = frozenset({"model_type", "dict_type", "model_attributes_type"})
+
+
+class DecodeErrorKind(StrEnum):
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_CLOUDEVENT = "not_cloudevent"
+    UNKNOWN_TYPE = "unknown_type"
+    WRONG_TOPIC = "wrong_topic"
+    INVALID = "invalid"
+
+
+class DecodeError(Exception):
+    """An input message that cannot be decoded or validated; it belongs on the DLQ."""
+
+    def __init__(self, kind: DecodeErrorKind, reason: str) -> None:
+        reason = " ".join(reason.split())
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 3] + "..."
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class Decoder:
+    """Decodes the input topics' messages, each topic carrying exactly one event type."""
+
+    def __init__(
+        self, topic_types: Mapping[str, str], *, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
+        """`topic_types`: topic name -> the event type expected on it (topics are configurable).
+
+        Raises ValueError when a topic is mapped to something that is not an input event type.
+        """
+        unknown = {t: v for t, v in topic_types.items() if v not in INPUT_EVENT_CLASSES}
+        if unknown:
+            raise ValueError(f"not input event types: {unknown!r}")
+        self._max_event_bytes = max_event_bytes
+        self._topic_types = dict(topic_types)
+        # The validator's bound method itself: no TypeAdapter or classmethod frame per message.
+        self._validate: dict[str, Callable[[bytes], InputEvent]] = {
+            topic: INPUT_EVENT_CLASSES[event_type].__pydantic_validator__.validate_json
+            for topic, event_type in topic_types.items()
+        }
+
+    def decode(self, value: bytes, topic: str) -> InputEvent:
+        """Raises DecodeError (a bad message: send it to the DLQ), or ValueError for a topic
+        this decoder was not configured with (a bug or a misconfiguration: do not DLQ it)."""
+        if len(value) > self._max_event_bytes:
+            raise DecodeError(
+                DecodeErrorKind.TOO_LARGE,
+                f"too large: {len(value)} bytes, the limit is {self._max_event_bytes}",
+            )
+        try:
+            validate = self._validate[topic]
+        except KeyError:
+            raise ValueError(f"no event type configured for topic {topic!r}") from None
+        try:
+            return validate(value)
+        except ValidationError as error:
+            raise _classify(value, self._topic_types[topic], topic, error) from error
+
+
+def _classify(value: bytes, expected: str, topic: str, error: ValidationError) -> DecodeError:
+    errors = error.errors(include_url=False, include_input=False)
+    if errors[0]["type"] == "json_invalid":
+        return _not_json(value, errors[0])
+    # The bytes parsed once already, so they parse again; this time into plain Python values.
+    event = from_json(value)
+    problems = _cloudevent_problems(event)
+    if problems:
+        return DecodeError(
+            DecodeErrorKind.NOT_CLOUDEVENT, "not a CloudEvent: " + "; ".join(problems)
+        )
+    event_type = event["type"]
+    if event_type not in INPUT_EVENT_CLASSES:
+        return DecodeError(DecodeErrorKind.UNKNOWN_TYPE, f"unknown type {_quote(event_type)}")
+    if event_type != expected:
+        return DecodeError(
+            DecodeErrorKind.WRONG_TOPIC,
+            f"type {_quote(event_type)} is not expected on topic {_quote(topic)}",
+        )
+    return DecodeError(DecodeErrorKind.INVALID, f"invalid {expected}: {describe_errors(errors)}")
+
+
+def _not_json(value: bytes, error: ErrorDetails) -> DecodeError:
+    # jiter reports bad UTF-8 as a JSON error ("invalid unicode code point", "expected value");
+    # decoding says which byte is wrong.
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return DecodeError(
+            DecodeErrorKind.NOT_UTF8, f"not UTF-8: {bad.reason} at offset {bad.start}"
+        )
+    if not value:
+        # A tombstone (null value) arrives here as b"".
+        return DecodeError(DecodeErrorKind.NOT_JSON, "not JSON: the message is empty")
+    detail = str(error.get("ctx", {}).get("error", error["msg"]))
+    if detail.startswith("recursion limit exceeded"):
+        # jiter stops at a fixed depth (about 200) instead of exhausting the stack.
+        detail = f"nested too deeply to parse ({detail})"
+    return DecodeError(DecodeErrorKind.NOT_JSON, f"not JSON: {detail}")
+
+
+def _cloudevent_problems(event: Any) -> list[str]:
+    if not isinstance(event, dict):
+        return [f"the JSON value is {_json_kind(event)}, not an object"]
+    problems = []
+    for name in _REQUIRED_ATTRIBUTES:
+        if name not in event:
+            problems.append(f"missing required attribute {_quote(name)}")
+        elif not isinstance(event[name], str) or not event[name]:
+            problems.append(f"attribute {_quote(name)} must be a non-empty string")
+    specversion = event.get("specversion")
+    if isinstance(specversion, str) and specversion and specversion != "1.0":
+        problems.append(f"unsupported specversion {_quote(specversion)}, expected '1.0'")
+    return problems
+
+
+def describe_errors(errors: list[ErrorDetails]) -> str:
+    """`data.amount_cents: Input should be greater than 0; time: Field required`."""
+    parts = []
+    for error in errors:
+        path = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        ).lstrip(".")
+        message = (
+            "Input should be a JSON object"
+            if error["type"] in _NOT_AN_OBJECT_ERRORS
+            else error["msg"]
+        )
+        parts.append(f"{path or '(event)'}: {message}")
+    return "; ".join(parts)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"
+
+
+def _quote(text: str) -> str:
+    # Echo only a bounded prefix of producer-supplied text into a header.
+    shown = text if len(text) <= _QUOTED_CHARS else text[:_QUOTED_CHARS] + "..."
+    return repr(shown)
+
+
+def encode(event: OutputEvent) -> bytes:
+    """Compact UTF-8 JSON; key order is the models' field order, times are UTC with 'Z', so an
+    event always encodes to the same bytes."""
+    return event.__pydantic_serializer__.to_json(event)
+
+
+def decode_output(value: bytes) -> OutputEvent:
+    """Parses an event of `sessions.events`; raises pydantic.ValidationError.
+
+    Strict (unknown attributes and fields are refused): it checks what this service writes. A
+    subscriber that must survive new fields should read with a tolerant model of its own.
+    """
+    return OUTPUT_EVENT_ADAPTER.validate_json(value)

@@ -1,0 +1,198 @@
+"""Properties over generated events: valid input decodes, output encodes deterministically."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import schemas
+
+DECODER = schemas.Decoder(schemas.DEFAULT_TOPICS.input_types())
+
+# RFC 3339 offsets are whole minutes; zoneinfo's historical offsets with seconds are not.
+offsets = st.integers(min_value=-18 * 60, max_value=18 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+aware_times = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets
+)
+payment_ids = st.text(min_size=1, max_size=255)
+ids = st.text(min_size=1, max_size=64)
+currencies = st.from_regex(r"\A[A-Z]{3}\Z")
+extra_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20))
+extras = st.dictionaries(
+    st.text(min_size=1, max_size=10).map(lambda key: "x-" + key), extra_values, max_size=3
+)
+
+
+def envelope(event_type: str, event_id: str, time: datetime, data: dict[str, Any]) -> bytes:
+    event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "producer",
+        "type": event_type,
+        "time": time.isoformat(),
+        "data": data,
+    }
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+@given(
+    event_id=ids,
+    time=aware_times,
+    payment_id=payment_ids,
+    customer_id=st.uuids(),
+    amount=st.integers(min_value=1, max_value=10**15),
+    currency=currencies,
+    session_type=st.sampled_from(schemas.SessionType),
+    unknown=extras,
+)
+def test_a_valid_payment_completed_always_decodes_to_the_same_values(
+    event_id: str,
+    time: datetime,
+    payment_id: str,
+    customer_id: UUID,
+    amount: int,
+    currency: str,
+    session_type: schemas.SessionType,
+    unknown: dict[str, Any],
+) -> None:
+    data = {
+        "payment_id": payment_id,
+        "customer_id": str(customer_id),
+        "amount_cents": amount,
+        "currency": currency,
+        "session_type": session_type.value,
+        **unknown,
+    }
+
+    event = DECODER.decode(
+        envelope("payment.completed", event_id, time, data), "payments.completed"
+    )
+
+    assert isinstance(event, schemas.PaymentCompletedEvent)
+    assert event.id == event_id
+    assert event.time == time
+    assert event.time.utcoffset() == time.utcoffset()
+    assert event.data.payment_id == payment_id
+    assert event.data.customer_id == customer_id
+    assert event.data.amount_cents == amount
+    assert event.data.currency == currency
+    assert event.data.session_type is session_type
+
+
+@given(event_id=ids, time=aware_times, session_id=st.uuids(), mechanic_id=st.uuids())
+def test_a_valid_mechanic_accepted_always_decodes_to_the_same_values(
+    event_id: str, time: datetime, session_id: UUID, mechanic_id: UUID
+) -> None:
+    data = {"session_id": str(session_id), "mechanic_id": str(mechanic_id)}
+
+    event = DECODER.decode(
+        envelope("mechanic.accepted", event_id, time, data), "mechanics.accepted"
+    )
+
+    assert isinstance(event, schemas.MechanicAcceptedEvent)
+    assert (event.id, event.time) == (event_id, time)
+    assert (event.data.session_id, event.data.mechanic_id) == (session_id, mechanic_id)
+
+
+@given(amount=st.integers(max_value=0))
+def test_an_amount_that_is_not_positive_is_always_refused(amount: int) -> None:
+    data = {
+        "payment_id": "pi_1",
+        "customer_id": "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41",
+        "amount_cents": amount,
+        "currency": "USD",
+        "session_type": "chat",
+    }
+    value = envelope("payment.completed", "evt_1", datetime(2026, 1, 1, tzinfo=UTC), data)
+
+    try:
+        DECODER.decode(value, "payments.completed")
+    except schemas.DecodeError as error:
+        assert error.kind is schemas.DecodeErrorKind.INVALID
+        assert "data.amount_cents" in error.reason
+    else:
+        raise AssertionError("a non-positive amount was accepted")
+
+
+@st.composite
+def output_data(draw: st.DrawFn) -> schemas.OutputEventData:
+    uuids = st.uuids()
+    kind = draw(st.sampled_from(schemas.OUTPUT_TYPES))
+    session_id, customer_id, other = draw(uuids), draw(uuids), draw(uuids)
+    at = draw(aware_times)
+    match kind:
+        case schemas.SESSION_CREATED:
+            return schemas.SessionCreated(
+                session_id=session_id,
+                customer_id=customer_id,
+                payment_id=draw(payment_ids),
+                session_type=draw(st.sampled_from(schemas.SessionType)),
+                created_at=at,
+                expires_at=at + timedelta(seconds=draw(st.integers(1, 86_400))),
+            )
+        case schemas.SESSION_REJECTED:
+            return schemas.SessionRejected(
+                payment_id=draw(payment_ids), customer_id=customer_id, active_session_id=other
+            )
+        case schemas.SESSION_CANCELLED:
+            return schemas.SessionCancelled(
+                session_id=session_id,
+                customer_id=customer_id,
+                payment_id=draw(payment_ids),
+                cancelled_at=at,
+            )
+        case schemas.SESSION_ACCEPTED:
+            return schemas.SessionAccepted(
+                session_id=session_id, customer_id=customer_id, mechanic_id=other, accepted_at=at
+            )
+        case schemas.SESSION_ACCEPTANCE_REJECTED:
+            return schemas.SessionAcceptanceRejected(
+                session_id=session_id,
+                mechanic_id=other,
+                reason=draw(st.sampled_from(schemas.AcceptanceRejectionReason)),
+            )
+        case _:
+            return schemas.SessionCompleted(
+                session_id=session_id,
+                customer_id=customer_id,
+                reason=draw(st.sampled_from(schemas.CompletionReason)),
+                completed_at=at,
+            )
+
+
+@given(data=output_data(), causation_id=ids, time=aware_times)
+def test_an_output_event_built_twice_has_the_same_id_and_the_same_bytes(
+    data: schemas.OutputEventData, causation_id: str, time: datetime
+) -> None:
+    first = schemas.output_event(data, causation_id=causation_id, time=time)
+    # As after a redelivery: rebuilt from equal values, in another offset.
+    again = schemas.output_event(
+        type(data).model_validate_json(data.model_dump_json()),
+        causation_id=causation_id,
+        time=time.astimezone(timezone(timedelta(hours=-7))),
+    )
+
+    assert again.id == first.id
+    assert schemas.encode(again) == schemas.encode(first)
+    assert UUID(first.id).version == 5
+
+
+@given(data=output_data(), causation_id=ids, time=aware_times)
+def test_an_output_event_decodes_back_to_itself(
+    data: schemas.OutputEventData, causation_id: str, time: datetime
+) -> None:
+    event = schemas.output_event(data, causation_id=causation_id, time=time)
+    encoded = schemas.encode(event)
+
+    assert schemas.decode_output(encoded) == event
+    compact = json.dumps(json.loads(encoded), separators=(",", ":"), ensure_ascii=False)
+    assert encoded == compact.encode()
+    assert event.time.tzinfo is UTC
+    assert json.loads(encoded)["time"].endswith("Z")
