@@ -15,6 +15,7 @@ up the group.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -145,6 +146,7 @@ class ConsumerLoop:
                     events.append(self._decoder.decode(record.value or b"", record.topic))
                 except schemas.DecodeError as error:
                     dead.append((record, error))
+        started = time.perf_counter()
         if events:
             result = await self._retrying("decide", self._decide, events)
             for decision in result.decisions:
@@ -160,9 +162,17 @@ class ConsumerLoop:
                 )
             if result.emitted:
                 self._on_committed()
+        decided = time.perf_counter()
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
         await self._commit(fetched)
+        log.debug(
+            "batch_committed",
+            events=len(events),
+            dead=len(dead),
+            decide_ms=round((decided - started) * 1000, 2),
+            total_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
 
     async def _decide(self, events: list[schemas.InputEvent]) -> BatchResult:
         async with self._pool.acquire() as conn:

@@ -131,4 +131,4 @@ def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for `key` (murmur2, as the Java client),
     so other producers keying by customer id land on the same partitions. Cached: a customer's
     key recurs, and murmur2 in pure Python is not cheap."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
