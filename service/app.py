@@ -62,32 +62,38 @@ class Service:
         settings = self.settings
         relay = Relay(settings, pool, producer)
         sweeper = Sweeper(settings, pool, on_committed=relay.wake)
-        consumer = new_consumer(settings)
-        loop = ConsumerLoop(settings, consumer, producer, pool, on_committed=relay.wake)
-        loop.subscribe()
-        await consumer.start()
+        consumers = [new_consumer(settings) for _ in range(settings.consumers)]
+        loops = [
+            ConsumerLoop(settings, consumer, producer, pool, on_committed=relay.wake)
+            for consumer in consumers
+        ]
+        for loop, consumer in zip(loops, consumers, strict=True):
+            loop.subscribe()
+            await consumer.start()
         relay_task = asyncio.create_task(relay.run(), name="relay")
         sweeper_task = asyncio.create_task(sweeper.run(), name="sweeper")
-        consumer_task = asyncio.create_task(loop.run(), name="consumer")
-        log.info("started", group_id=settings.group_id, topics=list(settings.input_topics))
+        loop_tasks = [asyncio.create_task(loop.run(), name="consumer") for loop in loops]
+        log.info("started", group_id=settings.group_id, consumers=len(loops))
         stop_task = asyncio.create_task(self._stopping.wait())
         try:
             done, _ = await asyncio.wait(
-                {consumer_task, relay_task, sweeper_task, stop_task},
+                {*loop_tasks, relay_task, sweeper_task, stop_task},
                 return_when=asyncio.FIRST_COMPLETED,
             )
             for task in done - {stop_task}:
                 task.result()  # a loop that ended on its own is a bug: surface it
         finally:
-            # Order matters: stop fetching and let the batch in hand commit, then let the relay
-            # publish everything committed, then leave the group.
-            loop.stop()
+            # Order matters: stop fetching and let the batches in hand commit, then let the
+            # relay publish everything committed, then leave the group.
+            for loop in loops:
+                loop.stop()
             sweeper.stop()
-            await asyncio.gather(consumer_task, sweeper_task, return_exceptions=True)
+            await asyncio.gather(*loop_tasks, sweeper_task, return_exceptions=True)
             relay.stop()
             await asyncio.gather(relay_task, return_exceptions=True)
             stop_task.cancel()
-            await consumer.stop()
+            for consumer in consumers:
+                await consumer.stop()
             log.info("stopped", published=relay.published)
 
 

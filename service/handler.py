@@ -14,7 +14,7 @@ from service.core.decide import Emitted
 from service.core.sessions import Policy
 
 
-def outbox_row(emitted: Emitted) -> tuple[UUID, bytes, bytes]:
+def outbox_row(emitted: Emitted) -> tuple[str, bytes, bytes]:
     event = schemas.output_event(
         emitted.data, causation_id=emitted.causation_id, time=emitted.time, id=emitted.id
     )

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # or a replay from the earliest offset would decide old events again.
     dedupe_retention_seconds: int = Field(7 * 24 * 3600, gt=0)
 
+    # Consumers in this process, each a member of the group with its own partitions: while one
+    # waits on PostgreSQL another decides. Correct for any number, as separate instances are.
+    consumers: int = Field(2, ge=1, le=16)
     batch_size: int = Field(2000, ge=1, le=100_000)
     batch_linger_ms: int = Field(5, ge=0)
     relay_batch_size: int = Field(5000, ge=1, le=100_000)

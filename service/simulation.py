@@ -209,7 +209,7 @@ class _Run:
         return str(_uuid(self.ids))
 
     def payment(self, now: datetime) -> Message:
-        customer = self.rng.choice(self.customers)
+        customer = self.pick_customer(now)
         data = self.payment_data(customer)
         message = self.paid(data, Kind.PAYMENT, now)
         if now >= self.busy_until.get(customer, now):
@@ -218,6 +218,15 @@ class _Run:
             # The payment pipeline retried with a fresh event id: one payment all the same.
             self.at(now + self.seconds(0.5, 5), partial(self.paid, data, Kind.PAYMENT_RETRY))
         return self.maybe_redeliver(message, now)
+
+    def pick_customer(self, now: datetime) -> uuid.UUID:
+        # Mostly customers without a session pay; the busier everyone is, the more often one
+        # pays again while a session is still active (and is rejected).
+        for _ in range(3):
+            customer = self.rng.choice(self.customers)
+            if now >= self.busy_until.get(customer, now):
+                return customer
+        return self.rng.choice(self.customers)
 
     def payment_data(self, customer: uuid.UUID) -> dict[str, Any]:
         session_type = self.rng.choice(tuple(PRICES))
@@ -242,8 +251,8 @@ class _Run:
         expires = now + ttl
         self.busy_until[customer] = expires
         roll = rng.random()
-        if roll < 0.65:
-            delay = self.seconds(1, 20)
+        if roll < 0.9:
+            delay = self.seconds(1, 8)
             if delay >= ttl:
                 delay = ttl * rng.uniform(0.1, 0.8)
             accepted = now + delay
@@ -251,14 +260,14 @@ class _Run:
             if rng.random() < 0.15:
                 second = accepted + self.seconds(0.1, 3)
                 self.at(second, partial(self.acceptance, session_id, Kind.SECOND_ACCEPTANCE))
-            if rng.random() < 0.85:
+            if rng.random() < 0.97:
                 # Busy until the end is actually sent: it may take a later slot than planned.
                 self.busy_until[customer] = datetime.max.replace(tzinfo=now.tzinfo)
-                ends = accepted + self.seconds(5, 40)
+                ends = accepted + self.seconds(2, 15)
                 self.at(ends, partial(self.ended, customer, session_id))
             else:
                 self.busy_until[customer] = accepted + self.sim.max_live
-        elif roll < 0.8:
+        elif roll < 0.95:
             late = expires + self.seconds(0, 30)
             self.at(late, partial(self.acceptance, session_id, Kind.LATE_ACCEPTANCE))
         # Otherwise nobody accepts it: the sweeper, or the customer's next payment, cancels it.

@@ -125,6 +125,9 @@ async def create_pool(dsn: str, *, size: int = 4) -> Pool:
 def _session(row: asyncpg.Record) -> Session:
     values = dict(row)
     values["status"] = Status(values["status"])
+    values["created_event_id"] = str(values["created_event_id"])
+    if values["accepted_event_id"] is not None:
+        values["accepted_event_id"] = str(values["accepted_event_id"])
     return Session(**values)
 
 
@@ -181,7 +184,7 @@ async def load_snapshot(
 
 
 async def write_result(
-    conn: Connection, result: BatchResult, outbox: Sequence[tuple[UUID, bytes, bytes]]
+    conn: Connection, result: BatchResult, outbox: Sequence[tuple[str, bytes, bytes]]
 ) -> None:
     if result.updated:
         await conn.execute(UPDATE_SESSIONS, *_columns(result.updated))

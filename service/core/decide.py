@@ -20,7 +20,7 @@ class Emitted:
     """An output event, decided but not yet encoded."""
 
     type: str
-    id: UUID
+    id: str  # a UUID, kept as text: it is made for the wire and the database alike
     time: datetime
     key: str  # the customer id; the session id only where no customer is known
     causation_id: str
@@ -32,7 +32,7 @@ def _emit(
 ) -> Emitted:
     return Emitted(
         type=type_,
-        id=schemas.output_event_id(causation, type_, data.subject or data.id_key),
+        id=schemas.output_event_id_text(causation, type_, data.subject or data.id_key),
         time=time,
         key=str(key),
         causation_id=causation,
@@ -52,7 +52,7 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
         )
         return closed, _emit(
             schemas.SESSION_CANCELLED,
-            causation=str(session.created_event_id),
+            causation=session.created_event_id,
             key=session.customer_id,
             time=session.expires_at,
             data=schemas.SessionCancelled(
@@ -66,7 +66,7 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
     deadline = live_deadline(session, policy)
     if deadline is not None and deadline <= now:
         assert session.accepted_event_id is not None
-        return _complete(session, "timed_out", deadline, str(session.accepted_event_id))
+        return _complete(session, "timed_out", deadline, session.accepted_event_id)
     return None
 
 

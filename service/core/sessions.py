@@ -35,10 +35,10 @@ class Session:
     expires_at: datetime
     # The ids of the events that started its timers: the causation of an expiry or a timeout,
     # so that a cancellation is the same event whoever (purge or sweeper) makes it.
-    created_event_id: UUID
+    created_event_id: str
     mechanic_id: UUID | None = None
     accepted_at: datetime | None = None
-    accepted_event_id: UUID | None = None
+    accepted_event_id: str | None = None
     closed_at: datetime | None = None
     close_reason: str | None = None
 

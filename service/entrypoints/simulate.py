@@ -1,0 +1,256 @@
+"""`fulfillment simulate`: feed the running service a realistic mixed stream (see
+`service.simulation`) and print every outcome as it arrives, with a running tally.
+
+Each event is sent when its slot comes, so its `time` is the wall clock's: the sweeper, which
+goes by the wall clock, then expires waiting sessions when a real clock would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
+from pydantic import ValidationError
+
+import schemas
+from service.adapters.topics import ensure_topics
+from service.entrypoints.replay import topic_partitions
+from service.settings import Settings
+from service.simulation import Message, Simulation
+
+HINT_AFTER: Final = 10.0  # seconds of sending without any outcome before suspecting the service
+DRAIN_QUIET: Final = 3.0  # after sending, stop once no outcome came for this long...
+DRAIN_MAX: Final = 15.0  # ...or after this long in any case
+TALLY_EVERY: Final = 1.0
+HINT: Final = "no outcomes yet: is `make run` running in another terminal?"
+OUTPUTS: Final = schemas.OUTPUT_TYPES
+
+
+def topics_of(settings: Settings) -> schemas.Topics:
+    return schemas.Topics(
+        payments_completed=settings.topic_payments,
+        mechanics_accepted=settings.topic_acceptances,
+        sessions_ended=settings.topic_ended,
+        sessions_events=settings.topic_sessions,
+        dlq=settings.topic_dlq,
+    )
+
+
+@dataclass
+class Tally:
+    produced: int = 0
+    failed: int = 0
+    dlq: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    last_arrival: float = 0.0
+    error: BaseException | None = None
+    hinted: bool = False
+
+    @property
+    def arrived(self) -> int:
+        return self.outcomes.total() + self.dlq
+
+    def delivered(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self.failed += 1
+            self.error = self.error or (None if future.cancelled() else future.exception())
+        else:
+            self.produced += 1
+
+    def line(self) -> str:
+        counts = "  ".join(f"{t.removeprefix('session.')} {self.outcomes[t]}" for t in OUTPUTS)
+        failed = f"  send failures {self.failed}" if self.failed else ""
+        return f"tally: produced {self.produced}{failed} | {counts} | dlq {self.dlq}"
+
+
+def _short(value: object) -> str:
+    return "-" if value is None else str(value)[:8]
+
+
+def describe(event: schemas.OutputEvent, key: bytes | None) -> str:
+    """One line per outcome: time, type, customer, session and the reason or a detail."""
+    data = event.data
+    customer = getattr(data, "customer_id", None)
+    session = getattr(data, "session_id", None) or getattr(data, "active_session_id", None)
+    if customer is None and key is not None and key.decode(errors="replace") != str(session):
+        customer = key.decode(errors="replace")  # an acceptance's outcome: keyed by customer
+    detail = getattr(data, "reason", None)
+    if isinstance(data, schemas.SessionCreated):
+        detail = f"{data.session_type}, expires {data.expires_at:%H:%M:%S}"
+    elif isinstance(data, schemas.SessionAccepted):
+        detail = f"mechanic {_short(data.mechanic_id)}"
+    return (
+        f"{event.time:%H:%M:%S}  {event.type:<27}  customer {_short(customer):<8}  "
+        f"session {_short(session):<8}  {detail or ''}"
+    ).rstrip()
+
+
+def describe_dead(headers: list[tuple[str, bytes]]) -> str:
+    found = {k: v.decode(errors="replace") for k, v in headers}
+    topic = found.get(schemas.DLQ_SOURCE_TOPIC, "?")
+    kind, reason = found.get(schemas.DLQ_ERROR_KIND, "?"), found.get(schemas.DLQ_ERROR_REASON, "")
+    return f"{'':8}  {'dead-lettered':<27}  from {topic}  {kind}: {reason[:100]}"
+
+
+async def simulate(
+    settings: Settings, *, rate: float, customers: int, duration: float, seed: int | None
+) -> int:
+    if rate <= 0 or customers < 1 or duration < 0:
+        print(
+            f"fulfillment simulate: need --rate > 0, --customers >= 1 and --duration >= 0 "
+            f"(got {rate:g}, {customers}, {duration:g})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return await _simulate(settings, rate, customers, duration, seed)
+    except KafkaConnectionError as error:
+        print(f"fulfillment simulate: cannot reach Kafka: {error}", file=sys.stderr)
+        return 1
+
+
+async def _simulate(
+    settings: Settings, rate: float, customers: int, duration: float, seed: int | None
+) -> int:
+    await ensure_topics(settings)
+    tally = Tally()
+    watcher = await _watch(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    reader = asyncio.create_task(_read(watcher, settings.topic_dlq, tally))
+    start = datetime.now(UTC)
+    sim = Simulation(
+        customers,
+        seed,
+        topics=topics_of(settings),
+        request_ttl=settings.request_ttl,
+        max_live=settings.max_live,
+        # Fresh ids every run, so a repeated seed does not send only duplicates.
+        salt=start.isoformat(),
+    )
+    print(
+        f"simulating {rate:g} events/s from {customers} customers for {duration:g} s "
+        f"(seed {sim.seed}); waiting sessions expire after {settings.request_ttl_seconds} s "
+        "(FULFILLMENT_REQUEST_TTL_SECONDS, for the service too)",
+        flush=True,
+    )
+    reporter = asyncio.create_task(_report(tally))
+    try:
+        await _produce(producer, sim.messages(start, rate=rate), rate, duration, tally)
+        await producer.flush()
+        await _drain(tally)
+    except asyncio.CancelledError:
+        print(f"interrupted; {tally.line()}", flush=True)
+        raise
+    finally:
+        for task in (reporter, reader):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await producer.stop()
+        await watcher.stop()
+    if tally.produced and not tally.arrived and not tally.hinted:
+        print(HINT)
+    print(f"final {tally.line()}", flush=True)
+    if tally.failed:
+        print(f"fulfillment simulate: {tally.failed} sends failed: {tally.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _watch(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer on the outcomes and the DLQ, positioned at their ends before anything is
+    sent, so that it shows this run's outcomes and nothing older."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        tps = await topic_partitions(admin, [settings.topic_sessions, settings.topic_dlq])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    return consumer
+
+
+async def _read(consumer: AIOKafkaConsumer, dlq: str, tally: Tally) -> None:
+    loop = asyncio.get_running_loop()
+    async for record in consumer:
+        tally.last_arrival = loop.time()
+        if record.topic == dlq:
+            tally.dlq += 1
+            print(describe_dead(list(record.headers)), flush=True)
+            continue
+        try:
+            event = schemas.decode_output(record.value)
+        except ValidationError:
+            tally.outcomes["undecodable"] += 1
+            print(f"{'':8}  {'(not an output event)':<27}  offset {record.offset}", flush=True)
+            continue
+        tally.outcomes[event.type] += 1
+        print(describe(event, record.key), flush=True)
+
+
+async def _produce(
+    producer: AIOKafkaProducer,
+    messages: Iterator[Message],
+    rate: float,
+    duration: float,
+    tally: Tally,
+) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for slot, message in enumerate(messages):
+        offset = slot / rate
+        if offset >= duration:
+            return
+        # Sent when its slot comes: the event's `time` is (about) the moment it is sent.
+        delay = began + offset - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        future = await producer.send(
+            message.topic, message.value, key=message.key, headers=list(message.headers)
+        )
+        future.add_done_callback(tally.delivered)
+
+
+async def _report(tally: Tally) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    shown = ""
+    while True:
+        await asyncio.sleep(TALLY_EVERY)
+        line = tally.line()
+        if line != shown:
+            print(line, flush=True)
+            shown = line
+        if not tally.hinted and tally.produced and not tally.arrived:
+            if loop.time() - began >= HINT_AFTER:
+                print(HINT, flush=True)
+                tally.hinted = True
+
+
+async def _drain(tally: Tally) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while loop.time() - began < DRAIN_MAX:
+        quiet_since = max(began, tally.last_arrival)
+        if loop.time() - quiet_since >= DRAIN_QUIET:
+            return
+        await asyncio.sleep(0.2)
