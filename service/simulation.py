@@ -196,7 +196,7 @@ class _Run:
         if roll < 0.02:
             return self.bad_field(now)
         if roll < 0.04:
-            return self.acceptance(_uuid(self.ids), Kind.UNKNOWN_ACCEPTANCE, now)
+            return self.acceptance(_uuid(self.ids), self.mechanic(), Kind.UNKNOWN_ACCEPTANCE, now)
         return self.payment(now)
 
     def at(self, when: datetime, make: Make) -> None:
@@ -256,10 +256,12 @@ class _Run:
             if delay >= ttl:
                 delay = ttl * rng.uniform(0.1, 0.8)
             accepted = now + delay
-            self.at(accepted, partial(self.acceptance, session_id, Kind.ACCEPTANCE))
+            first = self.mechanic()
+            self.at(accepted, partial(self.acceptance, session_id, first, Kind.ACCEPTANCE))
             if rng.random() < 0.15:
                 second = accepted + self.seconds(0.1, 3)
-                self.at(second, partial(self.acceptance, session_id, Kind.SECOND_ACCEPTANCE))
+                other = self.mechanic(other_than=first)
+                self.at(second, partial(self.acceptance, session_id, other, Kind.SECOND_ACCEPTANCE))
             if rng.random() < 0.97:
                 # Busy until the end is actually sent: it may take a later slot than planned.
                 self.busy_until[customer] = datetime.max.replace(tzinfo=now.tzinfo)
@@ -269,11 +271,19 @@ class _Run:
                 self.busy_until[customer] = accepted + self.sim.max_live
         elif roll < 0.95:
             late = expires + self.seconds(0, 30)
-            self.at(late, partial(self.acceptance, session_id, Kind.LATE_ACCEPTANCE))
+            mechanic = self.mechanic()
+            self.at(late, partial(self.acceptance, session_id, mechanic, Kind.LATE_ACCEPTANCE))
         # Otherwise nobody accepts it: the sweeper, or the customer's next payment, cancels it.
 
-    def acceptance(self, session_id: uuid.UUID, kind: Kind, now: datetime) -> Message:
-        data = {"session_id": str(session_id), "mechanic_id": str(self.rng.choice(self.mechanics))}
+    def mechanic(self, *, other_than: uuid.UUID | None = None) -> uuid.UUID:
+        while (chosen := self.rng.choice(self.mechanics)) == other_than:
+            pass
+        return chosen
+
+    def acceptance(
+        self, session_id: uuid.UUID, mechanic: uuid.UUID, kind: Kind, now: datetime
+    ) -> Message:
+        data = {"session_id": str(session_id), "mechanic_id": str(mechanic)}
         value = event(
             schemas.MECHANIC_ACCEPTED, data, id=self.new_id(), source=MECHANIC_SOURCE, time=now
         )

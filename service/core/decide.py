@@ -27,12 +27,25 @@ class Emitted:
     data: schemas.OutputEventData
 
 
+def identity(event: schemas.InputEvent) -> str:
+    """What makes an input event itself: CloudEvents' (source, id), as deduplication reads it.
+    Output ids derive from it, so two sources reusing an id never share an output id."""
+    return f"{event.source}\x1f{event.id}"
+
+
 def _emit(
-    type_: str, *, causation: str, key: object, time: datetime, data: schemas.OutputEventData
+    type_: str,
+    *,
+    causation: str,
+    key: object,
+    time: datetime,
+    data: schemas.OutputEventData,
+    origin: str | None = None,
 ) -> Emitted:
+    """`origin` (default: the causation id) is what the output id derives from."""
     return Emitted(
         type=type_,
-        id=schemas.output_event_id_text(causation, type_, data.subject or data.id_key),
+        id=schemas.output_event_id_text(origin or causation, type_, data.subject or data.id_key),
         time=time,
         key=str(key),
         causation_id=causation,
@@ -71,12 +84,13 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
 
 
 def _complete(
-    session: Session, reason: str, at: datetime, causation: str
+    session: Session, reason: str, at: datetime, causation: str, origin: str | None = None
 ) -> tuple[Session, Emitted]:
     closed = replace(session, status=Status.COMPLETED, closed_at=at, close_reason=reason)
     return closed, _emit(
         schemas.SESSION_COMPLETED,
         causation=causation,
+        origin=origin,
         key=session.customer_id,
         time=at,
         data=schemas.SessionCompleted(
@@ -109,6 +123,7 @@ def decide_payment(
                 _emit(
                     schemas.SESSION_REJECTED,
                     causation=event.id,
+                    origin=identity(event),
                     key=payment.customer_id,
                     time=event.time,
                     data=schemas.SessionRejected(
@@ -124,6 +139,7 @@ def decide_payment(
     created = _emit(
         schemas.SESSION_CREATED,
         causation=event.id,
+        origin=identity(event),
         key=payment.customer_id,
         time=event.time,
         data=schemas.SessionCreated(
@@ -174,6 +190,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
                 _emit(
                     schemas.SESSION_ACCEPTANCE_REJECTED,
                     causation=event.id,
+                    origin=identity(event),
                     key=target.customer_id if target else accepted.session_id,
                     time=event.time,
                     data=schemas.SessionAcceptanceRejected(
@@ -187,6 +204,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
     emitted = _emit(
         schemas.SESSION_ACCEPTED,
         causation=event.id,
+        origin=identity(event),
         key=target.customer_id,
         time=event.time,
         data=schemas.SessionAccepted(
@@ -212,5 +230,5 @@ def decide_ended(event: schemas.SessionEndedEvent, target: Session | None) -> Ou
         return Outcome(outcome="ignored:unknown_session", session_id=event.data.session_id)
     if target.status is not Status.LIVE:
         return Outcome(outcome=f"ignored:{target.status}", session_id=target.id)
-    closed, emitted = _complete(target, "ended", event.time, event.id)
+    closed, emitted = _complete(target, "ended", event.time, event.id, identity(event))
     return Outcome(outcome="completed", session_id=target.id, changed=(closed,), emitted=(emitted,))

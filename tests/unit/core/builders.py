@@ -136,9 +136,10 @@ def only(result: BatchResult, type_: str) -> Emitted:
     return found
 
 
-def row(emitted: Emitted) -> tuple[UUID, bytes, bytes]:
-    """What the handler writes to the outbox: (id, key, value bytes)."""
-    return outbox_row(emitted)
+def row(emitted: Emitted) -> tuple[str, bytes, bytes]:
+    """What the handler writes to the outbox: (id as text, key, value bytes)."""
+    event_id, key, value = outbox_row(emitted)
+    return str(event_id), key, value
 
 
 class FakeStore:
@@ -173,10 +174,8 @@ class FakeStore:
     def snapshot(self, events: Sequence[schemas.InputEvent]) -> Snapshot:
         payments = [e.data for e in events if isinstance(e.data, schemas.PaymentCompleted)]
         named = {
-            e.data.session_id
-            for e in events
-            if not isinstance(e.data, schemas.PaymentCompleted) and e.data.session_id in self.sessions
-        }
+            e.data.session_id for e in events if not isinstance(e.data, schemas.PaymentCompleted)
+        } & self.sessions.keys()
         customers = {p.customer_id for p in payments} | {
             self.sessions[i].customer_id for i in named
         }
@@ -188,7 +187,7 @@ class FakeStore:
         return Snapshot(sessions=loaded, decided_payments=decided)
 
     def write(self, result: BatchResult) -> None:
-        ids = [e.id for e in result.emitted]
+        ids = [str(e.id) for e in result.emitted]
         assert len(set(ids)) == len(ids), "outbox.event_id is unique"
         for session in result.updated:
             assert session.id in self.sessions, "updated a session that was never stored"

@@ -73,8 +73,8 @@ def test_a_cancellation_is_caused_by_the_session_created_event_that_started_the_
 
     assert closed is not None
     assert closed[1].causation_id == str(created.id)
-    assert closed[1].id == schemas.output_event_id(
-        str(created.id), schemas.SESSION_CANCELLED, str(session.id)
+    assert str(closed[1].id) == str(
+        schemas.output_event_id(str(created.id), schemas.SESSION_CANCELLED, str(session.id))
     )
 
 
