@@ -51,6 +51,6 @@ async def test_a_committed_transaction_persists_and_a_rolled_back_one_does_not(
             async with conn.transaction():
                 await conn.execute("INSERT INTO smoke VALUES (2)")
                 raise RuntimeError("roll back")
-        assert await conn.fetch("SELECT n FROM smoke") == [(1,)]
+        assert [tuple(r) for r in await conn.fetch("SELECT n FROM smoke")] == [(1,)]
     finally:
         await conn.close()
