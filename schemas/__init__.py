@@ -50,7 +50,12 @@ from schemas.event_types import (
     RejectionReason,
     SessionType,
 )
-from schemas.ids import FULFILLMENT_NAMESPACE, output_event_id, session_id_for_payment
+from schemas.ids import (
+    FULFILLMENT_NAMESPACE,
+    output_event_id,
+    output_event_id_text,
+    session_id_for_payment,
+)
 from schemas.inputs import (
     INPUT_EVENT_CLASSES,
     InputEvent,
@@ -148,6 +153,7 @@ __all__ = [
     "encode",
     "output_event",
     "output_event_id",
+    "output_event_id_text",
     "rfc3339_utc",
     "session_id_for_payment",
 ]

@@ -133,7 +133,7 @@ class OutputCloudEvent(BaseModel, Generic[OutputDataT]):
 
     @classmethod
     def build(
-        cls, data: OutputDataT, *, causation_id: str, time: datetime, id: UUID | None = None
+        cls, data: OutputDataT, *, causation_id: str, time: datetime, id: UUID | str | None = None
     ) -> Self:
         """The event carrying `data`, with its subject and deterministic id filled in.
 

@@ -168,7 +168,7 @@ _CLASS_BY_DATA: Final[Mapping[type[OutputData], type[OutputEvent]]] = {
 
 
 def output_event(
-    data: OutputEventData, *, causation_id: str, time: datetime, id: UUID | None = None
+    data: OutputEventData, *, causation_id: str, time: datetime, id: UUID | str | None = None
 ) -> OutputEvent:
     """The output event carrying `data`, whatever its type; see `OutputCloudEvent.build`."""
     event_class: Any = _CLASS_BY_DATA[type(data)]
