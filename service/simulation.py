@@ -13,7 +13,7 @@ import heapq
 import random
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
@@ -123,14 +123,8 @@ def payments_only(
     return out
 
 
+# A follow-up: builds its message when its slot comes, stamped with that slot's time.
 Make = Callable[[datetime], Message]
-
-
-@dataclass(order=True)
-class _Due:
-    at: datetime
-    seq: int
-    make: Make = field(compare=False)
 
 
 class Simulation:
@@ -181,15 +175,15 @@ class _Run:
         self.ids = random.Random(f"{sim.seed}|{sim.salt}")
         self.customers = [_uuid(self.ids) for _ in range(sim.customers)]
         self.mechanics = [_uuid(self.ids) for _ in range(max(3, sim.customers // 3))]
-        self.due: list[_Due] = []
+        self.due: list[tuple[datetime, int, Make]] = []  # a heap; the int breaks ties in order
         self.seq = count()
         # When each customer's current session is expected to stop being active (no longer
         # waiting or live); a payment before then is expected to be rejected.
         self.busy_until: dict[uuid.UUID, datetime] = {}
 
     def next(self, now: datetime) -> Message:
-        if self.due and self.due[0].at <= now:
-            return heapq.heappop(self.due).make(now)
+        if self.due and self.due[0][0] <= now:
+            return heapq.heappop(self.due)[2](now)
         roll = self.rng.random()
         if roll < 0.01:
             return self.not_json(now)
@@ -200,7 +194,7 @@ class _Run:
         return self.payment(now)
 
     def at(self, when: datetime, make: Make) -> None:
-        heapq.heappush(self.due, _Due(when, next(self.seq), make))
+        heapq.heappush(self.due, (when, next(self.seq), make))
 
     def seconds(self, low: float, high: float) -> timedelta:
         return timedelta(seconds=self.rng.uniform(low, high))

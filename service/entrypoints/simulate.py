@@ -123,43 +123,45 @@ async def _simulate(
 ) -> int:
     await ensure_topics(settings)
     tally = Tally()
-    watcher = await _watch(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5
-    )
-    await producer.start()
-    reader = asyncio.create_task(_read(watcher, settings.topic_dlq, tally))
-    start = datetime.now(UTC)
-    sim = Simulation(
-        customers,
-        seed,
-        topics=topics_of(settings),
-        request_ttl=settings.request_ttl,
-        max_live=settings.max_live,
-        # Fresh ids every run, so a repeated seed does not send only duplicates.
-        salt=start.isoformat(),
-    )
-    print(
-        f"simulating {rate:g} events/s from {customers} customers for {duration:g} s "
-        f"(seed {sim.seed}); waiting sessions expire after {settings.request_ttl_seconds} s "
-        "(FULFILLMENT_REQUEST_TTL_SECONDS, for the service too)",
-        flush=True,
-    )
-    reporter = asyncio.create_task(_report(tally))
-    try:
-        await _produce(producer, sim.messages(start, rate=rate), rate, duration, tally)
-        await producer.flush()
-        await _drain(tally)
-    except asyncio.CancelledError:
-        print(f"interrupted; {tally.line()}", flush=True)
-        raise
-    finally:
-        for task in (reporter, reader):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await producer.stop()
-        await watcher.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        watcher = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        await watcher.start()
+        stack.push_async_callback(watcher.stop)
+        await _from_the_end(settings, watcher)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+        )
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        stack.push_async_callback(_cancel, asyncio.create_task(_read(watcher, settings, tally)))
+        start = datetime.now(UTC)
+        sim = Simulation(
+            customers,
+            seed,
+            topics=topics_of(settings),
+            request_ttl=settings.request_ttl,
+            max_live=settings.max_live,
+            # Fresh ids every run, so a repeated seed does not send only duplicates.
+            salt=start.isoformat(),
+        )
+        print(
+            f"simulating {rate:g} events/s from {customers} customers for {duration:g} s "
+            f"(seed {sim.seed}); waiting sessions expire after {settings.request_ttl_seconds} s "
+            "(FULFILLMENT_REQUEST_TTL_SECONDS, for the service too)",
+            flush=True,
+        )
+        stack.push_async_callback(_cancel, asyncio.create_task(_report(tally)))
+        try:
+            await _produce(producer, sim.messages(start, rate=rate), rate, duration, tally)
+            await producer.flush()
+            await _drain(tally)
+        except asyncio.CancelledError:
+            print(f"interrupted; {tally.line()}", flush=True)
+            raise
     if tally.produced and not tally.arrived and not tally.hinted:
         print(HINT)
     print(f"final {tally.line()}", flush=True)
@@ -169,36 +171,37 @@ async def _simulate(
     return 0
 
 
-async def _watch(settings: Settings) -> AIOKafkaConsumer:
-    """A consumer on the outcomes and the DLQ, positioned at their ends before anything is
-    sent, so that it shows this run's outcomes and nothing older."""
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _from_the_end(settings: Settings, consumer: AIOKafkaConsumer) -> None:
+    """Positions `consumer` at the ends of the outcomes and the DLQ before anything is sent,
+    so that it shows this run's outcomes and nothing older."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         tps = await topic_partitions(admin, [settings.topic_sessions, settings.topic_dlq])
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:
         await consumer.position(tp)
-    return consumer
 
 
-async def _read(consumer: AIOKafkaConsumer, dlq: str, tally: Tally) -> None:
+async def _read(consumer: AIOKafkaConsumer, settings: Settings, tally: Tally) -> None:
     loop = asyncio.get_running_loop()
     async for record in consumer:
         tally.last_arrival = loop.time()
-        if record.topic == dlq:
+        if record.topic == settings.topic_dlq:
             tally.dlq += 1
             print(describe_dead(list(record.headers)), flush=True)
             continue
         try:
-            event = schemas.decode_output(record.value)
+            event = schemas.decode_output(record.value or b"")
         except ValidationError:
             tally.outcomes["undecodable"] += 1
             print(f"{'':8}  {'(not an output event)':<27}  offset {record.offset}", flush=True)
