@@ -113,7 +113,7 @@ CREATE_MIGRATIONS_TABLE = (
 APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
 MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
-ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock($1)"
+ADVISORY_LOCK = "SELECT pg_advisory_lock($1)"
 
 
 async def create_pool(dsn: str, *, size: int = 4) -> Pool:

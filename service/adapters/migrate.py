@@ -44,13 +44,17 @@ async def migrate(conn: database.Connection) -> list[Migration]:
     Concurrent `migrate` runs queue on an advisory lock, so each migration runs once.
     """
     ran = []
-    await conn.execute(database.CREATE_MIGRATIONS_TABLE)
-    for migration in available():
-        async with conn.transaction():
-            await conn.execute(database.ADVISORY_XACT_LOCK, database.MIGRATION_LOCK_KEY)
-            if migration.version in set(await applied(conn)):
-                continue
-            await conn.execute(migration.sql)
-            await conn.execute(database.RECORD_MIGRATION, migration.version, migration.name)
-            ran.append(migration)
+    # The lock comes first: two concurrent CREATE TABLE IF NOT EXISTS can still collide.
+    await conn.execute(database.ADVISORY_LOCK, database.MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(database.CREATE_MIGRATIONS_TABLE)
+        for migration in available():
+            async with conn.transaction():
+                if migration.version in set(await applied(conn)):
+                    continue
+                await conn.execute(migration.sql)
+                await conn.execute(database.RECORD_MIGRATION, migration.version, migration.name)
+                ran.append(migration)
+    finally:
+        await conn.execute(database.UNLOCK, database.MIGRATION_LOCK_KEY)
     return ran

@@ -89,9 +89,11 @@ class Relay:
                             self._wake.wait(), self._settings.relay_poll_interval_seconds
                         )
             finally:
-                await conn.remove_listener(database.OUTBOX_CHANNEL, self._notified)
-                if leader:
-                    await database.unlock(conn, database.RELAY_LOCK_KEY)
+                # On a dead connection these fail too; the error worth reporting is the first.
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(database.OUTBOX_CHANNEL, self._notified)
+                    if leader:
+                        await database.unlock(conn, database.RELAY_LOCK_KEY)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()

@@ -19,6 +19,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    # e.g. "database is not currently accepting connections" while it is being restarted
+    asyncpg.ObjectNotInPrerequisiteStateError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,

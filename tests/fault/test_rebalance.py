@@ -1,0 +1,98 @@
+"""Rebalances on the real stack: instances joining and leaving the group mid-stream hand their
+partitions over without losing, repeating or reordering a decision."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+import schemas
+from tests.fault.tools import Offsets, fetchval, wait_drained, wall_now
+from tests.harness import Outcomes, Producer, running
+
+pytestmark = pytest.mark.fault
+
+CUSTOMERS = 40
+ROUNDS = 8
+
+
+@pytest.mark.timeout(90)
+async def test_instances_joining_and_leaving_mid_stream_decide_every_payment_exactly_once(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(batch_size=20)
+    customers = [uuid.uuid4() for _ in range(CUSTOMERS)]
+    now = wall_now()
+
+    async def stream(producer: Producer) -> None:
+        # One payment per customer per round, rounds 0.4 s apart: the first payment of each
+        # customer creates a session, every later one (within the TTL) is rejected.
+        for r in range(ROUNDS):
+            await asyncio.gather(
+                *(
+                    producer.pay(c, f"pi_{i}_{r}", time=now + timedelta(minutes=r))
+                    for i, c in enumerate(customers)
+                )
+            )
+            await asyncio.sleep(0.4)
+
+    with capture_logs() as logs:
+        async with Outcomes(settings) as outcomes, Producer(settings) as producer:
+            async with contextlib.AsyncExitStack() as b_stack:
+                async with running(settings):  # instance A
+                    producing = asyncio.create_task(stream(producer))
+                    await asyncio.sleep(1.0)
+                    await b_stack.enter_async_context(running(settings))  # instance B joins
+                    await asyncio.sleep(1.2)
+                # A has left mid-stream; B carries on alone.
+                handed_over = len(logs)
+                assert not producing.done()
+                await producing
+                await wait_drained(settings, within=45)
+            async with Offsets(settings) as offsets:
+                published = await offsets.count(settings.topic_sessions)
+                assert await offsets.lag() == 0  # committed offsets reached the end
+            await outcomes.wait_for(lambda o: len(o.records) >= published)
+
+    events = outcomes.events
+    total = CUSTOMERS * ROUNDS
+    ids_per_payment: dict[str, set[str]] = {}
+    for event in events:
+        assert isinstance(event.data, schemas.SessionCreated | schemas.SessionRejected)
+        ids_per_payment.setdefault(event.data.payment_id, set()).add(event.id)
+    assert len(ids_per_payment) == total
+    assert all(len(ids) == 1 for ids in ids_per_payment.values())
+    # Per customer, in the order decided: created first, then one rejection per later round.
+    for i, customer in enumerate(customers):
+        mine = [
+            schemas.decode_output(r.value)
+            for r in outcomes.records
+            if r.key == str(customer).encode()
+        ]
+        distinct = list(dict.fromkeys((e.type, getattr(e.data, "payment_id", None)) for e in mine))
+        assert distinct == [(schemas.SESSION_CREATED, f"pi_{i}_0")] + [
+            (schemas.SESSION_REJECTED, f"pi_{i}_{r}") for r in range(1, ROUNDS)
+        ]
+    assert await fetchval(settings.dsn, "SELECT count(*) FROM payments") == total
+
+    # Both instances' consumers logged here: each payment decided once, no commit refused.
+    assert any(e["event"] == "partitions_revoked" and e.get("partitions") for e in logs)
+    decided = Counter(
+        e["payment_id"]
+        for e in logs
+        if e["event"] == "decided" and e.get("outcome") in ("created", "rejected")
+    )
+    assert len(decided) == total
+    # Really mid-stream: decisions both before A left and after.
+    assert any(e["event"] == "decided" for e in logs[:handed_over])
+    assert any(e["event"] == "decided" for e in logs[handed_over:])
+    assert set(decided.values()) == {1}
+    assert not [e for e in logs if e["event"] == "offset_commit_refused"]
+    assert not [e for e in logs if "CommitFailedError" in repr(e)]

@@ -1,0 +1,237 @@
+"""Crashes at the three places that matter, then a fresh instance on the same group and database:
+before the database commit, between it and the offset commit, and while publishing the outbox.
+Nothing is decided twice, nothing is lost, and what is published twice carries the same id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import schemas
+from service.adapters import database
+from service.adapters.consumer import ConsumerLoop, HandleBatch, new_consumer
+from service.adapters.relay import Relay, new_producer
+from service.core.batch import BatchResult, Snapshot, decide_batch
+from service.core.sessions import Policy
+from service.handler import handle_batch
+from service.settings import Settings
+from tests.fault.tools import (
+    Crash,
+    Offsets,
+    fetchval,
+    outcomes_by_payment,
+    wait_drained,
+    wait_until,
+    wall_now,
+)
+from tests.harness import Outcomes, Producer, payment, running
+
+pytestmark = pytest.mark.fault
+
+CUSTOMERS = 6
+
+
+async def _produce_stream(settings: Settings) -> dict[str, str]:
+    """Per customer: a payment (created), a second one (rejected), the first again under a new
+    event id (a duplicate: no outcome). 18 input events, 12 outcomes.
+
+    Returns payment_id -> the id of its outcome as the pure core decides it for these very
+    inputs from an empty state: what any run, crashed and restarted or not, must publish."""
+    customers = [uuid.uuid4() for _ in range(CUSTOMERS)]
+    now = wall_now()
+    sent: list[schemas.InputEvent] = []
+    decoder = schemas.Decoder(settings.input_topics)
+    async with Producer(settings) as producer:
+        for suffix, pay, minutes in (("a", "a", 0), ("b", "b", 1), ("a2", "a", 0)):
+            values = [
+                payment(
+                    c,
+                    f"pi_{i}_{pay}",
+                    time=now + timedelta(minutes=minutes),
+                    event_id=f"evt_{i}_{suffix}",
+                )
+                for i, c in enumerate(customers)
+            ]
+            await asyncio.gather(
+                *(
+                    producer.send(settings.topic_payments, v, key=str(c).encode())
+                    for c, v in zip(customers, values, strict=True)
+                )
+            )
+            sent.extend(decoder.decode(v, settings.topic_payments) for v in values)
+    policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
+    decided = decide_batch(Snapshot(), sent, policy=policy)
+    expected = {}
+    for emitted in decided.emitted:
+        assert isinstance(emitted.data, schemas.SessionCreated | schemas.SessionRejected)
+        expected[emitted.data.payment_id] = str(emitted.id)
+    assert len(expected) == 2 * CUSTOMERS
+    return expected
+
+
+async def _consume_until_crash(settings: Settings, handle: HandleBatch | None = None) -> None:
+    """One instance's consumer loop, run until it crashes (no relay: the outbox stays)."""
+    pool = await database.create_pool(settings.dsn)
+    producer = new_producer(settings)
+    await producer.start()
+    consumer = new_consumer(settings)
+    loop = ConsumerLoop(settings, consumer, producer, pool, handle=handle)
+    loop.subscribe()
+    await consumer.start()
+    try:
+        with pytest.raises(Crash):
+            async with asyncio.timeout(30):
+                await loop.run()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await pool.close()
+
+
+async def _restart_and_collect(settings: Settings) -> Outcomes:
+    """A fresh instance on the same group and database, until all is committed and published."""
+    async with Outcomes(settings) as outcomes, Offsets(settings) as offsets:
+        async with running(settings):
+            await wait_drained(settings)
+        published = await offsets.count(settings.topic_sessions)
+        await outcomes.wait_for(lambda o: len(o.records) >= published)
+    return outcomes
+
+
+def _assert_each_payment_decided_once(outcomes: Outcomes, expected: dict[str, str]) -> None:
+    by_payment = outcomes_by_payment(outcomes.events)
+    assert by_payment == {
+        p: [schemas.SESSION_CREATED if p.endswith("_a") else schemas.SESSION_REJECTED]
+        for p in expected
+    }
+    published = {
+        e.data.payment_id: e.id
+        for e in outcomes.events
+        if isinstance(e.data, schemas.SessionCreated | schemas.SessionRejected)
+    }
+    assert published == expected
+
+
+@pytest.mark.timeout(60)
+async def test_a_crash_between_the_database_commit_and_the_offset_commit_decides_nothing_twice(
+    make_settings: Any,
+) -> None:
+    settings = make_settings()
+    expected = await _produce_stream(settings)
+    policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
+
+    async def decide_then_crash(conn: database.Connection, events: Any) -> BatchResult:
+        await handle_batch(conn, events, policy=policy)
+        raise Crash("after the database commit, before the offset commit")
+
+    await _consume_until_crash(settings, decide_then_crash)
+
+    decided = await fetchval(settings.dsn, "SELECT count(*) FROM payments")
+    assert decided > 0
+    async with Offsets(settings) as offsets:
+        assert await offsets.committed() == {}
+
+    outcomes = await _restart_and_collect(settings)
+    _assert_each_payment_decided_once(outcomes, expected)
+    assert len(outcomes.records) == 2 * CUSTOMERS
+    assert await fetchval(settings.dsn, "SELECT count(*) FROM payments") == 2 * CUSTOMERS
+    assert await fetchval(settings.dsn, "SELECT count(*) FROM processed_events") == 3 * CUSTOMERS
+
+
+@pytest.mark.timeout(60)
+async def test_a_crash_inside_the_database_transaction_is_redelivered_and_decided_once(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings()
+    expected = await _produce_stream(settings)
+    write_result = database.write_result
+
+    async def write_then_crash(*args: Any) -> None:
+        await write_result(*args)
+        raise Crash("state and outbox written, transaction not committed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(database, "write_result", write_then_crash)
+        await _consume_until_crash(settings)
+
+    for table in ("payments", "sessions", "processed_events", "outbox"):
+        assert await fetchval(settings.dsn, f"SELECT count(*) FROM {table}") == 0, table
+    async with Offsets(settings) as offsets:
+        assert await offsets.committed() == {}
+
+    outcomes = await _restart_and_collect(settings)
+    _assert_each_payment_decided_once(outcomes, expected)
+    assert len(outcomes.records) == 2 * CUSTOMERS
+
+
+@pytest.mark.timeout(60)
+async def test_a_crash_while_publishing_republishes_the_unconfirmed_rows_with_the_same_ids(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(relay_batch_size=5)
+    expected = await _produce_stream(settings)
+
+    # Decided and committed by a consumer alone: the outbox holds all 12 outcomes.
+    pool = await database.create_pool(settings.dsn)
+    producer = new_producer(settings)
+    await producer.start()
+    try:
+        consumer = new_consumer(settings)
+        loop = ConsumerLoop(settings, consumer, producer, pool)
+        loop.subscribe()
+        await consumer.start()
+        task = asyncio.create_task(loop.run())
+        try:
+            async with Offsets(settings) as offsets:
+
+                async def all_committed() -> bool:
+                    return await offsets.lag() == 0
+
+                await wait_until(all_committed)
+        finally:
+            loop.stop()
+            await task
+            await consumer.stop()
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 2 * CUSTOMERS
+
+        # The relay sends its first batch of five and deletes it, sends the second and dies
+        # before deleting it.
+        delete_outbox = database.delete_outbox
+        deletes = 0
+
+        async def delete_then_die(conn: database.Connection, seqs: Sequence[int]) -> None:
+            nonlocal deletes
+            deletes += 1
+            if deletes == 2:
+                raise Crash("sent, acknowledged, not yet deleted")
+            await delete_outbox(conn, seqs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(database, "delete_outbox", delete_then_die)
+            with pytest.raises(Crash):
+                async with asyncio.timeout(30):
+                    await Relay(settings, pool, producer).run()
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 2 * CUSTOMERS - 5
+    finally:
+        await producer.stop()
+        await pool.close()
+
+    outcomes = await _restart_and_collect(settings)
+    assert len(outcomes.records) == 2 * CUSTOMERS + 5
+    copies = Counter(e.id for e in outcomes.events)
+    assert sorted(copies.values()) == [1] * (2 * CUSTOMERS - 5) + [2] * 5
+    # A copy is the same message: same key, same bytes, same id.
+    first: dict[str, tuple[bytes, bytes]] = {}
+    for record, event in zip(outcomes.records, outcomes.events, strict=True):
+        assert first.setdefault(event.id, (record.key, record.value)) == (record.key, record.value)
+    assert {p: set(types) for p, types in outcomes_by_payment(outcomes.events).items()} == {
+        p: {schemas.SESSION_CREATED if p.endswith("_a") else schemas.SESSION_REJECTED}
+        for p in expected
+    }
+    assert {e.id for e in outcomes.events} == set(expected.values())
