@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import orjson
 import structlog
+
+from service.core.batch import Decision
 
 
 def configure_logging(
@@ -41,3 +43,21 @@ def configure_logging(
     )
     # aiokafka and asyncpg log through the standard library; keep their warnings visible.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+
+
+_decisions = structlog.get_logger("service.decisions")
+
+
+def log_decisions(decisions: Iterable[Decision]) -> None:
+    """One `decided` line per decision (R10), whoever decided it (a batch or the sweeper)."""
+    for decision in decisions:
+        _decisions.info(
+            "decided",
+            event_id=decision.event_id,
+            type=decision.event_type,
+            outcome=decision.outcome,
+            customer_id=decision.customer_id,
+            session_id=decision.session_id,
+            payment_id=decision.payment_id,
+            purged=decision.purged,
+        )

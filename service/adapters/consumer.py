@@ -31,6 +31,7 @@ from service.adapters.retry import retrying
 from service.core.batch import BatchResult
 from service.core.sessions import Policy
 from service.handler import handle_batch
+from service.logs import log_decisions
 from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
@@ -152,17 +153,7 @@ class ConsumerLoop:
         started = time.perf_counter()
         if events:
             result = await self._retrying("decide", self._decide, events)
-            for decision in result.decisions:
-                log.info(
-                    "decided",
-                    event_id=decision.event_id,
-                    type=decision.event_type,
-                    outcome=decision.outcome,
-                    customer_id=decision.customer_id,
-                    session_id=decision.session_id,
-                    payment_id=decision.payment_id,
-                    purged=decision.purged,
-                )
+            log_decisions(result.decisions)
             if result.emitted:
                 self._on_committed()
         decided = time.perf_counter()

@@ -20,6 +20,7 @@ from service.adapters import database
 from service.core.batch import BatchResult
 from service.core.sessions import Policy
 from service.handler import sweep_customers
+from service.logs import log_decisions
 from service.settings import Settings
 
 log = structlog.get_logger("service.sweeper")
@@ -69,16 +70,7 @@ class Sweeper:
                     break
                 result = await sweep_customers(conn, due, now=now, policy=self._policy)
                 results.append(result)
-                for decision in result.decisions:
-                    log.info(
-                        "decided",
-                        event_id=decision.event_id,
-                        type=decision.event_type,
-                        outcome=decision.outcome,
-                        customer_id=decision.customer_id,
-                        session_id=decision.session_id,
-                        purged=decision.purged,
-                    )
+                log_decisions(result.decisions)
                 if result.emitted:
                     self._on_committed()
                 if len(due) < SWEEP_CHUNK or not result.decisions:
