@@ -1,0 +1,112 @@
+"""What the machine spends: a process's resident memory, and CPU seconds by who spent them
+(the service, PostgreSQL, Kafka, this benchmark, anything else), read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+
+def rss_bytes(pid: int) -> int | None:
+    """VmRSS of a live process; None once it is gone."""
+    try:
+        text = (PROC / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _cpu_and_name(pid: str) -> tuple[str, float, int] | None:
+    """(name, CPU seconds, parent pid) of a process; None once it is gone."""
+    try:
+        stat = (PROC / pid / "stat").read_text()
+    except OSError:
+        return None
+    # The name is in parentheses and may hold spaces: the fields start after the last ')'.
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1])  # utime + stime
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    at: float  # time.monotonic()
+    by_pid: dict[int, tuple[str, float, int]]
+    machine_busy: float  # seconds of all cores busy since boot
+    machine_total: float
+
+
+def cpu_snapshot(now: float) -> CpuSnapshot:
+    by_pid = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            found = _cpu_and_name(entry.name)
+            if found:
+                by_pid[int(entry.name)] = found
+    jiffies = [int(x) for x in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
+    idle = jiffies[3] + jiffies[4]  # idle + iowait
+    return CpuSnapshot(now, by_pid, (sum(jiffies) - idle) / _TICK, sum(jiffies) / _TICK)
+
+
+def cpu_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float]:
+    """Cores used on average between the snapshots, by group, plus the machine's busy fraction.
+
+    Processes that ended in between are missed (short-lived ones land in no group); ones that
+    started in between count in full, which is right for the service's own database sessions."""
+    seconds = end.at - start.at
+    groups = {"service": 0.0, "postgres": 0.0, "kafka": 0.0, "bench": 0.0, "other": 0.0}
+    for pid, (name, cpu, parent) in end.by_pid.items():
+        before = start.by_pid.get(pid)
+        spent = cpu - (before[1] if before else 0.0)
+        groups[_group(pid, name, parent)] += spent
+    used = {k: v / seconds for k, v in groups.items()}
+    total = end.machine_total - start.machine_total
+    used["machine_busy_fraction"] = (end.machine_busy - start.machine_busy) / total if total else 0
+    return used
+
+
+def _group(pid: int, name: str, parent: int) -> str:
+    if name.startswith("postgres") or name.startswith("pgbench"):
+        return "postgres"
+    if name == "java":
+        return "kafka"
+    if pid == os.getpid():
+        return "bench"
+    if parent == os.getpid():
+        return "service"  # the bench's only other child: `fulfillment run`
+    return "other"
+
+
+@dataclass(slots=True)
+class RssWatch:
+    """Polls a process's VmRSS every `interval` seconds until it ends or `stop` is called."""
+
+    pid: int
+    interval: float = 0.2
+    peak: int = 0
+    samples: int = 0
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll(), name="rss-watch")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll(self) -> None:
+        while (rss := rss_bytes(self.pid)) is not None:
+            self.peak = max(self.peak, rss)
+            self.samples += 1
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,271 @@
+"""Throughput and latency of the whole service, as a process, against the local Kafka and
+PostgreSQL; prints figures and asserts nothing. See bench/README.md for what each figure means.
+
+    make bench                                   # N = 200,000
+    .venv/bin/python -m bench.throughput --n 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.disturbance import Disturbance, Watching
+from bench.drain import Aborted, drain
+from bench.kafka_io import OutcomeReader, produce_all
+from bench.latency import steady_load
+from bench.reference import (
+    Ceiling,
+    PerEvent,
+    Stalled,
+    find_pgbench,
+    per_event,
+    pgbench_ceiling,
+)
+from bench.report import Figures, log_stats, summary
+from bench.service_proc import ServiceProcess
+from bench.stack import (
+    Databases,
+    Servers,
+    delete_topics,
+    overrides,
+    servers_from_env,
+    settings_of,
+    table_stats,
+)
+from service.adapters.topics import ensure_topics
+from service.logs import configure_logging
+from service.settings import Settings
+from service.simulation import payments_only
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or name not in Settings.model_fields:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE for a Settings field")
+    return name, value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
+    default_n = int(os.environ.get("BENCH_N", "200000"))
+    parser.add_argument("--n", type=int, default=default_n, help="payments to drain (BENCH_N)")
+    parser.add_argument("--ref-n", type=int, default=5000, help="payments for reference (a)")
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument("--latency-rate", type=float, default=2000.0, help="payments per second")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stall", type=float, default=60.0, help="abort after this long idle")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--skip-references", action="store_true", help="only the service (quicker, no ratios)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="FIELD=VALUE",
+        help="a service setting for this run, e.g. --set consumers=1 (FULFILLMENT_CONSUMERS)",
+    )
+    parser.add_argument("--keep-log", action="store_true", help="keep the service's log file")
+    return parser.parse_args(argv)
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    servers: Servers, suffix: str, into: dict[str, Disturbance], phase: str
+) -> AsyncIterator[None]:
+    """Records what else used the machine and the database server during `phase`."""
+    async with Watching(servers, suffix) as watch:
+        yield
+    assert watch.result is not None
+    into[phase] = watch.result
+
+
+def step(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    load_before = os.getloadavg()
+    servers = servers_from_env()
+    suffix = uuid.uuid4().hex[:10]
+    databases = Databases(servers)
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{suffix}-"))
+    used: list[Settings] = []
+    service: ServiceProcess | None = None
+    figures = Figures(n=args.n, log_level=args.log_level, load_before=load_before)
+    figures.settings = dict(args.set)
+    keep_log = args.keep_log
+    try:
+        if not args.skip_references:
+            figures.per_event = await reference_a(
+                args, servers, databases, suffix, used, figures.disturbance
+            )
+            figures.ceiling = await reference_b(
+                args, servers, databases, suffix, figures.disturbance
+            )
+
+        values = overrides(servers, await databases.create(f"bench_{suffix}"), suffix)
+        values["log_level"] = args.log_level
+        values.update(figures.settings)
+        settings = settings_of(values)
+        used.append(settings)
+        await ensure_topics(settings)
+        customers = max(1, args.n // 4)
+        step(f"drain: preloading {args.n:,} payments over {customers:,} customers")
+        messages = payments_only(
+            args.n,
+            customers,
+            start=datetime.now(UTC),
+            seed=args.seed,
+            topic=settings.topic_payments,
+        )
+        figures.preload_seconds = await produce_all(servers.kafka, messages)
+        del messages
+        reader = OutcomeReader(servers.kafka, settings.topic_sessions)
+        await reader.start(partitions=settings.topic_partitions, from_end=False)
+        service = ServiceProcess(values, workdir / "service.log")
+        step(f"drain: starting the service (log: {service.log_path})")
+        try:
+            async with watching(servers, suffix, figures.disturbance, "drain"):
+                figures.drain, watch = await drain(service, reader, args.n, stall=args.stall)
+        finally:
+            await reader.stop()
+        step(f"drain: {figures.drain.rate:,.0f} events/s; latency phase")
+
+        # The bench's own pauses must not count as the service's latency: what the drain left
+        # in this process's heap goes to the permanent generation, out of the collector's way.
+        gc.collect()
+        gc.freeze()
+        reader = OutcomeReader(servers.kafka, settings.topic_sessions)
+        await reader.start(partitions=settings.topic_partitions, from_end=True)
+        try:
+            async with watching(servers, suffix, figures.disturbance, "latency"):
+                figures.latency = await steady_load(
+                    servers.kafka,
+                    settings.topic_payments,
+                    reader,
+                    rate=args.latency_rate,
+                    seconds=args.latency_seconds,
+                    seed=args.seed + 1,
+                )
+        finally:
+            await reader.stop()
+        if service.exit_code is not None:
+            raise Aborted(f"the service exited with code {service.exit_code} under steady load")
+        step("stopping the service with SIGTERM")
+        figures.peak_rss = watch.peak
+        figures.stop = await service.stop()
+        await watch.stop()
+        # After the exit: the service's sessions have flushed their statistics by then.
+        figures.tables = await table_stats(settings.dsn)
+        figures.log = log_stats(service.log_path)
+    except (Aborted, Stalled) as error:
+        keep_log = True
+        print(f"\nbench aborted: {error}", file=sys.stderr)
+        if service:
+            print(f"service log tail ({service.log_path}):\n{service.log_tail()}", file=sys.stderr)
+        return 1
+    finally:
+        if service:
+            await service.stop(within=30)
+        for problem in await databases.drop_all():
+            print(f"bench cleanup: {problem}", file=sys.stderr)
+        for settings in used:
+            try:
+                await delete_topics(settings)
+            except Exception as error:
+                print(f"bench cleanup: could not delete topics: {error!r}", file=sys.stderr)
+        if not keep_log:
+            shutil.rmtree(workdir, ignore_errors=True)
+    figures.load_after = os.getloadavg()
+    print(summary(figures, os.cpu_count() or 0), flush=True)
+    if keep_log and service:
+        print(f"service log kept: {service.log_path}")
+    return 0
+
+
+async def reference_a(
+    args: argparse.Namespace,
+    servers: Servers,
+    databases: Databases,
+    suffix: str,
+    used: list[Settings],
+    disturbance: dict[str, Disturbance],
+) -> PerEvent:
+    name = f"bench_{suffix}_a"
+    settings = settings_of(overrides(servers, await databases.create(name), f"{suffix}-a"))
+    used.append(settings)
+    await ensure_topics(settings)
+    customers = max(1, args.ref_n // 4)
+    messages = payments_only(
+        args.ref_n,
+        customers,
+        start=datetime.now(UTC),
+        seed=args.seed + 100,
+        topic=settings.topic_payments,
+    )
+    await produce_all(servers.kafka, messages)
+    step(f"reference (a): per-event consumer over {args.ref_n:,} payments")
+    async with watching(servers, suffix, disturbance, "(a)"):
+        result = await per_event(settings, args.ref_n, stall=args.stall)
+    await databases.drop(name)
+    step(f"reference (a): {result.rate:,.0f} events/s")
+    return result
+
+
+async def reference_b(
+    args: argparse.Namespace,
+    servers: Servers,
+    databases: Databases,
+    suffix: str,
+    disturbance: dict[str, Disturbance],
+) -> Ceiling | str:
+    """The ceiling, or why there is none (pgbench missing or failing is not worth the run)."""
+    pgbench = find_pgbench()
+    if pgbench is None:
+        step("reference (b): pgbench not found (Debian: postgresql-client); skipped")
+        return "pgbench not found"
+    name = f"bench_{suffix}_pg"
+    dsn = await databases.create(name)
+    step(f"reference (b): pgbench for {args.pgbench_seconds} s")
+    try:
+        async with watching(servers, suffix, disturbance, "(b)"):
+            result: Ceiling | str = await pgbench_ceiling(
+                pgbench, dsn, seconds=args.pgbench_seconds
+            )
+    except RuntimeError as error:
+        step(f"reference (b): {error}")
+        result = f"pgbench failed: {str(error).splitlines()[0]}"
+    await databases.drop(name)
+    if isinstance(result, Ceiling):
+        step(f"reference (b): {result.rate:,.0f} events/s")
+    # Give the server a moment to write out what pgbench dirtied before the drain starts.
+    await asyncio.sleep(5)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The service's own logging set-up, quiet: the bench prints its figures, not the adapters'
+    # info lines (topics created); warnings from aiokafka and asyncpg still show.
+    configure_logging("WARNING")
+    return asyncio.run(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
