@@ -67,28 +67,54 @@ def cpu_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float]:
     for pid, (name, cpu, parent) in end.by_pid.items():
         before = start.by_pid.get(pid)
         spent = cpu - (before[1] if before else 0.0)
-        groups[_group(pid, name, parent)] += spent
+        groups[_group(pid, name, parent, end.by_pid)] += spent
     used = {k: v / seconds for k, v in groups.items()}
     total = end.machine_total - start.machine_total
     used["machine_busy_fraction"] = (end.machine_busy - start.machine_busy) / total if total else 0
     return used
 
 
-def _group(pid: int, name: str, parent: int) -> str:
+def _group(pid: int, name: str, parent: int, by_pid: dict[int, tuple[str, float, int]]) -> str:
     if name.startswith("postgres") or name.startswith("pgbench"):
         return "postgres"
     if name == "java":
         return "kafka"
     if pid == os.getpid():
         return "bench"
-    if parent == os.getpid():
-        return "service"  # the bench's only other child: `fulfillment run`
+    # The bench's only other child is `fulfillment run`; its own children (more instances
+    # with FULFILLMENT_PROCESSES > 1) are the service too.
+    for _ in range(4):
+        if parent == os.getpid():
+            return "service"
+        found = by_pid.get(parent)
+        if found is None:
+            break
+        parent = found[2]
     return "other"
+
+
+def tree_rss_bytes(pid: int) -> int | None:
+    """VmRSS of a live process plus all its descendants; None once the process is gone."""
+    own = rss_bytes(pid)
+    if own is None:
+        return None
+    parents: dict[int, int] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            found = _cpu_and_name(entry.name)
+            if found:
+                parents[int(entry.name)] = found[2]
+    total, frontier = own, {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        total += sum(rss_bytes(child) or 0 for child in frontier)
+    return total
 
 
 @dataclass(slots=True)
 class RssWatch:
-    """Polls a process's VmRSS every `interval` seconds until it ends or `stop` is called."""
+    """Polls the VmRSS of a process and its descendants every `interval` seconds until it ends
+    or `stop` is called."""
 
     pid: int
     interval: float = 0.2
@@ -106,7 +132,7 @@ class RssWatch:
                 await self._task
 
     async def _poll(self) -> None:
-        while (rss := rss_bytes(self.pid)) is not None:
+        while (rss := tree_rss_bytes(self.pid)) is not None:
             self.peak = max(self.peak, rss)
             self.samples += 1
             await asyncio.sleep(self.interval)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import multiprocessing
+import os
 import signal
+from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -13,6 +17,7 @@ from service.adapters.consumer import ConsumerLoop, new_consumer
 from service.adapters.relay import Relay, new_producer
 from service.adapters.sweeper import Sweeper
 from service.adapters.topics import ensure_topics
+from service.logs import configure_logging
 from service.settings import Settings
 
 log = structlog.get_logger("service.app")
@@ -32,6 +37,20 @@ async def check_migrations(pool: database.Pool) -> None:
         )
 
 
+def tune_garbage_collector() -> None:
+    """Keep the cyclic collector off the latency tail.
+
+    A batch allocates tens of thousands of short-lived objects; with the default threshold
+    (700) they are promoted before their batch ends and freed by reference counting, yet each
+    promotion counts toward full collections that traverse the whole heap (measured: stalls of
+    ~150 ms at 2,000 events/s). A larger young generation lets them die young, and freezing
+    what start-up allocated (modules, models, validators) keeps it out of every collection.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 class Service:
     """The consumer loop, the outbox relay and the sweeper, sharing one pool and one producer."""
 
@@ -44,6 +63,7 @@ class Service:
 
     async def run(self) -> None:
         settings = self.settings
+        tune_garbage_collector()
         pool = await database.create_pool(settings.dsn, size=6)
         try:
             await check_migrations(pool)
@@ -97,10 +117,56 @@ class Service:
             log.info("stopped", published=relay.published)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, on_signal: Callable[[], None] = lambda: None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     service = Service(settings)
     running = asyncio.get_running_loop()
+
+    def stop() -> None:
+        on_signal()
+        service.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        running.add_signal_handler(sig, service.stop)
+        running.add_signal_handler(sig, stop)
     await service.run()
+
+
+def _serve_child() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
+
+
+def serve_processes(settings: Settings) -> int:
+    """`settings.processes` instances: this process and the rest as children, each a full
+    instance (consumers, relay candidate, sweeper), exactly as separate deployments would be.
+    Python runs one core per process; a signal to this process is passed on to the children."""
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_serve_child, name=f"fulfillment-{i}", daemon=False)
+        for i in range(1, settings.processes)
+    ]
+    for child in children:
+        child.start()
+
+    forwarded = False
+
+    def forward() -> None:
+        # Once only: a second SIGTERM could reach a child after asyncio.run has restored the
+        # default handler, killing it mid-shutdown.
+        nonlocal forwarded
+        if forwarded:
+            return
+        forwarded = True
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    try:
+        asyncio.run(serve(settings, on_signal=forward))
+    finally:
+        forward()
+        for child in children:
+            child.join()
+    failed = [c.exitcode for c in children if c.exitcode]
+    return failed[0] if failed else 0

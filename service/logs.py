@@ -6,11 +6,23 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
+from uuid import UUID
 
 import orjson
 import structlog
 
 from service.core.batch import Decision
+
+
+def _default(value: object) -> object:
+    # asyncpg returns its own UUID subclass, which orjson only serializes through here.
+    if isinstance(value, UUID):
+        return str(value)
+    return repr(value)
+
+
+def _dumps(value: object, **_: object) -> bytes:
+    return orjson.dumps(value, default=_default)
 
 
 def configure_logging(
@@ -29,7 +41,7 @@ def configure_logging(
         processors = [
             *shared,
             structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ]
         factory: Callable[..., Any] = structlog.BytesLoggerFactory(sys.stderr.buffer)
     else:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Consumers in this process, each a member of the group with its own partitions: while one
     # waits on PostgreSQL another decides. Correct for any number, as separate instances are.
     consumers: int = Field(2, ge=1, le=16)
+    # Instances run by `fulfillment run` (this process and children): one core each.
+    processes: int = Field(1, ge=1, le=64)
     batch_size: int = Field(2000, ge=1, le=100_000)
     batch_linger_ms: int = Field(5, ge=0)
     relay_batch_size: int = Field(5000, ge=1, le=100_000)

@@ -69,13 +69,6 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _run(settings: Settings) -> int:
-    from service.app import serve
-
-    await serve(settings)
-    return 0
-
-
 def _export() -> int:
     import schemas
     from schemas.export import export
@@ -99,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "run":
-            return asyncio.run(_run(settings))
+            from service.app import serve_processes
+
+            return serve_processes(settings)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
         if args.command == "simulate":
