@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -117,6 +118,9 @@ class Service:
             log.info("stopped", published=relay.published)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 async def serve(settings: Settings, on_signal: Callable[[], None] = lambda: None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     service = Service(settings)
@@ -126,8 +130,14 @@ async def serve(settings: Settings, on_signal: Callable[[], None] = lambda: None
         on_signal()
         service.stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        running.add_signal_handler(sig, stop)
+    def handle(_signum: int, _frame: object) -> None:
+        # A plain handler rather than loop.add_signal_handler: it stays in place after the loop
+        # closes, so a late signal during the last moments of shutdown cannot kill the process.
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing to stop
+            running.call_soon_threadsafe(stop)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handle)
     await service.run()
 
 
@@ -140,8 +150,12 @@ def _serve_child() -> None:
 def serve_processes(settings: Settings) -> int:
     """`settings.processes` instances: this process and the rest as children, each a full
     instance (consumers, relay candidate, sweeper), exactly as separate deployments would be.
-    Python runs one core per process; a signal to this process is passed on to the children."""
+    Python runs one core per process; a stop signal to this process is passed on to them."""
     context = multiprocessing.get_context("spawn")
+    # Children inherit ignored signals, so one arriving while a child still starts up cannot
+    # kill it half-started; it is sent again below until the child has stopped.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     children = [
         context.Process(target=_serve_child, name=f"fulfillment-{i}", daemon=False)
         for i in range(1, settings.processes)
@@ -149,15 +163,7 @@ def serve_processes(settings: Settings) -> int:
     for child in children:
         child.start()
 
-    forwarded = False
-
     def forward() -> None:
-        # Once only: a second SIGTERM could reach a child after asyncio.run has restored the
-        # default handler, killing it mid-shutdown.
-        nonlocal forwarded
-        if forwarded:
-            return
-        forwarded = True
         for child in children:
             if child.pid is not None and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
@@ -165,8 +171,9 @@ def serve_processes(settings: Settings) -> int:
     try:
         asyncio.run(serve(settings, on_signal=forward))
     finally:
-        forward()
         for child in children:
-            child.join()
+            while child.is_alive():
+                forward()
+                child.join(timeout=1.0)
     failed = [c.exitcode for c in children if c.exitcode]
     return failed[0] if failed else 0

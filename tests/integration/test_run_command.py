@@ -1,0 +1,61 @@
+"""`fulfillment run` as an operator starts it: a real process (here two instances, one per
+core), deciding, then stopping cleanly with exit code 0 on SIGTERM (R9)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import schemas
+from tests.harness import Outcomes, Producer
+
+pytestmark = pytest.mark.integration
+
+FULFILLMENT = Path(sys.prefix) / "bin" / "fulfillment"
+
+
+def environment(settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FULFILLMENT_")}
+    for name, value in settings.model_dump(mode="json").items():
+        env[f"FULFILLMENT_{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+    return env
+
+
+@pytest.mark.timeout(90)
+async def test_two_instances_decide_every_payment_once_and_exit_0_on_sigterm(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(processes=2, consumers=1)
+    customers = [uuid.uuid4() for _ in range(40)]
+    async with Outcomes(settings) as outcomes, Producer(settings) as producer:
+        process = await asyncio.create_subprocess_exec(
+            str(FULFILLMENT),
+            "run",
+            env=environment(settings),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            for i, customer in enumerate(customers):
+                await producer.pay(customer, f"pi_run_{i}", time=datetime.now(UTC))
+            await outcomes.wait_count(len(customers), within=45)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    created = outcomes.of_type(schemas.SESSION_CREATED)
+    assert sorted(e.data.customer_id for e in created) == sorted(customers)  # type: ignore[union-attr]
+    lines = [orjson.loads(line) for line in stderr.splitlines() if line.startswith(b"{")]
+    assert sum(1 for line in lines if line.get("event") == "stopped") == 2
+    assert sum(1 for line in lines if line.get("event") == "decided") == len(customers)
