@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
+from multiprocessing.synchronize import Event
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -119,9 +120,14 @@ class Service:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHUTDOWN_GRACE = 60.0  # seconds a child may take to start, then to stop, before SIGKILL
 
 
-async def serve(settings: Settings, on_signal: Callable[[], None] = lambda: None) -> None:
+async def serve(
+    settings: Settings,
+    on_signal: Callable[[], None] = lambda: None,
+    on_ready: Callable[[], None] = lambda: None,
+) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     service = Service(settings)
     running = asyncio.get_running_loop()
@@ -138,13 +144,14 @@ async def serve(settings: Settings, on_signal: Callable[[], None] = lambda: None
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, handle)
+    on_ready()
     await service.run()
 
 
-def _serve_child() -> None:
+def _serve_child(ready: Event) -> None:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, on_ready=ready.set))
 
 
 def serve_processes(settings: Settings) -> int:
@@ -152,28 +159,37 @@ def serve_processes(settings: Settings) -> int:
     instance (consumers, relay candidate, sweeper), exactly as separate deployments would be.
     Python runs one core per process; a stop signal to this process is passed on to them."""
     context = multiprocessing.get_context("spawn")
-    # Children inherit ignored signals, so one arriving while a child still starts up cannot
-    # kill it half-started; it is sent again below until the child has stopped.
+    # Children inherit ignored signals, so none can kill a child half-started; each child is
+    # sent SIGTERM exactly once, after it says it can stop cleanly (a second one could arrive
+    # after the interpreter has restored the default action while exiting).
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    ready = [context.Event() for _ in range(1, settings.processes)]
     children = [
-        context.Process(target=_serve_child, name=f"fulfillment-{i}", daemon=False)
-        for i in range(1, settings.processes)
+        context.Process(target=_serve_child, args=(r,), name=f"fulfillment-{i}")
+        for i, r in enumerate(ready, start=1)
     ]
     for child in children:
         child.start()
+    signalled: set[int] = set()
 
-    def forward() -> None:
-        for child in children:
-            if child.pid is not None and child.is_alive():
-                os.kill(child.pid, signal.SIGTERM)
+    def forward(wait: float = 0.0) -> None:
+        for child, is_ready in zip(children, ready, strict=True):
+            pid = child.pid
+            assert pid is not None  # started above
+            if pid in signalled or not is_ready.wait(wait) or not child.is_alive():
+                continue
+            signalled.add(pid)
+            os.kill(pid, signal.SIGTERM)
 
     try:
         asyncio.run(serve(settings, on_signal=forward))
     finally:
+        forward(wait=SHUTDOWN_GRACE)
         for child in children:
-            while child.is_alive():
-                forward()
-                child.join(timeout=1.0)
+            child.join(SHUTDOWN_GRACE)
+            if child.is_alive():
+                child.kill()
+                child.join()
     failed = [c.exitcode for c in children if c.exitcode]
     return failed[0] if failed else 0
