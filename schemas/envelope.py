@@ -65,6 +65,25 @@ UtcDatetime = Annotated[
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
+# Identifiers are stored and indexed by the service: PostgreSQL text cannot hold NUL, and an
+# index entry must stay small. A value it could not store would stall its partition instead of
+# going to the dead-letter topic, so such events are refused here.
+EventText = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$", description="No NUL")
+]
+LATEST_YEAR: Final = 9000
+
+
+def _plausible(value: datetime) -> datetime:
+    # Deadlines are computed from it (time + TTL, + max live): the year 9999 would overflow.
+    if value.year >= LATEST_YEAR:
+        raise ValueError(f"must be before the year {LATEST_YEAR}")
+    return value
+
+
+BusinessTime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_plausible)]
+
+
 class CloudEvent(BaseModel, Generic[DataT]):
     """A CloudEvents 1.0 event as read from an input topic."""
 
@@ -72,11 +91,11 @@ class CloudEvent(BaseModel, Generic[DataT]):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     specversion: Literal["1.0"]
-    id: NonEmptyStr
-    source: NonEmptyStr
+    id: EventText
+    source: EventText
     type: str
     # Strict: RFC 3339 text only; lax mode would also take a number of seconds since the epoch.
-    time: AwareDatetime = Field(strict=True)
+    time: BusinessTime
     subject: str | None = None
     datacontenttype: str | None = None
     dataschema: str | None = None

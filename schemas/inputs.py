@@ -16,6 +16,7 @@ PaymentId = Annotated[
     Field(
         min_length=1,
         max_length=255,
+        pattern=r"^[^\x00]+$",
         description="The payment provider's id; unique per payment",
     ),
 ]

@@ -74,6 +74,25 @@ MALFORMED = [
     pytest.param(
         payment(specversion="0.3"), Kind.NOT_CLOUDEVENT, "specversion '0.3'", id="specversion 0.3"
     ),
+    pytest.param(payment(id="evt\u00001"), Kind.INVALID, "id: String should match", id="NUL in id"),
+    pytest.param(
+        payment(source="s" * 5000),
+        Kind.INVALID,
+        "source: String should have at most 1024 characters",
+        id="5,000-character source",
+    ),
+    pytest.param(
+        payment(data_payment_id="pi\u0000"),
+        Kind.INVALID,
+        "data.payment_id: String should match",
+        id="NUL in payment_id",
+    ),
+    pytest.param(
+        payment(time="9999-12-31T23:59:00Z"),
+        Kind.INVALID,
+        "time: Value error, must be before the year 9000",
+        id="time a deadline cannot follow",
+    ),
     pytest.param(payment(time=DELETE), Kind.INVALID, "time: Field required", id="missing time"),
     pytest.param(payment(data=DELETE), Kind.INVALID, "data: Field required", id="missing data"),
     pytest.param(
