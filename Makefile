@@ -20,6 +20,8 @@ help:
 	@echo "make install | up | down | status | migrate | lint | unit | clean"
 
 $(UV):
+	@# Debian splits ensurepip out of python3; a fresh machine may not have it yet.
+	python3 -c 'import ensurepip' 2>/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv)
 	python3 -m venv .local/tools
 	.local/tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 
@@ -66,7 +68,8 @@ class Service:
     async def run(self) -> None:
         settings = self.settings
         tune_garbage_collector()
-        pool = await database.create_pool(settings.dsn, size=6)
+        # One connection per consumer, one held by the relay, one for the sweeper, one spare.
+        pool = await database.create_pool(settings.dsn, size=settings.consumers + 3)
         try:
             await check_migrations(pool)
             if settings.create_topics:
@@ -93,7 +96,9 @@ class Service:
             loop.subscribe()
             await consumer.start()
         relay_task = asyncio.create_task(relay.run(), name="relay")
-        sweeper_task = asyncio.create_task(sweeper.run(), name="sweeper")
+        sweeper_task = asyncio.create_task(
+            sweeper.run() if settings.sweeper_enabled else self._stopping.wait(), name="sweeper"
+        )
         loop_tasks = [asyncio.create_task(loop.run(), name="consumer") for loop in loops]
         log.info("started", group_id=settings.group_id, consumers=len(loops))
         stop_task = asyncio.create_task(self._stopping.wait())
@@ -182,9 +187,26 @@ def serve_processes(settings: Settings) -> int:
             signalled.add(pid)
             os.kill(pid, signal.SIGTERM)
 
+    stopping = threading.Event()
+
+    def stop_all() -> None:
+        stopping.set()
+        forward()
+
+    def supervise() -> None:
+        # An instance that dies on its own takes the others down with a failing exit code,
+        # so whatever runs `fulfillment run` sees it and restarts the lot.
+        multiprocessing.connection.wait([c.sentinel for c in children])
+        if not stopping.is_set():
+            log.error("instance_died", exit_codes=[c.exitcode for c in children])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if children:
+        threading.Thread(target=supervise, name="supervise", daemon=True).start()
     try:
-        asyncio.run(serve(settings, on_signal=forward))
+        asyncio.run(serve(settings, on_signal=stop_all))
     finally:
+        stopping.set()
         forward(wait=SHUTDOWN_GRACE)
         for child in children:
             child.join(SHUTDOWN_GRACE)

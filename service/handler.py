@@ -31,34 +31,43 @@ async def handle_batch(
         )
     )
     payers = {p.customer_id for p in payments}
-    owners = await database.customers_of_sessions(conn, named)
     if payers:
         await database.ensure_customers(conn, payers)
-    customers = sorted(payers | set(owners.values()))
-    async with conn.transaction():
-        await database.lock_customers(conn, customers)
-        fresh = await database.claim_events(conn, [(e.source, e.id) for e in events])
-        todo = []
-        for event in events:
-            key = (event.source, event.id)
-            if key in fresh:
-                fresh.discard(key)  # a second copy within the batch is a duplicate too
-                todo.append(event)
-        snapshot = await database.load_snapshot(
-            conn, customers, named, [p.payment_id for p in payments]
-        )
-        result = decide_batch(snapshot, todo, policy=policy)
-        await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
-    return result
+    owners = set((await database.customers_of_sessions(conn, named)).values())
+    while True:
+        customers = sorted(payers | owners)
+        async with conn.transaction():
+            await database.lock_customers(conn, customers)
+            snapshot = await database.load_snapshot(
+                conn, customers, named, [p.payment_id for p in payments]
+            )
+            # A named session committed after `owners` was read belongs to a customer not
+            # locked yet: lock the larger set and load again before deciding anything.
+            late = {s.customer_id for s in snapshot.sessions.values()} - set(customers)
+            if not late:
+                fresh = await database.claim_events(conn, [(e.source, e.id) for e in events])
+                todo = []
+                for event in events:
+                    key = (event.source, event.id)
+                    if key in fresh:
+                        fresh.discard(key)  # a second copy within the batch is a duplicate too
+                        todo.append(event)
+                result = decide_batch(snapshot, todo, policy=policy)
+                await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
+                return result
+        owners |= late
 
 
 async def sweep_customers(
     conn: database.Connection, customer_ids: Sequence[UUID], *, now: datetime, policy: Policy
 ) -> BatchResult:
-    """Close the due sessions of those customers that no other transaction holds right now
-    (the one holding a customer purges it anyway), with the same events the purge would make."""
+    """Close the due sessions of these customers, with the same events the purge would make.
+
+    The customers are locked in id order like any batch, so the sweeper waits a moment for a
+    busy customer instead of skipping it: every due session is closed in this sweep."""
     async with conn.transaction():
-        locked = await database.lock_free_customers(conn, sorted(customer_ids))
+        locked = sorted(customer_ids)
+        await database.lock_customers(conn, locked)
         sessions = await database.active_sessions(conn, locked)
         result = sweep(sessions, now=now, policy=policy, run_id=f"sweep@{now.isoformat()}")
         await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, PostgresDsn, ValidationError
+from pydantic import Field, PostgresDsn, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import schemas
@@ -40,9 +40,13 @@ class Settings(BaseSettings):
     request_ttl_seconds: int = Field(900, gt=0)
     max_live_seconds: int = Field(4 * 3600, gt=0)
     sweep_interval_seconds: float = Field(10.0, gt=0)
-    # Dedupe records must outlive the input topics' retention (Kafka's default is 7 days),
-    # or a replay from the earliest offset would decide old events again.
-    dedupe_retention_seconds: int = Field(7 * 24 * 3600, gt=0)
+    # Dedupe records must outlive the input topics' retention, or a replay from the earliest
+    # offset would decide old events again. Kafka deletes whole segments, so a message can
+    # outlive retention.ms by up to segment.ms: the default covers both of Kafka's (7 d + 7 d).
+    dedupe_retention_seconds: int = Field(14 * 24 * 3600, gt=0)
+    # Off only while rebuilding an empty database from a replay: the sweeper's wall clock would
+    # otherwise expire historical sessions before their acceptances are replayed.
+    sweeper_enabled: bool = True
 
     # Consumers in this process, each a member of the group with its own partitions: while one
     # waits on PostgreSQL another decides. Correct for any number, as separate instances are.
@@ -57,6 +61,20 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _topics_are_distinct(self) -> Settings:
+        names = [
+            self.topic_payments,
+            self.topic_acceptances,
+            self.topic_ended,
+            self.topic_sessions,
+            self.topic_dlq,
+        ]
+        if len(set(names)) != len(names):
+            # Reported by load_settings as one line naming the variables.
+            raise ValueError(f"topic names must all differ, got {names}")
+        return self
 
     @property
     def dsn(self) -> str:
@@ -90,6 +108,7 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            loc = "_".join(str(part) for part in error["loc"]).upper() or "TOPIC_*"
+            name = ENV_PREFIX + loc
             problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigurationError("; ".join(problems)) from None

@@ -48,7 +48,16 @@ source "$SCRIPT_DIR/postgres.sh"
 # Kafka
 ############################################################################
 
+# A fresh Debian/Ubuntu machine may lack the JDK or Maven: install them from the
+# distribution's packages, as postgres.sh does for PostgreSQL.
+apt_install() {
+  log "installing $* (apt-get)"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
 require_java() {
+  command -v java >/dev/null 2>&1 || apt_install default-jre-headless
   command -v java >/dev/null 2>&1 || die "java not found (Kafka 4.1 needs Java 17+)"
 }
 
@@ -111,6 +120,7 @@ kafka_ensure_libs() {
   if [[ -f $KAFKA_LIBS_MARKER && $(<"$KAFKA_LIBS_MARKER") == "$want" ]]; then
     return 0
   fi
+  command -v mvn >/dev/null 2>&1 || apt_install maven
   command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to download Kafka's jars)"
   log "kafka: resolving jars from Maven Central into $KAFKA_LIBS"
   local t0 tmp="$KAFKA_HOME/libs.tmp"

@@ -36,6 +36,7 @@ from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
 
+COMMIT_TIMEOUT = 15.0
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -210,7 +211,12 @@ class ConsumerLoop:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            # aiokafka retries a commit for as long as the coordinator is unreachable; bounded
+            # here so that shutdown cannot hang on it. An offset left uncommitted only means a
+            # redelivery, which the database's dedupe absorbs.
+            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT)
+        except TimeoutError:
+            log.warning("offset_commit_timed_out", partitions=len(offsets))
         except CommitFailedError as error:
             # The group moved on without us (e.g. we missed heartbeats). What we decided is
             # committed in the database; the new owner finds those events already claimed.

@@ -3,8 +3,7 @@
 Locking, in one place: every transaction that decides anything about a customer first locks that
 customer's row in `customers`, in ascending id order, so two transactions that share customers
 queue instead of deadlocking, and decisions about one customer are strictly serial across
-partitions, topics and instances. The sweeper uses SKIP LOCKED: a customer busy in a consumer
-transaction is being purged there anyway.
+partitions, topics and instances, the sweeper included (it takes the same locks the same way).
 
 Raises: asyncpg's `PostgresError` subclasses for refused statements, `OSError` and
 `asyncpg.exceptions.ConnectionDoesNotExistError`/`InterfaceError` when the server is unreachable.
@@ -53,13 +52,11 @@ ENSURE_CUSTOMERS = (
     "ON CONFLICT DO NOTHING"
 )
 LOCK_CUSTOMERS = "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
-LOCK_FREE_CUSTOMERS = (
-    "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED"
-)
 CUSTOMERS_OF_SESSIONS = "SELECT id, customer_id FROM sessions WHERE id = ANY($1::uuid[])"
 CLAIM_EVENTS = (
     "INSERT INTO processed_events (source, event_id) "
-    "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING "
+    # In key order, so two batches holding duplicates of each other wait instead of deadlocking.
+    "SELECT * FROM unnest($1::text[], $2::text[]) AS k ORDER BY 1, 2 ON CONFLICT DO NOTHING "
     "RETURNING source, event_id"
 )
 LOAD_SESSIONS = (
@@ -230,10 +227,6 @@ async def due_customers(
 ) -> list[UUID]:
     rows = await conn.fetch(DUE_CUSTOMERS, now, now - max_live, limit)
     return [r["customer_id"] for r in rows]
-
-
-async def lock_free_customers(conn: Connection, customer_ids: Sequence[UUID]) -> list[UUID]:
-    return [r["id"] for r in await conn.fetch(LOCK_FREE_CUSTOMERS, customer_ids)]
 
 
 async def active_sessions(conn: Connection, customer_ids: Sequence[UUID]) -> list[Session]:

@@ -34,7 +34,8 @@ def new_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 2,
-        "max_batch_size": 256 * 1024,
+        # Room for a whole round of the outbox per partition, under the broker's 1 MiB limit.
+        "max_batch_size": 900_000,
     }
     return AIOKafkaProducer(**(options | overrides))
 
@@ -104,28 +105,30 @@ class Relay:
             return 0
         topic = self._settings.topic_sessions
         count = len(await self._producer.partitions_for(topic))
-        # aiokafka's batch API: one builder per partition filled in seq order, each submitted
-        # when full, so a partition's batches queue in order behind one another; far cheaper
-        # than one `send()` coroutine per message.
+        # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
+        # one `send()` coroutine per message.
         builders: dict[int, Any] = {}
-        delivered = []
+        taken = 0
         for row in rows:
             partition = partition_for(row["key"], count)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = self._producer.create_batch()
             if builder.append(key=row["key"], value=row["value"], timestamp=None) is None:
-                delivered.append(
-                    await self._producer.send_batch(builder, topic, partition=partition)
-                )
-                builder = builders[partition] = self._producer.create_batch()
-                builder.append(key=row["key"], value=row["value"], timestamp=None)
-        for partition, builder in builders.items():
-            delivered.append(await self._producer.send_batch(builder, topic, partition=partition))
+                # At most one batch per partition in flight: were a first batch to fail and a
+                # second to succeed, a customer's later events would overtake earlier ones.
+                # This row and the rest wait for the next round.
+                break
+            taken += 1
+        delivered = [
+            await self._producer.send_batch(builder, topic, partition=partition)
+            for partition, builder in builders.items()
+        ]
         await asyncio.gather(*delivered)
-        await database.delete_outbox(conn, [r["seq"] for r in rows])
-        self.published += len(rows)
-        return len(rows)
+        await database.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
+        self.published += taken
+        # A full round (or one cut short by a full batch) means more may be waiting.
+        return taken if taken == len(rows) else self._settings.relay_batch_size
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -22,6 +22,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     # e.g. "database is not currently accepting connections" while it is being restarted
     asyncpg.ObjectNotInPrerequisiteStateError,
+    # Retrying is the remedy PostgreSQL prescribes for these.
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,

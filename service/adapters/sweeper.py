@@ -3,8 +3,8 @@ event for that customer ever comes again, and prunes dedupe records past their r
 
 The wall clock only says *which* deadlines are due; what is decided (ids, times, payloads) comes
 from the sessions, exactly as the purge inside a customer's transaction decides it. Several
-instances sweeping at once skip each other's locked customers, and a session's status is read
-under its customer's lock, so each expiry is decided once.
+instances sweeping at once queue on the customers' locks (taken in id order, like any batch),
+and a session's status is read under its customer's lock, so each expiry is decided once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from service.adapters import database
+from service.adapters.retry import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.sessions import Policy
 from service.handler import sweep_customers
@@ -53,8 +54,10 @@ class Sweeper:
             try:
                 await self.sweep_once()
                 await self.prune_once()
-            except Exception as error:
-                log.warning("sweep_failed", error=repr(error))
+            except TRANSIENT as error:
+                log.warning("sweep_retry", error=repr(error))
+            except Exception:  # a bug: loud, and tried again at the next interval
+                log.exception("sweep_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._settings.sweep_interval_seconds)
 
@@ -73,8 +76,8 @@ class Sweeper:
                 log_decisions(result.decisions)
                 if result.emitted:
                     self._on_committed()
-                if len(due) < SWEEP_CHUNK or not result.decisions:
-                    break  # the rest are locked by consumers, which purge them themselves
+                if len(due) < SWEEP_CHUNK:
+                    break
         return results
 
     async def prune_once(self) -> int:
