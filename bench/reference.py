@@ -112,7 +112,8 @@ def _lap(steps: dict[str, float], step: str, since: float) -> float:
 
 # One pgbench "transaction" = one batch of 100 payments from 100 new customers, statement for
 # statement what handle_batch sends: the customers' lock rows in their own short transaction,
-# then lock, claim, load, write sessions, payments and outbox rows (~600-byte values), notify.
+# then lock, claim, load, write sessions, payments and outbox rows (~600-byte values), commit,
+# then notify in a transaction of its own that does not wait for the WAL flush.
 # Ids are random per run (gen_random_uuid, md5(random())); sessions and payments share ids.
 # Arrays are passed as parameters, as asyncpg passes them: a subquery in their place once made
 # the payments lookup a sequential scan under a plan cached while the table was empty.
@@ -145,6 +146,9 @@ INSERT INTO outbox (event_id, key, value) \
 SELECT md5('o' || :run || o)::uuid, convert_to(c::text, 'UTF8'), \
 convert_to(repeat(md5(:run || o), 19), 'UTF8') \
 FROM unnest(:cs::uuid[]) WITH ORDINALITY AS u(c, o);
+COMMIT;
+BEGIN;
+SET LOCAL synchronous_commit TO off;
 SELECT pg_notify('fulfillment_outbox', '');
 COMMIT;
 """

@@ -44,18 +44,21 @@ async def handle_batch(
             # A named session committed after `owners` was read belongs to a customer not
             # locked yet: lock the larger set and load again before deciding anything.
             late = {s.customer_id for s in snapshot.sessions.values()} - set(customers)
-            if not late:
-                fresh = await database.claim_events(conn, [(e.source, e.id) for e in events])
-                todo = []
-                for event in events:
-                    key = (event.source, event.id)
-                    if key in fresh:
-                        fresh.discard(key)  # a second copy within the batch is a duplicate too
-                        todo.append(event)
-                result = decide_batch(snapshot, todo, policy=policy)
-                await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
-                return result
-        owners |= late
+            if late:
+                owners |= late
+                continue
+            fresh = await database.claim_events(conn, [(e.source, e.id) for e in events])
+            todo = []
+            for event in events:
+                key = (event.source, event.id)
+                if key in fresh:
+                    fresh.discard(key)  # a second copy within the batch is a duplicate too
+                    todo.append(event)
+            result = decide_batch(snapshot, todo, policy=policy)
+            await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
+        if result.emitted:
+            await database.announce_outbox(conn)
+        return result
 
 
 async def sweep_customers(
@@ -71,4 +74,6 @@ async def sweep_customers(
         sessions = await database.active_sessions(conn, locked)
         result = sweep(sessions, now=now, policy=policy, run_id=f"sweep@{now.isoformat()}")
         await database.write_result(conn, result, [outbox_row(e) for e in result.emitted])
+    if result.emitted:
+        await database.announce_outbox(conn)
     return result

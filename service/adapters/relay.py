@@ -5,7 +5,9 @@ relay's own connection), reading rows in `seq` order: a customer's later transac
 start after the earlier one committed (the customer lock), so its rows always carry larger seqs,
 and one in-flight batch per partition in the idempotent producer keeps that order on the wire.
 If the leader's connection drops, its lock goes with it and another instance takes over; rows
-it had sent but not yet deleted are sent again, with the same ids (at-least-once).
+it had sent but not yet deleted are sent again, with the same ids (at-least-once). For the same
+reason its deletes commit without waiting for the WAL flush: a server crash can only bring back
+rows that were already sent, so a slow fsync never holds up the next round.
 
 Raises nothing out of `run`: broker and database faults are retried with backoff.
 """
@@ -71,6 +73,7 @@ class Relay:
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
+            await database.prepare_relay_connection(conn)
             await conn.add_listener(database.OUTBOX_CHANNEL, self._notified)
             try:
                 leader = False
