@@ -51,6 +51,7 @@ class Figures:
     preload_seconds: float = 0.0
     drain: Drain | None = None
     latency: Latency | None = None
+    sync_seconds: float = 0.0  # flushing the drain's dirty pages before the latency phase
     peak_rss: int = 0
     stop: tuple[int | None, float] | None = None
     log: LogStats | None = None
@@ -152,6 +153,10 @@ def summary(f: Figures, cores: int) -> str:
         out.append(
             f"latency      target {lat.target_rate:,.0f}/s, achieved {lat.achieved_rate:,.0f}/s "
             f"for {lat.send_seconds:.1f} s; outcomes {lat.received:,} of {lat.sent:,}"
+        )
+        out.append(
+            "             after flushing the drain's dirty pages to disk "
+            f"(sync: {f.sync_seconds:.1f} s)"
         )
         out.append(f"             produce -> outcome at a consumer:  {_ms(lat.to_consumer_ms)}")
         out.append(f"             produce -> relay's send (CreateTime): {_ms(lat.to_relay_ms)}")

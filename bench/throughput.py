@@ -64,7 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ref-n", type=int, default=5000, help="payments for reference (a)")
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="payments per second")
-    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=60.0,
+        help="long enough to include the kernel writing this phase's own pages back (after 30 s)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stall", type=float, default=60.0, help="abort after this long idle")
     parser.add_argument(
@@ -152,6 +157,12 @@ async def run(args: argparse.Namespace) -> int:
         # in this process's heap goes to the permanent generation, out of the collector's way.
         gc.collect()
         gc.freeze()
+        # Nor the drain's own disk writes: the kernel writes dirty pages back about 30 s after
+        # they were written (vm.dirty_expire_centisecs), hundreds of MB at once after a drain,
+        # and PostgreSQL's WAL fsyncs queue behind that. Flush them now, between the phases.
+        flushed = time.perf_counter()
+        await asyncio.to_thread(os.sync)
+        figures.sync_seconds = time.perf_counter() - flushed
         reader = OutcomeReader(servers.kafka, settings.topic_sessions)
         await reader.start(partitions=settings.topic_partitions, from_end=True)
         try:
