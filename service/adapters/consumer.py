@@ -5,11 +5,20 @@ A crash anywhere loses nothing: before the database commit the batch is simply r
 between the database commit and the offset commit it is redelivered and every event is found
 already claimed (dedupe), so nothing is decided twice.
 
-Rebalances: the loop holds `_batch_lock` from fetch to offset commit, and the revocation
-callback takes the same lock, so a partition is handed over only after the work fetched from it
-is committed (database and offsets) or abandoned (rolled back, not committed). A batch that is
-waiting out a backoff when its partitions are revoked is abandoned at once rather than holding
-up the group.
+Rebalances: the loop holds `batch_lock` from the moment it starts deciding a batch until its
+offsets are committed, and the revocation callback takes the same lock, so a partition is
+handed over only after the work fetched from it is committed (database and offsets) or
+abandoned (rolled back, not committed). A batch that is waiting out a backoff when its
+partitions are revoked is abandoned at once rather than holding up the group.
+
+The fetch itself happens outside the lock: once a rebalance has begun, aiokafka's `getmany`
+waits, whatever its timeout, until the new assignment arrives, and the assignment waits for the
+revocation callback, which would wait for the lock. So a rebalance can complete between a fetch
+and the decision. Under the lock the batch is therefore cut to the partitions this consumer
+owns at that moment: the others' records were never committed, and their new owner fetches
+them again from the committed offset. Records of a partition it still owns are decided even if
+they were fetched before the rebalance; if the partition was reset to its committed offset
+meanwhile, the copies fetched again are found already claimed.
 """
 
 from __future__ import annotations
@@ -126,20 +135,31 @@ class ConsumerLoop:
         linger = self._settings.batch_linger_ms / 1000
         size = self._settings.batch_size
         while not self._stopping.is_set():
+            fetched = await self._consumer.getmany(timeout_ms=200, max_records=size)
+            count = sum(len(r) for r in fetched.values())
+            if 0 < count < size and linger:
+                # Let a trickle gather into a batch: one transaction for many events.
+                await asyncio.sleep(linger)
+                more = await self._consumer.getmany(timeout_ms=0, max_records=size - count)
+                for tp, records in more.items():
+                    count += len(records)
+                    fetched.setdefault(tp, []).extend(records)
+            if not fetched:
+                continue
             async with self.batch_lock:
-                fetched = await self._consumer.getmany(timeout_ms=200, max_records=size)
-                count = sum(len(r) for r in fetched.values())
-                if 0 < count < size and linger:
-                    # Let a trickle gather into a batch: one transaction for many events.
-                    await asyncio.sleep(linger)
-                    more = await self._consumer.getmany(timeout_ms=0, max_records=size - count)
-                    for tp, records in more.items():
-                        fetched.setdefault(tp, []).extend(records)
-                if fetched:
-                    try:
-                        await self._process(fetched)
-                    except Abandoned:
-                        log.warning("batch_abandoned", records=count)
+                owned = self._consumer.assignment()
+                mine = {tp: records for tp, records in fetched.items() if tp in owned}
+                if len(mine) < len(fetched):
+                    log.info(
+                        "records_of_revoked_partitions_left",
+                        records=count - sum(len(r) for r in mine.values()),
+                    )
+                if not mine:
+                    continue
+                try:
+                    await self._process(mine)
+                except Abandoned:
+                    log.warning("batch_abandoned", records=count)
             await asyncio.sleep(0)  # let a waiting revocation take the lock
 
     async def _process(self, fetched: dict[TopicPartition, list[Record]]) -> None:
