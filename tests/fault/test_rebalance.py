@@ -11,10 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from structlog.testing import capture_logs
 
 import schemas
-from tests.fault.tools import Offsets, fetchval, wait_drained, wall_now
+from tests.fault.tools import Offsets, fetchval, outcomes_by_payment, wait_drained, wall_now
 from tests.harness import Outcomes, Producer, running
 
 pytestmark = pytest.mark.fault
@@ -96,3 +97,54 @@ async def test_instances_joining_and_leaving_mid_stream_decide_every_payment_exa
     assert set(decided.values()) == {1}
     assert not [e for e in logs if e["event"] == "offset_commit_refused"]
     assert not [e for e in logs if "CommitFailedError" in repr(e)]
+
+
+@pytest.mark.timeout(90)
+async def test_the_group_rebalances_while_a_consumer_is_waiting_inside_getmany(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a rebalance has begun, aiokafka's getmany waits for the new assignment whatever its
+    timeout, and the assignment waits for the revocation callback. Forcing every fetch of the
+    group into that window makes the hand-over deterministic: nothing the callback needs may be
+    held by a consumer loop while it fetches, or the group never settles."""
+    settings = make_settings()
+    real_getmany = AIOKafkaConsumer.getmany
+
+    async def getmany_once_rebalancing(
+        self: AIOKafkaConsumer, *partitions: TopicPartition, **kw: Any
+    ) -> Any:
+        if self._group_id == settings.group_id:
+            # Enter only once a rebalance has begun (or after 2 s, to keep deciding meanwhile).
+            # aiokafka offers no event for it, so poll its flag.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    while not self._subscription.reassignment_in_progress:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+        return await real_getmany(self, *partitions, **kw)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", getmany_once_rebalancing)
+    customers = [uuid.uuid4() for _ in range(12)]
+    now = wall_now()
+    async with (
+        Outcomes(settings) as outcomes,
+        Producer(settings) as producer,
+        running(settings),  # instance A
+    ):
+        await asyncio.gather(
+            *(producer.pay(c, f"pi_{i}", time=now) for i, c in enumerate(customers))
+        )
+        await outcomes.wait_count(1, within=20)
+        async with running(settings):  # instance B joins while A's loops sit in getmany
+            later = now + timedelta(minutes=1)
+            await asyncio.gather(
+                *(producer.pay(c, f"pi_{i}_again", time=later) for i, c in enumerate(customers))
+            )
+            await wait_drained(settings, within=40)
+            published = await fetchval(settings.dsn, "SELECT count(*) FROM payments")
+            await outcomes.wait_for(lambda o: len(o.records) >= published)
+
+    by_payment = {p: types for p, types in outcomes_by_payment(outcomes.events).items()}
+    assert by_payment == {
+        **{f"pi_{i}": [schemas.SESSION_CREATED] for i in range(len(customers))},
+        **{f"pi_{i}_again": [schemas.SESSION_REJECTED] for i in range(len(customers))},
+    }
