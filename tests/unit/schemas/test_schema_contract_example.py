@@ -9,25 +9,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import schemas
-
-# Copied from EVENTS.md, section "Example".
-CONTRACT_EXAMPLE = b"""
-{
-  "specversion": "1.0",
-  "id": "evt_1QxY2b3c4d",
-  "source": "payments",
-  "type": "payment.completed",
-  "time": "2026-11-24T09:30:00Z",
-  "datacontenttype": "application/json",
-  "data": {
-    "payment_id": "pi_3QxY2b3c4d5e",
-    "customer_id": "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41",
-    "amount_cents": 2999,
-    "currency": "USD",
-    "session_type": "video"
-  }
-}
-"""
+from tests.unit.schemas.examples import CONTRACT_EXAMPLE
 
 
 def test_the_contract_example_decodes_into_a_payment_completed_event() -> None:

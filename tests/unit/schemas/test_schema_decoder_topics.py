@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 import schemas
+from tests.unit.schemas.examples import example
 
 TOPIC = "payments.completed"
 DECODER = schemas.Decoder(schemas.DEFAULT_TOPICS.input_types())
-EXAMPLE: dict[str, Any] = {
-    "specversion": "1.0",
-    "id": "evt_1QxY2b3c4d",
-    "source": "payments",
-    "type": "payment.completed",
-    "time": "2026-11-24T09:30:00Z",
-    "data": {
-        "payment_id": "pi_3QxY2b3c4d5e",
-        "customer_id": "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41",
-        "amount_cents": 2999,
-        "currency": "USD",
-        "session_type": "video",
-    },
-}
+EXAMPLE = example()
 PAYMENT = json.dumps(EXAMPLE).encode()
 TWO_MEGABYTES = json.dumps({**EXAMPLE, "padding": "x" * 2 * 1024 * 1024}).encode()
 

@@ -9,31 +9,17 @@ import pytest
 
 import schemas
 from schemas import DecodeErrorKind as Kind
+from tests.unit.schemas.examples import example
 
 TOPIC = "payments.completed"
 DECODER = schemas.Decoder(schemas.DEFAULT_TOPICS.input_types())
 
-EXAMPLE: dict[str, Any] = {
-    "specversion": "1.0",
-    "id": "evt_1QxY2b3c4d",
-    "source": "payments",
-    "type": "payment.completed",
-    "time": "2026-11-24T09:30:00Z",
-    "datacontenttype": "application/json",
-    "data": {
-        "payment_id": "pi_3QxY2b3c4d5e",
-        "customer_id": "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41",
-        "amount_cents": 2999,
-        "currency": "USD",
-        "session_type": "video",
-    },
-}
 DELETE = object()
 
 
 def payment(**changes: Any) -> bytes:
     """The contract example with attributes changed; `data_x=` changes data field x."""
-    event = json.loads(json.dumps(EXAMPLE))
+    event = example()
     for name, value in changes.items():
         target, key = (event["data"], name[5:]) if name.startswith("data_") else (event, name)
         if value is DELETE:
