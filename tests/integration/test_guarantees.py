@@ -1,5 +1,5 @@
-"""Guarantees 1 and 2 of EVENTS.md on the real stack: one outcome per payment, one active session
-per customer, whatever the duplicates and whichever partitions the payments come in on.
+"""Guarantees 1 and 2 of docs/contract.md on the real stack: one outcome per payment, one active
+session per customer, whatever the duplicates and whichever partitions the payments come in on.
 
 A customer's events are decided one after another and published in that order on one partition,
 so once the outcome of a later payment of that customer has arrived, anything the earlier
@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 import schemas
-from service.adapters import database
+from service.adapters import postgres
 from tests.fault.tools import outcomes_by_payment, wall_now
 from tests.harness import Outcomes, Producer, running
 
@@ -30,7 +30,7 @@ def _customer_events(outcomes: Outcomes, customer: uuid.UUID) -> list[schemas.Ou
 
 
 async def test_the_same_event_delivered_twice_gets_one_outcome(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings()
     customer, mechanic, now = uuid.uuid4(), uuid.uuid4(), wall_now()
@@ -66,7 +66,7 @@ async def test_the_same_event_delivered_twice_gets_one_outcome(
 
 
 async def test_the_same_payment_under_new_event_ids_gets_one_outcome(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings()
     customer, now = uuid.uuid4(), wall_now()
@@ -90,7 +90,7 @@ async def test_the_same_payment_under_new_event_ids_gets_one_outcome(
 
 
 async def test_two_payments_of_one_customer_on_two_partitions_give_one_session_and_one_rejection(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings()
     customers = [uuid.uuid4() for _ in range(8)]
@@ -133,7 +133,7 @@ async def test_two_payments_of_one_customer_on_two_partitions_give_one_session_a
 
 
 async def test_the_database_refuses_a_second_active_session_whatever_the_code_does(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings()
     customer, now = uuid.uuid4(), wall_now()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Copied from EVENTS.md, section "Example".
+# Copied from docs/contract.md, section "Example".
 CONTRACT_EXAMPLE = b"""
 {
   "specversion": "1.0",
