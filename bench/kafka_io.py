@@ -16,8 +16,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import schemas
-from service.adapters.relay import partition_for
-from service.simulation import Message
+from service.adapters.kafka.relay import partition_for
+from service.entrypoints.simulated_stream import Message
 
 OUTCOME_TYPES = frozenset({schemas.SESSION_CREATED, schemas.SESSION_REJECTED})
 

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 import schemas
-from service.core.sessions import Policy
-from service.handler import handle_batch
+from service.adapters.postgres.store import PostgresStore
+from service.handlers.consume import handle_batch
 from service.settings import Settings
 
 # Read and delete what the handler just wrote to the outbox, as a user without a relay would.
@@ -51,8 +51,8 @@ async def per_event(settings: Settings, n: int, *, stall: float = 60.0) -> PerEv
 
     Raises Stalled when no message comes for `stall` seconds, asyncpg/aiokafka errors as they
     come (a reference that failed halfway is no reference)."""
-    policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
-    decoder = schemas.Decoder(settings.input_topics)
+    policy = settings.policy
+    decoder = schemas.Decoder(settings.topics.input_types())
     consumer = AIOKafkaConsumer(
         settings.topic_payments,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -66,6 +66,7 @@ async def per_event(settings: Settings, n: int, *, stall: float = 60.0) -> PerEv
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
     )
     conn = await asyncpg.connect(settings.dsn)
+    store = PostgresStore(conn)
     await consumer.start()
     await producer.start()
     steps = dict.fromkeys(("consume", "decide", "outbox", "produce", "commit"), 0.0)
@@ -83,7 +84,7 @@ async def per_event(settings: Settings, n: int, *, stall: float = 60.0) -> PerEv
             else:
                 steps["consume"] += mark - began
             event = decoder.decode(message.value, message.topic)
-            await handle_batch(conn, [event], policy=policy)
+            await handle_batch(store, [event], policy=policy)
             mark = _lap(steps, "decide", mark)
             rows = sorted(await conn.fetch(TAKE_OUTBOX), key=lambda r: r["seq"])
             mark = _lap(steps, "outbox", mark)

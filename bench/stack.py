@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from service.adapters import migrate
+from service.adapters.postgres import migrate
 from service.settings import ENV_PREFIX, Settings
 
 DEFAULT_DATABASE_URL = (
@@ -171,7 +171,7 @@ async def delete_topics(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        names = [*settings.input_topics, settings.topic_sessions, settings.topic_dlq]
+        names = settings.topics.all()
         doomed = [n for n in names if n in existing]
         if doomed:
             await admin.delete_topics(doomed)

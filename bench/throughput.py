@@ -25,6 +25,7 @@ from bench.disturbance import Disturbance, Watching
 from bench.drain import Aborted, drain
 from bench.kafka_io import OutcomeReader, produce_all
 from bench.latency import steady_load
+from bench.payments import payments_only
 from bench.reference import (
     Ceiling,
     PerEvent,
@@ -44,10 +45,10 @@ from bench.stack import (
     settings_of,
     table_stats,
 )
-from service.adapters.topics import ensure_topics
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
 from service.logs import configure_logging
 from service.settings import Settings
-from service.simulation import payments_only
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -130,7 +131,7 @@ async def run(args: argparse.Namespace) -> int:
         values.update(figures.settings)
         settings = settings_of(values)
         used.append(settings)
-        await ensure_topics(settings)
+        await create_topics(Clients(settings))
         customers = max(1, args.n // 4)
         step(f"drain: preloading {args.n:,} payments over {customers:,} customers")
         messages = payments_only(
@@ -222,7 +223,7 @@ async def reference_a(
     name = f"bench_{suffix}_a"
     settings = settings_of(overrides(servers, await databases.create(name), f"{suffix}-a"))
     used.append(settings)
-    await ensure_topics(settings)
+    await create_topics(Clients(settings))
     customers = max(1, args.ref_n // 4)
     messages = payments_only(
         args.ref_n,

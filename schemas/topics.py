@@ -22,6 +22,10 @@ class Topics:
     sessions_events: str = SESSIONS_EVENTS
     dlq: str = FULFILLMENT_DLQ
 
+    def all(self) -> list[str]:
+        """Every topic the service reads or writes: inputs, outputs, dead letters."""
+        return [*self.input_types(), self.sessions_events, self.dlq]
+
     def input_types(self) -> dict[str, str]:
         """Input topic -> the one event type it carries: what `Decoder` takes."""
         return {

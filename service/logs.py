@@ -67,7 +67,7 @@ def log_decisions(decisions: Iterable[Decision]) -> None:
             "decided",
             event_id=decision.event_id,
             type=decision.event_type,
-            outcome=decision.outcome,
+            outcome=decision.outcome.label,
             customer_id=decision.customer_id,
             session_id=decision.session_id,
             payment_id=decision.payment_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, PostgresDsn, ValidationError, model_validator
@@ -10,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import schemas
 from schemas import topics
+from service.core.sessions import Policy
 
 ENV_PREFIX = "FULFILLMENT_"
 
@@ -80,14 +82,20 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         return str(self.database_url)
 
-    @property
-    def input_topics(self) -> dict[str, str]:
-        """Input topic name -> the event type carried on it."""
-        return {
-            self.topic_payments: schemas.PAYMENT_COMPLETED,
-            self.topic_acceptances: schemas.MECHANIC_ACCEPTED,
-            self.topic_ended: schemas.SESSION_ENDED,
-        }
+    @cached_property
+    def topics(self) -> schemas.Topics:
+        """The topic set, the one value every command, adapter and the bench read names from."""
+        return schemas.Topics(
+            payments_completed=self.topic_payments,
+            mechanics_accepted=self.topic_acceptances,
+            sessions_ended=self.topic_ended,
+            sessions_events=self.topic_sessions,
+            dlq=self.topic_dlq,
+        )
+
+    @cached_property
+    def policy(self) -> Policy:
+        return Policy(request_ttl=self.request_ttl, max_live=self.max_live)
 
     @property
     def request_ttl(self) -> timedelta:

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from service.adapters import database, migrate
+from service.adapters import postgres
+from service.adapters.postgres import migrate
 from service.settings import Settings
 from tests.servers import Servers, provide
 
@@ -22,9 +23,8 @@ def servers() -> Iterator[Servers]:
         yield found
 
 
-@pytest.fixture
-async def fresh_dsn(servers: Servers) -> AsyncIterator[str]:
-    """A new, migrated database for one test, dropped afterwards."""
+async def create_database(servers: Servers) -> str:
+    """A new, migrated database on the test server; returns its DSN."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(servers.database_url)
     try:
@@ -37,7 +37,11 @@ async def fresh_dsn(servers: Servers) -> AsyncIterator[str]:
         await migrate.migrate(conn)
     finally:
         await conn.close()
-    yield dsn
+    return dsn
+
+
+async def drop_database(servers: Servers, dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
     admin = await asyncpg.connect(servers.database_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -46,8 +50,16 @@ async def fresh_dsn(servers: Servers) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def pool(fresh_dsn: str) -> AsyncIterator[database.Pool]:
-    created = await database.create_pool(fresh_dsn, size=4)
+async def fresh_dsn(servers: Servers) -> AsyncIterator[str]:
+    """A new, migrated database for one test, dropped afterwards."""
+    dsn = await create_database(servers)
+    yield dsn
+    await drop_database(servers, dsn)
+
+
+@pytest.fixture
+async def pool(fresh_dsn: str) -> AsyncIterator[postgres.Pool]:
+    created = await postgres.create_pool(fresh_dsn, size=4)
     yield created
     await created.close()
 

@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import schemas
-from service.adapters.topics import ensure_topics
-from service.app import Service
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import Service, create_topics
 from service.settings import Settings
 
 
@@ -81,12 +80,10 @@ def ended(session_id: uuid.UUID, *, time: datetime, event_id: str | None = None)
 class Producer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
-        )
+        self._producer = Clients(settings).producer(linger_ms=0)
 
     async def __aenter__(self) -> Producer:
-        await ensure_topics(self.settings)
+        await create_topics(Clients(self.settings))
         await self._producer.start()
         return self
 
@@ -152,18 +149,14 @@ class Outcomes:
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
         self.settings = settings
         self.records: list[Any] = []
-        self._consumer = AIOKafkaConsumer(
-            topic or settings.topic_sessions,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-        )
+        self._consumer = Clients(settings).consumer(group_id=None)
+        self._topic = topic or settings.topic_sessions
         self._task: asyncio.Task[None] | None = None
         self._arrived = asyncio.Condition()
 
     async def __aenter__(self) -> Outcomes:
-        await ensure_topics(self.settings)
+        await create_topics(Clients(self.settings))
+        self._consumer.subscribe([self._topic])
         await self._consumer.start()
         self._task = asyncio.create_task(self._read())
         return self
@@ -199,9 +192,10 @@ class Outcomes:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Service]:
-    """The whole service (consumer, relay, sweeper) in this event loop, stopped on exit."""
-    service = Service(settings)
+async def running(settings: Settings, **handlers: Any) -> AsyncIterator[Service]:
+    """The whole service (consumer, relay, sweeper) in this event loop, stopped on exit;
+    `handlers` (`handle=`, `sweep=`) replace the real ones."""
+    service = Service(settings, **handlers)
     task = asyncio.create_task(service.run())
     try:
         yield service

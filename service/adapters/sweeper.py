@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import structlog
 
-from service.adapters import database
 from service.adapters.retry import TRANSIENT
 from service.core.batch import BatchResult
-from service.core.sessions import Policy
-from service.handler import sweep_customers
+from service.core.ports import Store
 from service.logs import log_decisions
 from service.settings import Settings
 
@@ -29,21 +29,25 @@ log = structlog.get_logger("service.sweeper")
 SWEEP_CHUNK = 500
 PRUNE_CHUNK = 10_000
 
+# Closes the due sessions of the given customers at `now`, in one transaction of the store's.
+SweepCustomers = Callable[[Store, Sequence[UUID], datetime], Awaitable[BatchResult]]
+
 
 class Sweeper:
     def __init__(
         self,
         settings: Settings,
-        pool: database.Pool,
+        open_store: Callable[[], AbstractAsyncContextManager[Store]],
+        sweep: SweepCustomers,
         *,
         on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
-        self._pool = pool
+        self._open_store = open_store
+        self._sweep = sweep
         self._on_committed = on_committed
         self._clock = clock
-        self._policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -64,14 +68,14 @@ class Sweeper:
     async def sweep_once(self) -> list[BatchResult]:
         now = self._clock()
         results = []
-        async with self._pool.acquire() as conn:
+        async with self._open_store() as store:
             while True:
-                due = await database.due_customers(
-                    conn, now=now, max_live=self._settings.max_live, limit=SWEEP_CHUNK
+                due = await store.due_customers(
+                    now=now, max_live=self._settings.max_live, limit=SWEEP_CHUNK
                 )
                 if not due:
                     break
-                result = await sweep_customers(conn, due, now=now, policy=self._policy)
+                result = await self._sweep(store, due, now)
                 results.append(result)
                 log_decisions(result.decisions)
                 if result.emitted:
@@ -83,10 +87,10 @@ class Sweeper:
     async def prune_once(self) -> int:
         retention = self._settings.dedupe_retention_seconds
         pruned = 0
-        async with self._pool.acquire() as conn:
+        async with self._open_store() as store:
             while True:
-                count = await database.prune_processed(
-                    conn, older_than=_seconds(retention), limit=PRUNE_CHUNK
+                count = await store.prune_processed(
+                    older_than=_seconds(retention), limit=PRUNE_CHUNK
                 )
                 pruned += count
                 if count < PRUNE_CHUNK:

@@ -20,6 +20,7 @@ from service.core.decide import (
     decide_payment,
     expire,
 )
+from service.core.outcomes import Kind, Verdict
 from service.core.sessions import Policy, Session
 
 
@@ -36,17 +37,17 @@ class PaymentRecord:
     payment_id: str
     customer_id: UUID
     event_id: str
-    outcome: str
+    outcome: Kind  # created or rejected: the payment's one outcome, ever
     session_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One log line's worth: what an event (or a sweep) decided."""
+    """What one input event (or one closing by the sweeper) came to, for logs and metrics."""
 
     event_id: str
     event_type: str
-    outcome: str
+    outcome: Verdict
     customer_id: UUID | None
     session_id: UUID | None
     payment_id: str | None = None
@@ -112,10 +113,12 @@ class _Ledger:
 
 def customer_of(event: schemas.InputEvent, sessions: Mapping[UUID, Session]) -> UUID | None:
     """The customer an event touches: named by a payment, looked up for the others."""
-    if isinstance(event.data, schemas.PaymentCompleted):
-        return event.data.customer_id
-    target = sessions.get(event.data.session_id)
-    return None if target is None else target.customer_id
+    match event:
+        case schemas.PaymentCompletedEvent(data=payment):
+            return payment.customer_id
+        case schemas.MechanicAcceptedEvent() | schemas.SessionEndedEvent():
+            target = sessions.get(event.data.session_id)
+            return None if target is None else target.customer_id
 
 
 def decide_batch(
@@ -127,33 +130,20 @@ def decide_batch(
         customer = customer_of(event, ledger.sessions)
         purged = () if customer is None else ledger.purge(customer, event.time, policy)
         payment_id: str | None = None
-        data = event.data
-        if isinstance(data, schemas.PaymentCompleted):
-            payment_id = data.payment_id
-            if payment_id in ledger.decided:
-                outcome = Outcome(outcome="duplicate_payment")
-            else:
-                active_id = ledger.active.get(data.customer_id)
-                active = None if active_id is None else ledger.sessions[active_id]
-                outcome = decide_payment(event, active, policy=policy)  # type: ignore[arg-type]
-                assert outcome.session_id is not None
-                ledger.decided.add(payment_id)
-                ledger.payments.append(
-                    PaymentRecord(
-                        payment_id, data.customer_id, event.id, outcome.outcome, outcome.session_id
-                    )
-                )
-        elif isinstance(data, schemas.MechanicAccepted):
-            target = ledger.sessions.get(data.session_id)
-            outcome = decide_acceptance(event, target)  # type: ignore[arg-type]
-        else:
-            outcome = decide_ended(event, ledger.sessions.get(data.session_id))  # type: ignore[arg-type]
+        match event:
+            case schemas.PaymentCompletedEvent():
+                payment_id = event.data.payment_id
+                outcome = _decide_payment(ledger, event, policy)
+            case schemas.MechanicAcceptedEvent():
+                outcome = decide_acceptance(event, ledger.sessions.get(event.data.session_id))
+            case schemas.SessionEndedEvent():
+                outcome = decide_ended(event, ledger.sessions.get(event.data.session_id))
         ledger.apply(outcome)
         ledger.decisions.append(
             Decision(
                 event_id=event.id,
                 event_type=event.type,
-                outcome=outcome.outcome,
+                outcome=outcome.verdict,
                 customer_id=customer,
                 session_id=outcome.session_id,
                 payment_id=payment_id,
@@ -161,6 +151,29 @@ def decide_batch(
             )
         )
     return ledger.result()
+
+
+def _decide_payment(
+    ledger: _Ledger, event: schemas.PaymentCompletedEvent, policy: Policy
+) -> Outcome:
+    payment = event.data
+    if payment.payment_id in ledger.decided:
+        return Outcome(verdict=Verdict(Kind.DUPLICATE_PAYMENT))
+    active_id = ledger.active.get(payment.customer_id)
+    active = None if active_id is None else ledger.sessions[active_id]
+    outcome = decide_payment(event, active, policy=policy)
+    assert outcome.session_id is not None
+    ledger.decided.add(payment.payment_id)
+    ledger.payments.append(
+        PaymentRecord(
+            payment.payment_id,
+            payment.customer_id,
+            event.id,
+            outcome.verdict.kind,
+            outcome.session_id,
+        )
+    )
+    return outcome
 
 
 def sweep(
@@ -179,7 +192,7 @@ def sweep(
                 Decision(
                     event_id=run_id,
                     event_type="sweep",
-                    outcome=f"{closed.status}:{closed.close_reason}",
+                    outcome=Verdict(Kind(closed.status), closed.close_reason),
                     customer_id=customer_id,
                     session_id=session_id,
                     purged=(session_id,),

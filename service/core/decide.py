@@ -12,6 +12,7 @@ from datetime import datetime
 from uuid import UUID
 
 import schemas
+from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Policy, Session, Status, live_deadline
 
 
@@ -61,7 +62,10 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
     """
     if session.status is Status.WAITING and session.expires_at <= now:
         closed = replace(
-            session, status=Status.CANCELLED, closed_at=session.expires_at, close_reason="expired"
+            session,
+            status=Status.CANCELLED,
+            closed_at=session.expires_at,
+            close_reason=Reason.EXPIRED,
         )
         return closed, _emit(
             schemas.SESSION_CANCELLED,
@@ -79,12 +83,12 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
     deadline = live_deadline(session, policy)
     if deadline is not None and deadline <= now:
         assert session.accepted_event_id is not None
-        return _complete(session, "timed_out", deadline, session.accepted_event_id)
+        return _complete(session, Reason.TIMED_OUT, deadline, session.accepted_event_id)
     return None
 
 
 def _complete(
-    session: Session, reason: str, at: datetime, causation: str, origin: str | None = None
+    session: Session, reason: Reason, at: datetime, causation: str, origin: str | None = None
 ) -> tuple[Session, Emitted]:
     closed = replace(session, status=Status.COMPLETED, closed_at=at, close_reason=reason)
     return closed, _emit(
@@ -94,7 +98,10 @@ def _complete(
         key=session.customer_id,
         time=at,
         data=schemas.SessionCompleted(
-            session_id=session.id, customer_id=session.customer_id, reason=reason, completed_at=at
+            session_id=session.id,
+            customer_id=session.customer_id,
+            reason=reason.value,
+            completed_at=at,
         ),
     )
 
@@ -103,7 +110,7 @@ def _complete(
 class Outcome:
     """What one event decided: the sessions it changed (final versions), and what to publish."""
 
-    outcome: str
+    verdict: Verdict
     changed: tuple[Session, ...] = ()
     emitted: tuple[Emitted, ...] = ()
     session_id: UUID | None = None
@@ -117,7 +124,7 @@ def decide_payment(
     payment = event.data
     if active is not None:
         return Outcome(
-            outcome="rejected",
+            verdict=Verdict(Kind.REJECTED),  # the reason is always active_session
             session_id=active.id,
             emitted=(
                 _emit(
@@ -161,30 +168,32 @@ def decide_payment(
         expires_at=event.time + policy.request_ttl,
         created_event_id=created.id,
     )
-    return Outcome(outcome="created", session_id=session_id, changed=(session,), emitted=(created,))
+    return Outcome(
+        verdict=Verdict(Kind.CREATED), session_id=session_id, changed=(session,), emitted=(created,)
+    )
 
 
 def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | None) -> Outcome:
     """The first acceptance of a waiting session before its deadline wins; `target` is the
     session as it stands after the customer's purge at the acceptance's time."""
     accepted = event.data
-    reason: str | None
+    reason: Reason | None
     if target is None:
-        reason = "unknown_session"
+        reason = Reason.UNKNOWN_SESSION
     elif target.status is Status.LIVE:
-        reason = "already_accepted"
+        reason = Reason.ALREADY_ACCEPTED
     elif target.status is Status.COMPLETED:
-        reason = "completed"
+        reason = Reason.COMPLETED
     elif event.time >= target.expires_at:
         # Refused as expired whether or not the sweeper has cancelled it yet.
-        reason = "expired"
+        reason = Reason.EXPIRED
     elif target.status is Status.CANCELLED:
-        reason = "cancelled"
+        reason = Reason.CANCELLED
     else:
         reason = None
     if reason is not None or target is None:
         return Outcome(
-            outcome=f"acceptance_rejected:{reason}",
+            verdict=Verdict(Kind.ACCEPTANCE_REJECTED, reason or Reason.UNKNOWN_SESSION),
             session_id=accepted.session_id,
             emitted=(
                 _emit(
@@ -196,7 +205,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
                     data=schemas.SessionAcceptanceRejected(
                         session_id=accepted.session_id,
                         mechanic_id=accepted.mechanic_id,
-                        reason=reason or "unknown_session",
+                        reason=(reason or Reason.UNKNOWN_SESSION).value,
                     ),
                 ),
             ),
@@ -221,14 +230,21 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
         accepted_at=event.time,
         accepted_event_id=emitted.id,
     )
-    return Outcome(outcome="accepted", session_id=target.id, changed=(live,), emitted=(emitted,))
+    return Outcome(
+        verdict=Verdict(Kind.ACCEPTED), session_id=target.id, changed=(live,), emitted=(emitted,)
+    )
 
 
 def decide_ended(event: schemas.SessionEndedEvent, target: Session | None) -> Outcome:
     """A live session that ends is completed; anything else has nothing left to decide."""
     if target is None:
-        return Outcome(outcome="ignored:unknown_session", session_id=event.data.session_id)
+        return Outcome(
+            verdict=Verdict(Kind.IGNORED, Reason.UNKNOWN_SESSION),
+            session_id=event.data.session_id,
+        )
     if target.status is not Status.LIVE:
-        return Outcome(outcome=f"ignored:{target.status}", session_id=target.id)
-    closed, emitted = _complete(target, "ended", event.time, event.id, identity(event))
-    return Outcome(outcome="completed", session_id=target.id, changed=(closed,), emitted=(emitted,))
+        return Outcome(verdict=Verdict(Kind.IGNORED, Reason(target.status)), session_id=target.id)
+    closed, emitted = _complete(target, Reason.ENDED, event.time, event.id, identity(event))
+    return Outcome(
+        verdict=Verdict(Kind.COMPLETED), session_id=target.id, changed=(closed,), emitted=(emitted,)
+    )

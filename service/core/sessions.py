@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
+from service.core.outcomes import Reason
+
 
 class Status(StrEnum):
     WAITING = "waiting"
@@ -40,7 +42,7 @@ class Session:
     accepted_at: datetime | None = None
     accepted_event_id: str | None = None
     closed_at: datetime | None = None
-    close_reason: str | None = None
+    close_reason: Reason | None = None
 
     @property
     def active(self) -> bool:

@@ -56,9 +56,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(settings: Settings) -> int:
-    from service.adapters import database, migrate
+    from service.adapters.postgres import migrate
+    from service.bootstrap.factory import Clients
 
-    pool = await database.create_pool(settings.dsn, size=1)
+    pool = await Clients(settings).pool(size=1)
     try:
         async with pool.acquire() as conn:
             ran = await migrate.migrate(conn)
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "run":
-            from service.app import serve_processes
+            from service.bootstrap.supervisor import serve_processes
 
             return serve_processes(settings)
         if args.command == "migrate":
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        from service.app import DatabaseBehind
+        from service.adapters.postgres.migrate import DatabaseBehind
 
         if isinstance(error, DatabaseBehind | ConnectionError | OSError):
             print(f"fulfillment: {error}", file=sys.stderr)

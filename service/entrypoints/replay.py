@@ -18,9 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, for_code
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
+from service.adapters.kafka.admin import (
+    committed_offsets,
+    live_members,
+    missing_topics,
+    topic_partitions,
+)
+from service.bootstrap.factory import Clients
 from service.settings import Settings
 
 
@@ -53,28 +59,6 @@ def plan(
     return Move(tp.topic, tp.partition, committed, new, end)
 
 
-async def topic_partitions(
-    admin: AIOKafkaAdminClient, topics: Sequence[str]
-) -> list[TopicPartition]:
-    """The partitions of existing `topics`. Describing a missing topic would create it on a
-    broker with auto.create.topics.enable, so the caller checks they exist first."""
-    described = await admin.describe_topics(list(topics))
-    return sorted(
-        TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
-    )
-
-
-async def live_members(admin: AIOKafkaAdminClient, group_id: str) -> list[str]:
-    """`member_id (client_id@host)` of each member of the group. Raises KafkaError."""
-    found = []
-    for response in await admin.describe_consumer_groups([group_id]):
-        for error_code, _group, _state, _protocol_type, _protocol, members, *_ in response.groups:
-            if error_code:
-                raise for_code(error_code)(f"describing consumer group {group_id!r}")
-            found += [f"{m[0]} ({m[1]}@{m[2].lstrip('/')})" for m in members]
-    return found
-
-
 async def replay(
     settings: Settings,
     *,
@@ -83,7 +67,7 @@ async def replay(
     topics: list[str] | None,
     dry_run: bool,
 ) -> int:
-    inputs = list(settings.input_topics)
+    inputs = list(settings.topics.input_types())
     chosen = list(dict.fromkeys(topics)) if topics else inputs
     unknown = [t for t in chosen if t not in inputs]
     if unknown:
@@ -103,11 +87,9 @@ async def _replay(
     settings: Settings, topics: list[str], to_datetime: datetime | None, dry_run: bool
 ) -> int:
     group = settings.group_id
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
+    clients = Clients(settings)
+    async with clients.started_admin() as admin:
+        missing = await missing_topics(admin, topics)
         if missing:
             _error(f"no such topic: {', '.join(missing)}")
             return 1
@@ -116,13 +98,9 @@ async def _replay(
             _refuse(group, members)
             return 1
         tps = await topic_partitions(admin, topics)
-        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-    finally:
-        await admin.close()
+        committed = await committed_offsets(admin, group, tps)
     # A consumer that never subscribes never joins the group: it only reads offsets and commits.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
-    )
+    consumer = clients.consumer()
     await consumer.start()
     try:
         moves = await _plan_all(consumer, tps, committed, to_datetime)

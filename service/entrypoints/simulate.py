@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 import schemas
-from service.adapters.topics import ensure_topics
-from service.entrypoints.replay import topic_partitions
+from service.adapters.kafka.admin import topic_partitions
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
+from service.entrypoints.simulated_stream import Message, Simulation
 from service.settings import Settings
-from service.simulation import Message, Simulation
 
 HINT_AFTER: Final = 10.0  # seconds of sending without any outcome before suspecting the service
 DRAIN_QUIET: Final = 3.0  # after sending, stop once no outcome came for this long...
@@ -33,16 +33,6 @@ DRAIN_MAX: Final = 15.0  # ...or after this long in any case
 TALLY_EVERY: Final = 1.0
 HINT: Final = "no outcomes yet: is `make run` running in another terminal?"
 OUTPUTS: Final = schemas.OUTPUT_TYPES
-
-
-def topics_of(settings: Settings) -> schemas.Topics:
-    return schemas.Topics(
-        payments_completed=settings.topic_payments,
-        mechanics_accepted=settings.topic_acceptances,
-        sessions_ended=settings.topic_ended,
-        sessions_events=settings.topic_sessions,
-        dlq=settings.topic_dlq,
-    )
 
 
 @dataclass
@@ -121,20 +111,15 @@ async def simulate(
 async def _simulate(
     settings: Settings, rate: float, customers: int, duration: float, seed: int | None
 ) -> int:
-    await ensure_topics(settings)
+    clients = Clients(settings)
+    await create_topics(clients)
     tally = Tally()
     async with contextlib.AsyncExitStack() as stack:
-        watcher = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-        )
+        watcher = clients.consumer(group_id=None)
         await watcher.start()
         stack.push_async_callback(watcher.stop)
-        await _from_the_end(settings, watcher)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
-        )
+        await _from_the_end(clients, watcher)
+        producer = clients.producer(linger_ms=0)
         await producer.start()
         stack.push_async_callback(producer.stop)
         stack.push_async_callback(_cancel, asyncio.create_task(_read(watcher, settings, tally)))
@@ -142,7 +127,7 @@ async def _simulate(
         sim = Simulation(
             customers,
             seed,
-            topics=topics_of(settings),
+            topics=settings.topics,
             request_ttl=settings.request_ttl,
             max_live=settings.max_live,
             # Fresh ids every run, so a repeated seed does not send only duplicates.
@@ -177,15 +162,12 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _from_the_end(settings: Settings, consumer: AIOKafkaConsumer) -> None:
+async def _from_the_end(clients: Clients, consumer: AIOKafkaConsumer) -> None:
     """Positions `consumer` at the ends of the outcomes and the DLQ before anything is sent,
     so that it shows this run's outcomes and nothing older."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        tps = await topic_partitions(admin, [settings.topic_sessions, settings.topic_dlq])
-    finally:
-        await admin.close()
+    topics = clients.settings.topics
+    async with clients.started_admin() as admin:
+        tps = await topic_partitions(admin, [topics.sessions_events, topics.dlq])
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:
@@ -196,7 +178,7 @@ async def _read(consumer: AIOKafkaConsumer, settings: Settings, tally: Tally) ->
     loop = asyncio.get_running_loop()
     async for record in consumer:
         tally.last_arrival = loop.time()
-        if record.topic == settings.topic_dlq:
+        if record.topic == settings.topics.dlq:
             tally.dlq += 1
             print(describe_dead(list(record.headers)), flush=True)
             continue

@@ -13,9 +13,9 @@ import pytest
 from structlog.testing import capture_logs
 
 import schemas
-from service.adapters import consumer, database
 from service.core.batch import BatchResult
-from service.handler import handle_batch
+from service.core.ports import Store
+from service.handlers.consume import handle_batch
 from tests.fault.tools import Offsets, outcomes_by_payment, wait_drained, wait_until, wall_now
 from tests.harness import Outcomes, Producer, running
 
@@ -30,28 +30,27 @@ class Bug:
         self.raised = 0
 
     async def __call__(
-        self, conn: database.Connection, events: Sequence[schemas.InputEvent], **kw: Any
+        self, store: Store, events: Sequence[schemas.InputEvent], **kw: Any
     ) -> BatchResult:
         if self.broken:
             self.raised += 1
             raise ZeroDivisionError("a bug in the decision code")
-        return await handle_batch(conn, events, **kw)
+        return await handle_batch(store, events, **kw)
 
 
 @pytest.mark.timeout(90)
 async def test_a_bug_while_deciding_keeps_the_offset_and_the_event_is_decided_once_when_fixed(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Any,
 ) -> None:
     settings = make_settings(retry_backoff_max_seconds=0.3)
     bug = Bug()
-    monkeypatch.setattr(consumer, "handle_batch", bug)
     customer = uuid.uuid4()
     with capture_logs() as logs:
         async with (
             Outcomes(settings) as outcomes,
             Producer(settings) as producer,
             Offsets(settings) as offsets,
-            running(settings),
+            running(settings, handle=bug),
         ):
             await producer.pay(customer, "pi_1", time=wall_now())
 
@@ -77,12 +76,11 @@ async def test_a_bug_while_deciding_keeps_the_offset_and_the_event_is_decided_on
 
 @pytest.mark.timeout(120)
 async def test_a_batch_backing_off_when_its_partitions_are_revoked_is_abandoned_then_decided_once(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Any,
 ) -> None:
     # A long cap: were the backoff not cut short by the revocation, the group would wait on it.
     settings = make_settings(retry_backoff_max_seconds=60)
     bug = Bug()
-    monkeypatch.setattr(consumer, "handle_batch", bug)
     customers = [uuid.uuid4() for _ in range(24)]
     now = wall_now()
     with capture_logs() as logs:
@@ -90,7 +88,7 @@ async def test_a_batch_backing_off_when_its_partitions_are_revoked_is_abandoned_
             Outcomes(settings) as outcomes,
             Producer(settings) as producer,
             Offsets(settings) as offsets,
-            running(settings),  # instance A, which owns every partition at first
+            running(settings, handle=bug),  # instance A, which owns every partition at first
         ):
             await asyncio.gather(
                 *(producer.pay(c, f"pi_{i}", time=now) for i, c in enumerate(customers))
@@ -100,7 +98,9 @@ async def test_a_batch_backing_off_when_its_partitions_are_revoked_is_abandoned_
                 return bug.raised >= 3
 
             await wait_until(failing)
-            async with running(settings):  # instance B joins: A's partitions are revoked
+            async with running(
+                settings, handle=bug
+            ):  # instance B joins: A's partitions are revoked
 
                 async def abandoned() -> bool:
                     return any(e["event"] == "batch_abandoned" for e in logs)

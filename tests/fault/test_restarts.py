@@ -14,12 +14,16 @@ from typing import Any
 import pytest
 
 import schemas
-from service.adapters import database
-from service.adapters.consumer import ConsumerLoop, HandleBatch, new_consumer
-from service.adapters.relay import Relay, new_producer
+from service.adapters import postgres
+from service.adapters.kafka.consumer import ConsumerLoop
+from service.adapters.kafka.relay import Relay
+from service.adapters.postgres import outbox
+from service.adapters.postgres.store import PostgresStore
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import HandleBatch, build_decider
 from service.core.batch import BatchResult, Snapshot, decide_batch
-from service.core.sessions import Policy
-from service.handler import handle_batch
+from service.core.ports import OutboxRow, Store
+from service.handlers.consume import handle_batch
 from service.settings import Settings
 from tests.fault.tools import (
     Crash,
@@ -46,7 +50,7 @@ async def _produce_stream(settings: Settings) -> dict[str, str]:
     customers = [uuid.uuid4() for _ in range(CUSTOMERS)]
     now = wall_now()
     sent: list[schemas.InputEvent] = []
-    decoder = schemas.Decoder(settings.input_topics)
+    decoder = schemas.Decoder(settings.topics.input_types())
     async with Producer(settings) as producer:
         for suffix, pay, minutes in (("a", "a", 0), ("b", "b", 1), ("a2", "a", 0)):
             values = [
@@ -65,8 +69,7 @@ async def _produce_stream(settings: Settings) -> dict[str, str]:
                 )
             )
             sent.extend(decoder.decode(v, settings.topic_payments) for v in values)
-    policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
-    decided = decide_batch(Snapshot(), sent, policy=policy)
+    decided = decide_batch(Snapshot(), sent, policy=settings.policy)
     expected = {}
     for emitted in decided.emitted:
         assert isinstance(emitted.data, schemas.SessionCreated | schemas.SessionRejected)
@@ -75,13 +78,15 @@ async def _produce_stream(settings: Settings) -> dict[str, str]:
     return expected
 
 
-async def _consume_until_crash(settings: Settings, handle: HandleBatch | None = None) -> None:
+async def _consume_until_crash(settings: Settings, handle: HandleBatch = handle_batch) -> None:
     """One instance's consumer loop, run until it crashes (no relay: the outbox stays)."""
-    pool = await database.create_pool(settings.dsn)
-    producer = new_producer(settings)
+    clients = Clients(settings)
+    pool = await clients.pool(size=4)
+    producer = clients.producer()
     await producer.start()
-    consumer = new_consumer(settings)
-    loop = ConsumerLoop(settings, consumer, producer, pool, handle=handle)
+    consumer = clients.consumer()
+    decide = build_decider(settings, pool, handle=handle)
+    loop = ConsumerLoop(settings, consumer, producer, decide)
     loop.subscribe()
     await consumer.start()
     try:
@@ -124,10 +129,9 @@ async def test_a_crash_between_the_database_commit_and_the_offset_commit_decides
 ) -> None:
     settings = make_settings()
     expected = await _produce_stream(settings)
-    policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
 
-    async def decide_then_crash(conn: database.Connection, events: Any) -> BatchResult:
-        await handle_batch(conn, events, policy=policy)
+    async def decide_then_crash(store: Store, events: Any, **kw: Any) -> BatchResult:
+        await handle_batch(store, events, **kw)
         raise Crash("after the database commit, before the offset commit")
 
     await _consume_until_crash(settings, decide_then_crash)
@@ -150,14 +154,16 @@ async def test_a_crash_inside_the_database_transaction_is_redelivered_and_decide
 ) -> None:
     settings = make_settings()
     expected = await _produce_stream(settings)
-    write_result = database.write_result
+    write_result = PostgresStore.write_result
 
-    async def write_then_crash(*args: Any) -> None:
-        await write_result(*args)
+    async def write_then_crash(
+        store: PostgresStore, result: BatchResult, rows: Sequence[OutboxRow]
+    ) -> None:
+        await write_result(store, result, rows)
         raise Crash("state and outbox written, transaction not committed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(database, "write_result", write_then_crash)
+        patch.setattr(PostgresStore, "write_result", write_then_crash)
         await _consume_until_crash(settings)
 
     for table in ("payments", "sessions", "processed_events", "outbox"):
@@ -178,12 +184,13 @@ async def test_a_crash_while_publishing_republishes_the_unconfirmed_rows_with_th
     expected = await _produce_stream(settings)
 
     # Decided and committed by a consumer alone: the outbox holds all 12 outcomes.
-    pool = await database.create_pool(settings.dsn)
-    producer = new_producer(settings)
+    clients = Clients(settings)
+    pool = await clients.pool(size=4)
+    producer = clients.producer()
     await producer.start()
     try:
-        consumer = new_consumer(settings)
-        loop = ConsumerLoop(settings, consumer, producer, pool)
+        consumer = clients.consumer()
+        loop = ConsumerLoop(settings, consumer, producer, build_decider(settings, pool))
         loop.subscribe()
         await consumer.start()
         task = asyncio.create_task(loop.run())
@@ -202,10 +209,10 @@ async def test_a_crash_while_publishing_republishes_the_unconfirmed_rows_with_th
 
         # The relay sends its first batch of five and deletes it, sends the second and dies
         # before deleting it.
-        delete_outbox = database.delete_outbox
+        delete_outbox = outbox.delete_outbox
         deletes = 0
 
-        async def delete_then_die(conn: database.Connection, seqs: Sequence[int]) -> None:
+        async def delete_then_die(conn: postgres.Connection, seqs: Sequence[int]) -> None:
             nonlocal deletes
             deletes += 1
             if deletes == 2:
@@ -213,7 +220,7 @@ async def test_a_crash_while_publishing_republishes_the_unconfirmed_rows_with_th
             await delete_outbox(conn, seqs)
 
         with monkeypatch.context() as patch:
-            patch.setattr(database, "delete_outbox", delete_then_die)
+            patch.setattr(outbox, "delete_outbox", delete_then_die)
             with pytest.raises(Crash):
                 async with asyncio.timeout(30):
                     await Relay(settings, pool, producer).run()

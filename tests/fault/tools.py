@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
 import schemas
+from service.bootstrap.factory import Clients
 from service.settings import Settings
 
 
@@ -42,10 +42,9 @@ class Offsets:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None
-        )
+        clients = Clients(settings)
+        self._admin = clients.admin()
+        self._consumer = clients.consumer(group_id=None)
 
     async def __aenter__(self) -> Offsets:
         await self._admin.start()
@@ -70,7 +69,7 @@ class Offsets:
 
     async def lag(self) -> int:
         """Input messages not yet committed by the group."""
-        ends = await self.ends(self.settings.input_topics)
+        ends = await self.ends(self.settings.topics.input_types())
         committed = await self.committed()
         return sum(end - committed.get(tp, 0) for tp, end in ends.items())
 

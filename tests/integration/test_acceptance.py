@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import schemas
-from service.adapters import database
-from service.adapters.sweeper import Sweeper
+from service.adapters import postgres
+from service.bootstrap.service import build_sweeper
 from tests.fault.tools import wait_drained, wall_now
 from tests.harness import Outcomes, Producer, acceptance, running
 
@@ -31,7 +31,7 @@ def _rejection_reasons(events: list[schemas.OutputEvent]) -> list[str]:
 
 
 async def test_two_mechanics_accepting_at_once_give_one_acceptance_and_one_already_accepted(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings()
     now = wall_now()
@@ -149,7 +149,7 @@ async def test_a_live_session_that_ends_is_completed_and_a_later_acceptance_is_r
 
 
 async def test_an_acceptance_stamped_before_expiry_decided_after_the_sweep_is_refused_as_cancelled(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     """The rule: whichever is decided first under the customer's lock wins. A cancellation
     already published stands (the customer may have been told, the payment refunded), so a
@@ -176,7 +176,7 @@ async def test_an_acceptance_stamped_before_expiry_decided_after_the_sweep_is_re
 
 
 async def test_an_acceptance_stamped_before_expiry_and_decided_before_the_sweep_wins_for_good(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     """The other order of the same race: the acceptance is decided first (no sweep since
     start-up), so the session is live, and a sweep afterwards finds nothing to cancel."""
@@ -188,9 +188,11 @@ async def test_an_acceptance_stamped_before_expiry_and_decided_before_the_sweep_
         await producer.pay(warmup, "pi_warmup", time=wall_now())
         await outcomes.wait_count(1)  # up, and past its start-up sweep
         await producer.pay(customer, "pi_1", time=paid)
+        # Topics have no order between them: the acceptance goes once the session exists.
+        await outcomes.wait_count(2)
         await producer.accept(session_id, mechanic, time=paid + TTL - timedelta(seconds=1))
         await outcomes.wait_count(3)
-        swept = await Sweeper(settings, pool).sweep_once()
+        swept = await build_sweeper(settings, pool).sweep_once()
         await asyncio.sleep(0.5)
     assert [e.type for e in outcomes.events[1:]] == [
         schemas.SESSION_CREATED,
@@ -202,7 +204,7 @@ async def test_an_acceptance_stamped_before_expiry_and_decided_before_the_sweep_
 
 @pytest.mark.timeout(60)
 async def test_acceptances_racing_the_sweeper_end_either_live_or_cancelled_never_both(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings(sweep_interval_seconds=0.05)
     count = 20

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 import schemas
-from service.adapters import database
+from service.adapters import postgres
 from tests.fault.tools import Offsets, wait_until, wall_now
 from tests.harness import Outcomes, Producer, acceptance, cloudevent, payment, running
 
@@ -50,7 +50,7 @@ def _error_headers(record: Any) -> dict[str, bytes]:
 
 @pytest.mark.timeout(60)
 async def test_malformed_messages_land_on_the_dlq_byte_for_byte_and_the_partition_moves_on(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings()
     customer = uuid.uuid4()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import schemas
-from service.adapters import database
+from service.adapters import postgres
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, running
 
@@ -22,7 +22,7 @@ TTL = timedelta(minutes=15)
 
 
 async def test_a_stale_waiting_session_is_cancelled_before_the_next_payment_is_decided(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     # No sweep after the one at start-up: only the purge of the next payment can cancel it.
     settings = make_settings(sweep_interval_seconds=3600)
@@ -63,7 +63,7 @@ async def test_a_stale_waiting_session_is_cancelled_before_the_next_payment_is_d
 
 @pytest.mark.timeout(60)
 async def test_the_sweeper_cancels_an_expired_waiting_session_once_even_with_two_instances(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings(sweep_interval_seconds=0.5)
     count = 10
@@ -114,7 +114,7 @@ async def test_the_sweeper_cancels_an_expired_waiting_session_once_even_with_two
 
 @pytest.mark.timeout(60)
 async def test_a_live_session_whose_end_never_comes_is_completed_as_timed_out_by_the_sweeper(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings(max_live_seconds=60, sweep_interval_seconds=0.5)
     customer, mechanic = uuid.uuid4(), uuid.uuid4()

@@ -14,8 +14,9 @@ import asyncpg
 import orjson
 import pytest
 
-from service.adapters import migrate
-from service.app import DatabaseBehind, Service
+from service.adapters.postgres import migrate
+from service.adapters.postgres.migrate import DatabaseBehind
+from service.bootstrap.service import Service
 from tests.servers import Servers
 
 pytestmark = pytest.mark.integration

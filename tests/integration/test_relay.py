@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import schemas
-from service.adapters import database
-from service.adapters.relay import partition_for
+from service.adapters import postgres
+from service.adapters.kafka.relay import partition_for
 from tests.fault.tools import wait_until, wall_now
 from tests.harness import Outcomes, Producer, running
 
@@ -41,7 +41,7 @@ def _summary(event: schemas.OutputEvent) -> tuple[str, str]:
 
 @pytest.mark.timeout(60)
 async def test_a_customers_events_are_published_in_the_order_they_were_decided(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     # Small relay batches, so a customer's events span several of them.
     settings = make_settings(relay_batch_size=7)
@@ -69,7 +69,7 @@ async def test_a_customers_events_are_published_in_the_order_they_were_decided(
 
 
 async def test_a_notify_from_another_connection_wakes_the_relay_long_before_its_next_poll(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings(relay_poll_interval_seconds=30)
     customer, now = uuid.uuid4(), wall_now()
@@ -94,7 +94,7 @@ async def test_a_notify_from_another_connection_wakes_the_relay_long_before_its_
         assert len(outcomes.records) == 1
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(insert, *rows[1])
-            await conn.execute(f"SELECT pg_notify('{database.OUTBOX_CHANNEL}', '')")
+            await conn.execute(f"SELECT pg_notify('{postgres.OUTBOX_CHANNEL}', '')")
         notified = time.monotonic()
         await outcomes.wait_count(3, within=10)
         took = time.monotonic() - notified

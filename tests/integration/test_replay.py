@@ -8,14 +8,13 @@ from itertools import islice
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from service.adapters import database
-from service.entrypoints.replay import live_members, replay, topic_partitions
-from service.entrypoints.simulate import topics_of
+from service.adapters import postgres
+from service.adapters.kafka.admin import committed_offsets, live_members, topic_partitions
+from service.bootstrap.factory import Clients
+from service.entrypoints.replay import replay
+from service.entrypoints.simulated_stream import Simulation
 from service.settings import Settings
-from service.simulation import Simulation
 from tests.harness import Outcomes, Producer, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -28,14 +27,11 @@ SENT = 300
 
 async def lag(settings: Settings) -> int:
     """Input messages the group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        tps = await topic_partitions(admin, list(settings.input_topics))
-        committed = await admin.list_consumer_group_offsets(settings.group_id, partitions=tps)
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    clients = Clients(settings)
+    async with clients.started_admin() as admin:
+        tps = await topic_partitions(admin, list(settings.topics.input_types()))
+        committed = await committed_offsets(admin, settings.group_id, tps)
+    consumer = clients.consumer(group_id=None)
     await consumer.start()
     try:
         end = await consumer.end_offsets(tps)
@@ -45,15 +41,11 @@ async def lag(settings: Settings) -> int:
 
 
 async def members(settings: Settings) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
+    async with Clients(settings).started_admin() as admin:
         return await live_members(admin, settings.group_id)
-    finally:
-        await admin.close()
 
 
-async def settle(settings: Settings, pool: database.Pool, outcomes: Outcomes) -> None:
+async def settle(settings: Settings, pool: postgres.Pool, outcomes: Outcomes) -> None:
     """Until every input is committed, the outbox is empty and no outcome came for 2 s."""
     seen, quiet = -1, 0.0
     async with asyncio.timeout(90):
@@ -84,10 +76,10 @@ def table(out: str) -> tuple[list[list[str]], int]:
 
 
 async def test_a_replay_from_the_earliest_offsets_decides_nothing_new(
-    make_settings: Any, pool: database.Pool, capsys: pytest.CaptureFixture[str]
+    make_settings: Any, pool: postgres.Pool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = make_settings(request_ttl_seconds=30)
-    sim = Simulation(10, 7, topics=topics_of(settings), request_ttl=settings.request_ttl)
+    sim = Simulation(10, 7, topics=settings.topics, request_ttl=settings.request_ttl)
     messages = list(islice(sim.messages(T0, rate=2), SENT))
     async with (
         Outcomes(settings) as outcomes,
@@ -112,7 +104,7 @@ async def test_a_replay_from_the_earliest_offsets_decides_nothing_new(
         rows, total = table(capsys.readouterr().out)
         assert total == SENT
         assert len(rows) == 3 * settings.topic_partitions
-        assert {r[0] for r in rows} == set(settings.input_topics)
+        assert {r[0] for r in rows} == set(settings.topics.input_types())
         assert all(r[3] == "0" and r[2] == r[4] for r in rows)
 
         # Never forward past what is committed; by time, then, a future instant moves nothing.
@@ -181,7 +173,7 @@ async def test_a_replay_refuses_a_topic_that_is_not_an_input(
 
 
 def payments_and_acceptances(settings: Settings) -> list[Any]:
-    sim = Simulation(3, 1, topics=topics_of(settings))
+    sim = Simulation(3, 1, topics=settings.topics)
     return list(islice(sim.messages(T0), 20))
 
 

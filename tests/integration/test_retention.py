@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from service.adapters import database
-from service.adapters.sweeper import PRUNE_CHUNK, Sweeper
+from service.adapters import postgres
+from service.adapters.postgres import sql
+from service.adapters.sweeper import PRUNE_CHUNK
+from service.bootstrap.service import build_sweeper
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +19,7 @@ DAY = 24 * 3600
 
 
 async def test_the_sweeper_prunes_dedupe_records_past_their_retention_and_keeps_the_rest(
-    make_settings: Any, pool: database.Pool
+    make_settings: Any, pool: postgres.Pool
 ) -> None:
     settings = make_settings(dedupe_retention_seconds=7 * DAY)
     old = PRUNE_CHUNK + 1234  # more than one chunk
@@ -32,7 +34,7 @@ async def test_the_sweeper_prunes_dedupe_records_past_their_retention_and_keeps_
         "SELECT 'tests', 'young-' || i, now() - interval '6 days' "
         "FROM generate_series(1, 500) AS i"
     )
-    sweeper = Sweeper(settings, pool)
+    sweeper = build_sweeper(settings, pool)
 
     assert await sweeper.prune_once() == old
     left = await pool.fetch("SELECT event_id FROM processed_events")
@@ -42,7 +44,7 @@ async def test_the_sweeper_prunes_dedupe_records_past_their_retention_and_keeps_
 
 
 async def test_a_prune_with_nothing_due_reads_the_index_not_the_table(
-    pool: database.Pool,
+    pool: postgres.Pool,
 ) -> None:
     await pool.execute(
         "INSERT INTO processed_events (source, event_id) "
@@ -50,7 +52,7 @@ async def test_a_prune_with_nothing_due_reads_the_index_not_the_table(
     )
     # Right after the inserts, before any ANALYZE: the case a fresh deployment is in.
     plan = await pool.fetchval(
-        f"EXPLAIN (FORMAT JSON) {database.PRUNE_PROCESSED}",
+        f"EXPLAIN (FORMAT JSON) {sql.PRUNE_PROCESSED}",
         timedelta(days=14),
         PRUNE_CHUNK,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.adapters.relay import partition_for
+from service.adapters.kafka.relay import partition_for
 
 # Apache Kafka's own test vectors for Utils.murmur2 (clients' UtilsTest.testMurmur2), as the
 # signed 32-bit values Java returns.

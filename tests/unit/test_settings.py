@@ -14,7 +14,7 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
     settings = load_settings()
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
     assert settings.dsn.startswith("postgresql://fulfillment:fulfillment@127.0.0.1:5432/")
-    assert settings.input_topics == {
+    assert settings.topics.input_types() == {
         "payments.completed": "payment.completed",
         "mechanics.accepted": "mechanic.accepted",
         "sessions.ended": "session.ended",

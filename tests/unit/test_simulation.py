@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 import schemas
+from bench.payments import payments_only
 from service.core.batch import Snapshot, decide_batch
 from service.core.sessions import Policy
-from service.simulation import Kind, Message, Simulation, payments_only
+from service.entrypoints.simulated_stream import Kind, Message, Simulation
 
 T0 = datetime(2030, 1, 7, 9, 30, tzinfo=UTC)
 TTL = timedelta(seconds=30)
@@ -119,7 +120,7 @@ def test_decided_in_order_the_stream_reaches_every_outcome() -> None:
         unique,
         policy=Policy(request_ttl=TTL, max_live=timedelta(hours=4)),
     )
-    outcomes = {d.outcome for d in result.decisions}
+    outcomes = {d.outcome.label for d in result.decisions}
     assert {
         "created",
         "rejected",

@@ -1,4 +1,4 @@
-"""Input events, sessions and a fake store for the pure core's tests: no Kafka, no PostgreSQL.
+"""Input events, sessions and the handlers on the in-memory store: no Kafka, no PostgreSQL.
 
 Events are built through the contract models (`schemas.*Event.model_validate`), so a test never
 feeds the core something the decoder would refuse. Sessions are built by the core itself
@@ -7,15 +7,22 @@ feeds the core something the decoder would refuse. Sessions are built by the cor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from uuid import UUID
 
 import schemas
-from service.core.batch import BatchResult, PaymentRecord, Snapshot, decide_batch, sweep
+from service.adapters.memory_store import MemoryDatabase
+from service.core.batch import BatchResult, PaymentRecord, Snapshot, decide_batch
 from service.core.decide import Emitted, decide_acceptance, decide_payment
 from service.core.sessions import Policy, Session, Status
-from service.handler import outbox_row
+from service.handlers.consume import handle_batch
+from service.handlers.outbox import outbox_row
+from service.handlers.sweep import sweep_customers
+
+T = TypeVar("T")
 
 T0 = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 TTL = timedelta(minutes=15)
@@ -137,70 +144,46 @@ def only(result: BatchResult, type_: str) -> Emitted:
 
 
 def row(emitted: Emitted) -> tuple[str, bytes, bytes]:
-    """What the handler writes to the outbox: (id as text, key, value bytes)."""
-    event_id, key, value = outbox_row(emitted)
-    return str(event_id), key, value
+    """What the handler writes to the outbox for this decision: (id, key, value)."""
+    written = outbox_row(emitted)
+    return written.event_id, written.key, written.value
 
 
-class FakeStore:
-    """The database at the port, in memory: loads snapshots as `database.load_snapshot` does,
-    dedupes input events by (source, id) as `claim_events` does, and writes results under the
-    same constraints (one active session per customer, one row per payment, unique outbox ids)."""
+class InMemoryHandlers:
+    """The real handlers (`handle_batch`, `sweep_customers`) on the in-memory store, driven
+    synchronously: the store is held to PostgreSQL's contract by tests/contract/test_store.py."""
 
     def __init__(self, policy: Policy = POLICY) -> None:
         self.policy = policy
-        self.sessions: dict[UUID, Session] = {}
-        self.payments: dict[str, PaymentRecord] = {}
-        self.processed: set[tuple[str, str]] = set()
-        self.published: list[Emitted] = []
+        self.db = MemoryDatabase()
+        self.store = self.db.store()
+        self._loop = asyncio.new_event_loop()
+        self.published: list[Emitted] = []  # what went to the outbox, decided, in order
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(work)
 
     def handle(self, events: Sequence[schemas.InputEvent]) -> BatchResult:
-        todo = []
-        for event in events:
-            key = (event.source, event.id)
-            if key not in self.processed:
-                self.processed.add(key)
-                todo.append(event)
-        result = decide_batch(self.snapshot(events), todo, policy=self.policy)
-        self.write(result)
-        return result
-
-    def sweep(self, now: datetime, run_id: str = "sweep") -> BatchResult:
-        active = [s for s in self.sessions.values() if s.active]
-        result = sweep(active, now=now, policy=self.policy, run_id=run_id)
-        self.write(result)
-        return result
-
-    def snapshot(self, events: Sequence[schemas.InputEvent]) -> Snapshot:
-        payments = [e.data for e in events if isinstance(e.data, schemas.PaymentCompleted)]
-        named = {
-            e.data.session_id for e in events if not isinstance(e.data, schemas.PaymentCompleted)
-        } & self.sessions.keys()
-        customers = {p.customer_id for p in payments} | {
-            self.sessions[i].customer_id for i in named
-        }
-        loaded = {
-            s.id: s for s in self.sessions.values() if s.active and s.customer_id in customers
-        }
-        loaded.update({i: self.sessions[i] for i in named})
-        decided = frozenset(p.payment_id for p in payments if p.payment_id in self.payments)
-        return Snapshot(sessions=loaded, decided_payments=decided)
-
-    def write(self, result: BatchResult) -> None:
-        ids = [str(e.id) for e in result.emitted]
-        assert len(set(ids)) == len(ids), "outbox.event_id is unique"
-        for session in result.updated:
-            assert session.id in self.sessions, "updated a session that was never stored"
-            self.sessions[session.id] = session
+        result = self._run(handle_batch(self.store, events, policy=self.policy))
         self.check_one_active_per_customer()
-        for session in result.inserted:
-            assert session.id not in self.sessions, "inserted a session twice"
-            self.sessions[session.id] = session
-        self.check_one_active_per_customer()
-        for record in result.payments:
-            assert record.payment_id not in self.payments, "payments.payment_id is unique"
-            self.payments[record.payment_id] = record
         self.published.extend(result.emitted)
+        return result
+
+    def sweep(self, now: datetime) -> BatchResult:
+        due = self._run(
+            self.store.due_customers(now=now, max_live=self.policy.max_live, limit=10**6)
+        )
+        result = self._run(sweep_customers(self.store, due, now=now, policy=self.policy))
+        self.published.extend(result.emitted)
+        return result
+
+    @property
+    def sessions(self) -> dict[UUID, Session]:
+        return self.db.tables.sessions
+
+    @property
+    def payments(self) -> dict[str, PaymentRecord]:
+        return self.db.tables.payments
 
     def check_one_active_per_customer(self) -> None:
         active = [s.customer_id for s in self.sessions.values() if s.active]

@@ -10,6 +10,7 @@ import pytest
 import schemas
 from service.core.batch import BatchResult
 from service.core.decide import decide_acceptance, expire
+from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Session, Status
 from tests.unit.core.builders import (
     ALICE,
@@ -19,7 +20,7 @@ from tests.unit.core.builders import (
     POLICY,
     T0,
     TICK,
-    FakeStore,
+    InMemoryHandlers,
     acceptance,
     decide,
     ended,
@@ -63,7 +64,7 @@ def test_the_first_acceptance_of_a_waiting_session_makes_it_live() -> None:
     assert now_live.mechanic_id == MECHANIC
     assert now_live.accepted_at == T0 + minutes(3)
     assert str(now_live.accepted_event_id) == str(accepted.id)
-    assert result.decisions[0].outcome == "accepted"
+    assert result.decisions[0].outcome == Verdict(Kind.ACCEPTED)
 
 
 def test_an_acceptance_just_before_the_deadline_wins() -> None:
@@ -83,7 +84,7 @@ def test_an_acceptance_of_an_unknown_session_is_rejected_keyed_by_the_session_id
     rejected = only(result, schemas.SESSION_ACCEPTANCE_REJECTED)
     assert rejected.key == str(unknown)
     assert rejected.data.subject == str(unknown)
-    assert result.decisions[0].outcome == "acceptance_rejected:unknown_session"
+    assert result.decisions[0].outcome == Verdict(Kind.ACCEPTANCE_REJECTED, Reason.UNKNOWN_SESSION)
     assert result.decisions[0].customer_id is None
 
 
@@ -122,7 +123,7 @@ def test_the_first_acceptance_in_a_batch_wins() -> None:
 
 
 def test_an_acceptance_of_a_completed_session_is_rejected_as_completed() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1"), acceptance(session_of("pay-1"), at=T0 + minutes(1))])
     store.handle([ended(session_of("pay-1"), at=T0 + minutes(20))])
 
@@ -152,7 +153,7 @@ def test_an_acceptance_at_exactly_expires_at_is_expired_whether_or_not_cancelled
 
     outcome = decide_acceptance(acceptance(session.id, at=session.expires_at), target)
 
-    assert outcome.outcome == "acceptance_rejected:expired"
+    assert outcome.verdict == Verdict(Kind.ACCEPTANCE_REJECTED, Reason.EXPIRED)
     assert outcome.changed == ()
 
 
@@ -178,7 +179,7 @@ def test_an_acceptance_of_an_already_cancelled_session_after_its_deadline_is_exp
 
 
 def test_an_acceptance_dated_before_the_deadline_of_a_cancelled_session_is_cancelled() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1")])
     # A later payment purges the stale session; the acceptance, sent earlier, arrives after it.
     store.handle([payment("pay-2", at=T0 + minutes(20))])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import schemas
+from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Status
 from tests.unit.core.builders import (
     ALICE,
@@ -10,7 +11,7 @@ from tests.unit.core.builders import (
     CAROL,
     OTHER_MECHANIC,
     T0,
-    FakeStore,
+    InMemoryHandlers,
     acceptance,
     decide,
     ended,
@@ -68,8 +69,8 @@ def test_a_busy_day_decides_what_the_rules_say() -> None:
         schemas.SESSION_CREATED,  # a3
         schemas.SESSION_ACCEPTED,  # b2
     ]
-    assert result.decisions[6].outcome == "duplicate_payment"
-    assert result.decisions[-1].outcome == "ignored:cancelled"
+    assert result.decisions[6].outcome == Verdict(Kind.DUPLICATE_PAYMENT)
+    assert result.decisions[-1].outcome == Verdict(Kind.IGNORED, Reason.CANCELLED)
 
 
 def test_output_ids_derive_from_the_causing_events_identity_type_and_subject_only() -> None:
@@ -108,7 +109,7 @@ def test_outbox_rows_are_keyed_by_the_customer_and_decode_back_to_the_decision()
 
 def test_a_batch_split_in_two_with_the_state_carried_over_equals_one_batch() -> None:
     events = a_busy_day()
-    whole, split = FakeStore(), FakeStore()
+    whole, split = InMemoryHandlers(), InMemoryHandlers()
 
     whole.handle(events)
     split.handle(events[:7])
@@ -121,7 +122,7 @@ def test_a_batch_split_in_two_with_the_state_carried_over_equals_one_batch() -> 
 
 def test_a_batch_split_at_every_event_equals_one_batch() -> None:
     events = a_busy_day()
-    whole, split = FakeStore(), FakeStore()
+    whole, split = InMemoryHandlers(), InMemoryHandlers()
 
     whole.handle(events)
     for event in events:
@@ -139,7 +140,12 @@ def test_each_event_sees_the_state_the_previous_one_left() -> None:
         payment("pay-2", at=T0 + minutes(3)),
     )
 
-    assert [d.outcome for d in result.decisions] == ["created", "accepted", "completed", "created"]
+    assert [d.outcome.label for d in result.decisions] == [
+        "created",
+        "accepted",
+        "completed",
+        "created",
+    ]
 
 
 def test_a_session_born_and_closed_in_one_batch_is_inserted_once_in_its_final_version() -> None:
@@ -175,7 +181,7 @@ def test_there_is_one_decision_per_event_in_arrival_order() -> None:
 
 
 def test_redelivered_events_are_dropped_by_the_store_before_the_core_sees_them() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     events = a_busy_day()
     store.handle(events)
 

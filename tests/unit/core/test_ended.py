@@ -6,6 +6,7 @@ from uuid import UUID
 
 import schemas
 from service.core.decide import decide_ended, expire
+from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Status, live_deadline
 from tests.unit.core.builders import (
     ALICE,
@@ -13,7 +14,7 @@ from tests.unit.core.builders import (
     POLICY,
     T0,
     TICK,
-    FakeStore,
+    InMemoryHandlers,
     acceptance,
     decide,
     ended,
@@ -48,7 +49,7 @@ def test_a_live_session_that_ends_is_completed_as_ended() -> None:
     assert closed.status is Status.COMPLETED
     assert closed.closed_at == T0 + minutes(45)
     assert closed.close_reason == "ended"
-    assert result.decisions[0].outcome == "completed"
+    assert result.decisions[0].outcome == Verdict(Kind.COMPLETED)
 
 
 def test_an_ended_just_before_the_deadline_is_completed_as_ended() -> None:
@@ -68,36 +69,36 @@ def test_an_ended_waiting_session_is_ignored() -> None:
 
     assert result.emitted == ()
     assert result.updated == ()
-    assert result.decisions[0].outcome == "ignored:waiting"
+    assert result.decisions[0].outcome == Verdict(Kind.IGNORED, Reason.WAITING)
 
 
 def test_an_ended_unknown_session_is_ignored() -> None:
     outcome = decide_ended(ended(UUID(int=7), at=T0), None)
 
-    assert outcome.outcome == "ignored:unknown_session"
+    assert outcome.verdict == Verdict(Kind.IGNORED, Reason.UNKNOWN_SESSION)
     assert outcome.emitted == () and outcome.changed == ()
 
 
 def test_a_second_ended_of_a_completed_session_is_ignored() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1"), acceptance(session_of("pay-1"), at=ACCEPTED_AT)])
     store.handle([ended(session_of("pay-1"), at=T0 + minutes(30))])
 
     result = store.handle([ended(session_of("pay-1"), at=T0 + minutes(31))])
 
     assert result.emitted == ()
-    assert result.decisions[0].outcome == "ignored:completed"
+    assert result.decisions[0].outcome == Verdict(Kind.IGNORED, Reason.COMPLETED)
 
 
 def test_an_ended_cancelled_session_is_ignored() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1")])
     store.sweep(now=T0 + minutes(15))
 
     result = store.handle([ended(session_of("pay-1"), at=T0 + minutes(10))])
 
     assert result.emitted == ()
-    assert result.decisions[0].outcome == "ignored:cancelled"
+    assert result.decisions[0].outcome == Verdict(Kind.IGNORED, Reason.CANCELLED)
 
 
 def test_a_live_session_stands_until_just_before_max_live() -> None:
@@ -125,7 +126,7 @@ def test_a_live_session_times_out_at_accepted_at_plus_max_live_however_late_noti
 
 
 def test_a_timeout_is_caused_by_the_session_accepted_event_that_started_the_timer() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1")])
     accepted = only(
         store.handle([acceptance(session_of("pay-1"), at=ACCEPTED_AT)]), schemas.SESSION_ACCEPTED
@@ -137,18 +138,18 @@ def test_a_timeout_is_caused_by_the_session_accepted_event_that_started_the_time
 
 
 def test_purge_and_sweep_publish_byte_identical_timeouts() -> None:
-    purging, sweeping = FakeStore(), FakeStore()
+    purging, sweeping = InMemoryHandlers(), InMemoryHandlers()
     for store in (purging, sweeping):
         store.handle([payment("pay-1"), acceptance(session_of("pay-1"), at=ACCEPTED_AT)])
 
     purged = purging.handle([payment("pay-2", at=DEADLINE + minutes(7))])
-    swept = sweeping.sweep(now=DEADLINE + minutes(90), run_id="sweep@later")
+    swept = sweeping.sweep(now=DEADLINE + minutes(90))
 
     by_purge = only(purged, schemas.SESSION_COMPLETED)
     by_sweep = only(swept, schemas.SESSION_COMPLETED)
     assert by_purge == by_sweep
     assert row(by_purge) == row(by_sweep)
-    assert swept.decisions[0].outcome == "completed:timed_out"
+    assert swept.decisions[0].outcome == Verdict(Kind.COMPLETED, Reason.TIMED_OUT)
 
 
 def test_an_ended_after_the_deadline_yields_timed_out_then_is_ignored() -> None:
@@ -161,7 +162,7 @@ def test_an_ended_after_the_deadline_yields_timed_out_then_is_ignored() -> None:
     assert isinstance(data, schemas.SessionCompleted)
     assert data.reason == "timed_out"
     assert data.completed_at == DEADLINE
-    assert result.decisions[0].outcome == "ignored:completed"
+    assert result.decisions[0].outcome == Verdict(Kind.IGNORED, Reason.COMPLETED)
     assert result.decisions[0].purged == (session.id,)
 
 
@@ -176,7 +177,7 @@ def test_an_ended_at_exactly_the_deadline_is_timed_out_like_an_expiry_at_its_dea
 
 
 def test_after_a_sweep_timed_it_out_a_late_ended_publishes_nothing() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1"), acceptance(session_of("pay-1"), at=ACCEPTED_AT)])
     store.sweep(now=DEADLINE + minutes(1))
 

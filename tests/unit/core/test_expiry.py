@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import schemas
 from service.core.decide import expire
+from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Status
 from tests.unit.core.builders import (
     ALICE,
@@ -12,7 +13,7 @@ from tests.unit.core.builders import (
     T0,
     TICK,
     TTL,
-    FakeStore,
+    InMemoryHandlers,
     acceptance,
     decide,
     ended,
@@ -92,12 +93,12 @@ def test_a_live_session_is_not_cancelled_when_its_request_ttl_passes() -> None:
 
 
 def test_purge_and_sweep_publish_byte_identical_cancellations() -> None:
-    purging, sweeping = FakeStore(), FakeStore()
+    purging, sweeping = InMemoryHandlers(), InMemoryHandlers()
     for store in (purging, sweeping):
         store.handle([payment("pay-1")])
 
     purged = purging.handle([payment("pay-2", at=T0 + minutes(20))])
-    swept = sweeping.sweep(now=T0 + minutes(300), run_id="sweep@late")
+    swept = sweeping.sweep(now=T0 + minutes(300))
 
     by_purge = only(purged, schemas.SESSION_CANCELLED)
     by_sweep = only(swept, schemas.SESSION_CANCELLED)
@@ -109,21 +110,21 @@ def test_purge_and_sweep_publish_byte_identical_cancellations() -> None:
 def test_the_sweeper_run_does_not_change_what_a_cancellation_says() -> None:
     session = waiting("pay-1")
 
-    early = FakeStore()
+    early = InMemoryHandlers()
     early.sessions[session.id] = session
-    late = FakeStore()
+    late = InMemoryHandlers()
     late.sessions[session.id] = session
 
-    first = early.sweep(now=session.expires_at, run_id="run-1")
-    second = late.sweep(now=session.expires_at + minutes(45), run_id="run-2")
+    first = early.sweep(now=session.expires_at)
+    second = late.sweep(now=session.expires_at + minutes(45))
 
     assert [row(e) for e in first.emitted] == [row(e) for e in second.emitted]
-    assert first.decisions[0].event_id == "run-1"
-    assert first.decisions[0].outcome == "cancelled:expired"
+    assert first.decisions[0].event_id == f"sweep@{session.expires_at.isoformat()}"
+    assert first.decisions[0].outcome == Verdict(Kind.CANCELLED, Reason.EXPIRED)
 
 
 def test_the_sweeper_closes_only_the_sessions_that_are_due() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-a", ALICE), payment("pay-b", BOB, at=T0 + minutes(10))])
 
     result = store.sweep(now=T0 + minutes(20))
@@ -134,7 +135,7 @@ def test_the_sweeper_closes_only_the_sessions_that_are_due() -> None:
 
 
 def test_after_the_sweeper_cancelled_it_the_next_payment_does_not_cancel_it_again() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1")])
     store.sweep(now=T0 + minutes(16))
 
@@ -145,7 +146,7 @@ def test_after_the_sweeper_cancelled_it_the_next_payment_does_not_cancel_it_agai
 
 
 def test_after_a_purge_cancelled_it_the_sweeper_does_not_cancel_it_again() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1")])
     store.handle([acceptance(session_of("pay-1"), at=T0 + minutes(16))])
 
@@ -160,7 +161,7 @@ def test_any_event_of_the_customer_notices_the_expiry() -> None:
     result = decide(ended(session.id, at=T0 + minutes(30)), state=snapshot(session))
 
     assert types(result) == [schemas.SESSION_CANCELLED]
-    assert result.decisions[0].outcome == "ignored:cancelled"
+    assert result.decisions[0].outcome == Verdict(Kind.IGNORED, Reason.CANCELLED)
     assert result.decisions[0].purged == (session.id,)
     assert result.updated[0].status is Status.CANCELLED
 

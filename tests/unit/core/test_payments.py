@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import schemas
 from service.core.batch import PaymentRecord
+from service.core.outcomes import Kind, Verdict
 from service.core.sessions import Status
 from tests.unit.core.builders import (
     ALICE,
@@ -12,7 +13,7 @@ from tests.unit.core.builders import (
     T0,
     TICK,
     TTL,
-    FakeStore,
+    InMemoryHandlers,
     acceptance,
     decide,
     ended,
@@ -48,9 +49,9 @@ def test_a_first_payment_creates_a_waiting_session_that_expires_after_the_ttl() 
     assert session.status is Status.WAITING
     assert str(session.created_event_id) == str(created.id)
     assert result.payments == (
-        PaymentRecord("pay-1", ALICE, event.id, "created", session_of("pay-1")),
+        PaymentRecord("pay-1", ALICE, event.id, Kind.CREATED, session_of("pay-1")),
     )
-    assert result.decisions[0].outcome == "created"
+    assert result.decisions[0].outcome == Verdict(Kind.CREATED)
 
 
 def test_a_payment_while_a_session_is_waiting_is_rejected_naming_the_active_session() -> None:
@@ -66,7 +67,7 @@ def test_a_payment_while_a_session_is_waiting_is_rejected_naming_the_active_sess
     assert rejected.key == str(ALICE)
     assert rejected.causation_id == event.id
     assert result.inserted == () and result.updated == ()
-    assert result.payments == (PaymentRecord("pay-2", ALICE, event.id, "rejected", active.id),)
+    assert result.payments == (PaymentRecord("pay-2", ALICE, event.id, Kind.REJECTED, active.id),)
 
 
 def test_a_payment_while_a_session_is_live_is_rejected() -> None:
@@ -78,7 +79,7 @@ def test_a_payment_while_a_session_is_live_is_rejected() -> None:
 
 
 def test_a_payment_after_the_previous_session_completed_creates_a_new_one() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1"), acceptance(session_of("pay-1"), at=T0 + minutes(1))])
     store.handle([ended(session_of("pay-1"), at=T0 + minutes(30))])
 
@@ -100,7 +101,7 @@ def test_a_payment_id_already_decided_is_a_duplicate_with_no_output() -> None:
     assert result.emitted == ()
     assert result.payments == ()
     assert result.inserted == ()
-    assert result.decisions[0].outcome == "duplicate_payment"
+    assert result.decisions[0].outcome == Verdict(Kind.DUPLICATE_PAYMENT)
 
 
 def test_the_same_payment_id_twice_in_one_batch_is_decided_once() -> None:
@@ -110,11 +111,11 @@ def test_the_same_payment_id_twice_in_one_batch_is_decided_once() -> None:
 
     assert types(result) == [schemas.SESSION_CREATED]
     assert [p.event_id for p in result.payments] == ["first"]
-    assert [d.outcome for d in result.decisions] == ["created", "duplicate_payment"]
+    assert [d.outcome.label for d in result.decisions] == ["created", "duplicate_payment"]
 
 
 def test_a_rejected_payment_delivered_again_is_not_rejected_twice() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1"), payment("pay-2", at=T0 + minutes(1), event_id="one")])
 
     result = store.handle([payment("pay-2", at=T0 + minutes(2), event_id="two")])
@@ -123,7 +124,7 @@ def test_a_rejected_payment_delivered_again_is_not_rejected_twice() -> None:
 
 
 def test_a_payment_delivered_again_after_its_session_closed_does_not_reopen_it() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     store.handle([payment("pay-1", event_id="one")])
     store.sweep(now=T0 + minutes(20))
 
@@ -175,7 +176,7 @@ def test_a_payment_dated_before_the_waiting_session_was_created_is_still_rejecte
 
 
 def test_a_burst_of_payments_of_one_customer_never_leaves_two_active_sessions() -> None:
-    store = FakeStore()
+    store = InMemoryHandlers()
     times = [0, 1, 14, 15, 16, 16, 31, 29, 50, 200]
     for n, offset in enumerate(times):
         store.handle([payment(f"pay-{n}", at=T0 + minutes(offset))])

@@ -24,7 +24,7 @@ from tests.unit.core.builders import (
     MECHANIC,
     OTHER_MECHANIC,
     T0,
-    FakeStore,
+    InMemoryHandlers,
     acceptance,
     ended,
     payment,
@@ -82,7 +82,7 @@ runs = st.lists(ops, min_size=1, max_size=30)
 
 @dataclass
 class Run:
-    store: FakeStore
+    store: InMemoryHandlers
     payment_ids: set[str]
 
 
@@ -115,7 +115,7 @@ def check_transitions(before: dict[UUID, Session], after: dict[UUID, Session]) -
 
 
 def fold(steps: Sequence[Op], *, sweeps: bool = True) -> Run:
-    store = FakeStore()
+    store = InMemoryHandlers()
     sent: list[schemas.InputEvent] = []
     batch: list[schemas.InputEvent] = []
     payment_ids: dict[str, None] = {}
@@ -134,7 +134,7 @@ def fold(steps: Sequence[Op], *, sweeps: bool = True) -> Run:
                 if batch:
                     write()
                 before = dict(store.sessions)
-                store.sweep(now=at, run_id=f"sweep{n}")
+                store.sweep(now=at)
                 check_transitions(before, store.sessions)
             continue
         if op.kind == "redeliver" and not sent:

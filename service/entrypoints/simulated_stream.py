@@ -23,7 +23,6 @@ from typing import Any, Final
 import orjson
 
 import schemas
-from schemas.topics import PAYMENTS_COMPLETED
 
 HEADERS: Final = (("content-type", schemas.CLOUDEVENTS_CONTENT_TYPE.encode()),)
 PAYMENT_SOURCE: Final = "payment-pipeline"
@@ -83,44 +82,8 @@ def event(type_: str, data: dict[str, Any], *, id: str, source: str, time: datet
     )
 
 
-def _uuid(rng: random.Random) -> uuid.UUID:
+def random_uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
-
-
-def payments_only(
-    n: int,
-    customers: int,
-    start: datetime,
-    seed: int | None,
-    *,
-    topic: str = PAYMENTS_COMPLETED,
-    spacing: timedelta = timedelta(milliseconds=1),
-) -> list[Message]:
-    """`n` payment.completed messages, each its own payment_id, from `customers` customers chosen
-    at random, keyed by customer id, `spacing` apart from `start`: the benchmark's fast path."""
-    if customers < 1 or n < 0:
-        raise ValueError(f"need customers >= 1 and n >= 0, got {customers=} {n=}")
-    rng = random.Random(seed)
-    run = f"{rng.getrandbits(48):012x}"
-    people = [str(_uuid(rng)) for _ in range(customers)]
-    keys = [p.encode() for p in people]
-    out = []
-    for i in range(n):
-        who = rng.randrange(customers)
-        time = start + spacing * i
-        kind = rng.choice(("chat", "video", "diagnostic"))
-        data = {
-            "payment_id": f"pi_{run}_{i}",
-            "customer_id": people[who],
-            "amount_cents": PRICES[kind],
-            "currency": "USD",
-            "session_type": kind,
-        }
-        value = event(
-            schemas.PAYMENT_COMPLETED, data, id=f"evt_{run}_{i}", source=PAYMENT_SOURCE, time=time
-        )
-        out.append(Message(topic, keys[who], value, time, Kind.PAYMENT))
-    return out
 
 
 # A follow-up: builds its message when its slot comes, stamped with that slot's time.
@@ -173,8 +136,8 @@ class _Run:
         self.topics = sim.topics
         self.rng = random.Random(sim.seed)
         self.ids = random.Random(f"{sim.seed}|{sim.salt}")
-        self.customers = [_uuid(self.ids) for _ in range(sim.customers)]
-        self.mechanics = [_uuid(self.ids) for _ in range(max(3, sim.customers // 3))]
+        self.customers = [random_uuid(self.ids) for _ in range(sim.customers)]
+        self.mechanics = [random_uuid(self.ids) for _ in range(max(3, sim.customers // 3))]
         self.due: list[tuple[datetime, int, Make]] = []  # a heap; the int breaks ties in order
         self.seq = count()
         # When each customer's current session is expected to stop being active (no longer
@@ -190,7 +153,9 @@ class _Run:
         if roll < 0.02:
             return self.bad_field(now)
         if roll < 0.04:
-            return self.acceptance(_uuid(self.ids), self.mechanic(), Kind.UNKNOWN_ACCEPTANCE, now)
+            return self.acceptance(
+                random_uuid(self.ids), self.mechanic(), Kind.UNKNOWN_ACCEPTANCE, now
+            )
         return self.payment(now)
 
     def at(self, when: datetime, make: Make) -> None:
@@ -200,7 +165,7 @@ class _Run:
         return timedelta(seconds=self.rng.uniform(low, high))
 
     def new_id(self) -> str:
-        return str(_uuid(self.ids))
+        return str(random_uuid(self.ids))
 
     def payment(self, now: datetime) -> Message:
         customer = self.pick_customer(now)

@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -35,11 +35,8 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 import schemas
-from service.adapters import database
 from service.adapters.retry import retrying
 from service.core.batch import BatchResult
-from service.core.sessions import Policy
-from service.handler import handle_batch
 from service.logs import log_decisions
 from service.settings import Settings
 
@@ -61,26 +58,13 @@ class Record(Protocol):
     headers: Sequence[tuple[str, bytes]]
 
 
-HandleBatch = Callable[[database.Connection, Sequence[schemas.InputEvent]], Awaitable[BatchResult]]
+# Decides a batch of decoded events and commits the decisions (the wiring binds the handler, its
+# store and its policy); raises what the store raises.
+DecideBatch = Callable[[Sequence[schemas.InputEvent]], Awaitable[BatchResult]]
 
 
 class Abandoned(Exception):
     """The batch was given up (shutdown or revocation during a backoff); nothing committed."""
-
-
-def new_consumer(settings: Settings, **overrides: Any) -> AIOKafkaConsumer:
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "group_id": settings.group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "max_partition_fetch_bytes": 4 * 1024 * 1024,
-        "fetch_max_wait_ms": 100,
-        # Several consumers per process join one after another; a short heartbeat lets the
-        # group settle in about a second instead of three.
-        "heartbeat_interval_ms": 1000,
-    }
-    return AIOKafkaConsumer(**(options | overrides))
 
 
 class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -107,25 +91,23 @@ class ConsumerLoop:
         settings: Settings,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        pool: database.Pool,
+        decide: DecideBatch,
         *,
         on_committed: Callable[[], None] = lambda: None,
-        handle: HandleBatch | None = None,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._producer = producer
-        self._pool = pool
+        self._decide = decide
         self._on_committed = on_committed
-        policy = Policy(request_ttl=settings.request_ttl, max_live=settings.max_live)
-        self._handle: HandleBatch = handle or (lambda c, ev: handle_batch(c, ev, policy=policy))
-        self._decoder = schemas.Decoder(settings.input_topics)
+        self._decoder = schemas.Decoder(settings.topics.input_types())
         self.batch_lock = asyncio.Lock()
         self.revoking = asyncio.Event()
         self._stopping = asyncio.Event()
 
     def subscribe(self) -> None:
-        self._consumer.subscribe(list(self._settings.input_topics), listener=_HandOver(self))
+        inputs = list(self._settings.topics.input_types())
+        self._consumer.subscribe(inputs, listener=_HandOver(self))
 
     def stop(self) -> None:
         """Stop fetching; the batch in hand is finished (or abandoned if it is backing off)."""
@@ -189,10 +171,6 @@ class ConsumerLoop:
             total_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
-    async def _decide(self, events: list[schemas.InputEvent]) -> BatchResult:
-        async with self._pool.acquire() as conn:
-            return await self._handle(conn, events)
-
     async def _dead_letter(self, dead: list[tuple[Record, schemas.DecodeError]]) -> None:
         now = datetime.now(UTC)
         sent = []
@@ -216,7 +194,7 @@ class ConsumerLoop:
             )
             sent.append(
                 await self._producer.send(
-                    self._settings.topic_dlq, value=record.value, key=record.key, headers=headers
+                    self._settings.topics.dlq, value=record.value, key=record.key, headers=headers
                 )
             )
         await asyncio.gather(*sent)

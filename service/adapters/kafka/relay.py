@@ -23,27 +23,16 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from service.adapters import database
+from service.adapters.postgres import outbox, sql
+from service.adapters.postgres.pool import Connection, Pool
 from service.adapters.retry import retrying
 from service.settings import Settings
 
 log = structlog.get_logger("service.relay")
 
 
-def new_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "enable_idempotence": True,
-        "acks": "all",
-        "linger_ms": 2,
-        # Room for a whole round of the outbox per partition, under the broker's 1 MiB limit.
-        "max_batch_size": 900_000,
-    }
-    return AIOKafkaProducer(**(options | overrides))
-
-
 class Relay:
-    def __init__(self, settings: Settings, pool: database.Pool, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: Settings, pool: Pool, producer: AIOKafkaProducer) -> None:
         self._settings = settings
         self._pool = pool
         self._producer = producer
@@ -73,13 +62,13 @@ class Relay:
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
-            await database.prepare_relay_connection(conn)
-            await conn.add_listener(database.OUTBOX_CHANNEL, self._notified)
+            await outbox.prepare_relay_connection(conn)
+            await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
             try:
                 leader = False
                 while True:
                     if not leader:
-                        leader = await database.try_lock(conn, database.RELAY_LOCK_KEY)
+                        leader = await outbox.try_lock(conn, sql.RELAY_LOCK_KEY)
                         if leader:
                             log.info("relay_leading")
                     self._wake.clear()
@@ -95,18 +84,18 @@ class Relay:
             finally:
                 # On a dead connection these fail too; the error worth reporting is the first.
                 with contextlib.suppress(Exception):
-                    await conn.remove_listener(database.OUTBOX_CHANNEL, self._notified)
+                    await conn.remove_listener(sql.OUTBOX_CHANNEL, self._notified)
                     if leader:
-                        await database.unlock(conn, database.RELAY_LOCK_KEY)
+                        await outbox.unlock(conn, sql.RELAY_LOCK_KEY)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
-    async def _publish(self, conn: database.Connection) -> int:
-        rows = await database.next_outbox(conn, self._settings.relay_batch_size)
+    async def _publish(self, conn: Connection) -> int:
+        rows = await outbox.next_outbox(conn, self._settings.relay_batch_size)
         if not rows:
             return 0
-        topic = self._settings.topic_sessions
+        topic = self._settings.topics.sessions_events
         count = len(await self._producer.partitions_for(topic))
         # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
         # one `send()` coroutine per message.
@@ -128,7 +117,7 @@ class Relay:
             for partition, builder in builders.items()
         ]
         await asyncio.gather(*delivered)
-        await database.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
+        await outbox.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
         self.published += taken
         # A full round (or one cut short by a full batch) means more may be waiting.
         return taken if taken == len(rows) else self._settings.relay_batch_size

@@ -1,0 +1,72 @@
+"""Kafka administration: topics, their partitions, and the consumer group's members and offsets.
+
+Every function takes a started `AIOKafkaAdminClient` (built by the one client factory) and
+raises aiokafka's `KafkaError` subclasses when the broker refuses or cannot be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
+from aiokafka.structs import OffsetAndMetadata
+
+log = structlog.get_logger("service.kafka.admin")
+
+
+async def ensure_topics(
+    admin: AIOKafkaAdminClient, names: Sequence[str], *, partitions: int, replication_factor: int
+) -> list[str]:
+    """Create the topics of `names` that are missing; existing topics are left as they are.
+    Returns the names it created."""
+    existing = set(await admin.list_topics())
+    missing = [name for name in names if name not in existing]
+    if missing:
+        await admin.create_topics(
+            [
+                NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+                for name in missing
+            ]
+        )
+        log.info("topics_created", topics=missing)
+    return missing
+
+
+async def missing_topics(admin: AIOKafkaAdminClient, names: Sequence[str]) -> list[str]:
+    existing = set(await admin.list_topics())
+    return [name for name in names if name not in existing]
+
+
+async def topic_partitions(
+    admin: AIOKafkaAdminClient, topics: Sequence[str]
+) -> list[TopicPartition]:
+    """The partitions of existing `topics`. Describing a missing topic would create it on a
+    broker with auto.create.topics.enable, so the caller checks they exist first."""
+    described = await admin.describe_topics(list(topics))
+    return sorted(
+        TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
+    )
+
+
+async def live_members(admin: AIOKafkaAdminClient, group_id: str) -> list[str]:
+    """`member_id (client_id@host)` of each member of the group."""
+    found = []
+    for response in await admin.describe_consumer_groups([group_id]):
+        for error_code, _group, _state, _protocol_type, _protocol, members, *_ in response.groups:
+            if error_code:
+                raise for_code(error_code)(f"describing consumer group {group_id!r}")
+            found += [f"{m[0]} ({m[1]}@{m[2].lstrip('/')})" for m in members]
+    return found
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group_id: str, partitions: Sequence[TopicPartition]
+) -> Mapping[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets (offset -1 where it has none)."""
+    result: Mapping[TopicPartition, OffsetAndMetadata] = await admin.list_consumer_group_offsets(
+        group_id, partitions=list(partitions)
+    )
+    return result

@@ -1,0 +1,163 @@
+"""The `Store` port in memory, for handler tests and anything else that needs no server.
+
+Held to the same contract suite as PostgreSQL (tests/contract/test_store.py): dedupe by
+(source, id), snapshots, the one-active-session and one-outcome-per-payment rules, rollback of a
+failed transaction, and customer locks that serialise transactions sharing a customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from service.core.batch import BatchResult, PaymentRecord, Snapshot
+from service.core.ports import ConstraintViolated, OutboxRow
+from service.core.sessions import Session, Status
+
+
+@dataclass
+class _Tables:
+    customers: set[UUID] = field(default_factory=set)
+    sessions: dict[UUID, Session] = field(default_factory=dict)
+    payments: dict[str, PaymentRecord] = field(default_factory=dict)
+    processed: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
+
+
+class MemoryDatabase:
+    """The shared state; each `store()` is one connection's view of it."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.tables = _Tables()
+        self.clock = clock
+        self.locks: dict[UUID, asyncio.Lock] = {}
+        self.announcements = 0
+
+    def store(self) -> MemoryStore:
+        return MemoryStore(self)
+
+
+class MemoryStore:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+        self._held: list[asyncio.Lock] = []
+        self._in_transaction = False
+
+    @property
+    def tables(self) -> _Tables:
+        return self._db.tables
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return self._transaction()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        before = copy.copy(self._db.tables)
+        before.customers = set(before.customers)
+        before.sessions = dict(before.sessions)
+        before.payments = dict(before.payments)
+        before.processed = dict(before.processed)
+        before.outbox = list(before.outbox)
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._db.tables = before
+            raise
+        finally:
+            self._in_transaction = False
+            for lock in reversed(self._held):
+                lock.release()
+            self._held.clear()
+
+    async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
+        self.tables.customers.update(customer_ids)
+
+    async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        sessions = self.tables.sessions
+        return {i: sessions[i].customer_id for i in session_ids if i in sessions}
+
+    async def lock_customers(self, customer_ids: Sequence[UUID]) -> None:
+        assert self._in_transaction, "locks last until the transaction ends: take them in one"
+        for customer_id in sorted(set(customer_ids)):
+            if customer_id not in self.tables.customers:
+                continue  # like SELECT ... FOR UPDATE: no row, nothing locked
+            lock = self._db.locks.setdefault(customer_id, asyncio.Lock())
+            await lock.acquire()
+            self._held.append(lock)
+
+    async def claim_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        processed = self.tables.processed
+        now = self._db.clock()
+        fresh = set()
+        for key in keys:
+            if key not in processed:
+                processed[key] = now
+                fresh.add(key)
+        return fresh
+
+    async def load_snapshot(
+        self,
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> Snapshot:
+        sessions = self.tables.sessions
+        customers = set(customer_ids)
+        loaded = {s.id: s for s in sessions.values() if s.active and s.customer_id in customers}
+        loaded.update({i: sessions[i] for i in session_ids if i in sessions})
+        decided = frozenset(p for p in payment_ids if p in self.tables.payments)
+        return Snapshot(sessions=loaded, decided_payments=decided)
+
+    async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
+        tables = self.tables
+        for session in result.updated:
+            if session.id in tables.sessions:
+                tables.sessions[session.id] = session
+        self._check_one_active()
+        for session in result.inserted:
+            if session.id in tables.sessions:
+                raise ConstraintViolated(f"sessions_pkey: session {session.id} exists")
+            tables.sessions[session.id] = session
+        self._check_one_active()
+        for record in result.payments:
+            if record.payment_id in tables.payments:
+                raise ConstraintViolated(f"payments_pkey: payment {record.payment_id!r} exists")
+            tables.payments[record.payment_id] = record
+        tables.outbox.extend(outbox)
+
+    def _check_one_active(self) -> None:
+        active = [s.customer_id for s in self.tables.sessions.values() if s.active]
+        if len(active) != len(set(active)):
+            raise ConstraintViolated("sessions_one_active_per_customer")
+
+    async def announce_outbox(self) -> None:
+        self._db.announcements += 1
+
+    async def active_sessions(self, customer_ids: Sequence[UUID]) -> list[Session]:
+        customers = set(customer_ids)
+        return [s for s in self.tables.sessions.values() if s.active and s.customer_id in customers]
+
+    async def due_customers(self, *, now: datetime, max_live: timedelta, limit: int) -> list[UUID]:
+        due = {
+            s.customer_id
+            for s in self.tables.sessions.values()
+            if (s.status is Status.WAITING and s.expires_at <= now)
+            or (
+                (s.status is Status.LIVE and s.accepted_at is not None)
+                and s.accepted_at <= now - max_live
+            )
+        }
+        return sorted(due)[:limit]
+
+    async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:
+        cutoff = self._db.clock() - older_than
+        old = sorted((at, key) for key, at in self.tables.processed.items() if at < cutoff)
+        for _, key in old[:limit]:
+            del self.tables.processed[key]
+        return min(len(old), limit)

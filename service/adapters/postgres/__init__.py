@@ -1,0 +1,15 @@
+"""PostgreSQL: the store, the outbox statements, migrations and the connection pool."""
+
+from service.adapters.postgres.pool import Connection, Pool, create_pool
+from service.adapters.postgres.sql import OUTBOX_CHANNEL, RELAY_LOCK_KEY
+from service.adapters.postgres.store import PostgresStore, store_of
+
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "RELAY_LOCK_KEY",
+    "Connection",
+    "Pool",
+    "PostgresStore",
+    "create_pool",
+    "store_of",
+]

@@ -1,0 +1,31 @@
+"""The relay's statements: read the outbox in commit order, delete what was published, and the
+advisory lock that makes one relay the leader."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from service.adapters.postgres import sql
+from service.adapters.postgres.pool import Connection
+
+
+async def prepare_relay_connection(conn: Connection) -> None:
+    await conn.execute(sql.RELAY_SESSION)
+
+
+async def next_outbox(conn: Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(sql.OUTBOX_NEXT, limit)
+
+
+async def delete_outbox(conn: Connection, seqs: Sequence[int]) -> None:
+    await conn.execute(sql.OUTBOX_DELETE, seqs)
+
+
+async def try_lock(conn: Connection, key: int) -> bool:
+    return bool(await conn.fetchval(sql.TRY_LOCK, key))
+
+
+async def unlock(conn: Connection, key: int) -> None:
+    await conn.execute(sql.UNLOCK, key)

@@ -1,0 +1,103 @@
+"""Everything the service says to PostgreSQL: each statement once, named, parameterised.
+
+Locking, in one place: every transaction that decides anything about a customer first locks that
+customer's row in `customers`, in ascending id order, so two transactions that share customers
+queue instead of deadlocking, and decisions about one customer are strictly serial across
+partitions, topics and instances, the sweeper included (it takes the same locks the same way).
+"""
+
+from __future__ import annotations
+
+OUTBOX_CHANNEL = "fulfillment_outbox"
+# Advisory lock keys (arbitrary constants, in this service's own range).
+RELAY_LOCK_KEY = 0x5F_0F_1E_00_00_00_00_01
+MIGRATION_LOCK_KEY = 0x5F_0F_1E_00_00_00_00_02
+
+_COLUMNS = (
+    "id, customer_id, payment_id, session_type, status, created_at, expires_at, "
+    "created_event_id, mechanic_id, accepted_at, accepted_event_id, closed_at, close_reason"
+)
+_TYPES = (
+    "uuid[], uuid[], text[], text[], text[], timestamptz[], timestamptz[], "
+    "uuid[], uuid[], timestamptz[], uuid[], timestamptz[], text[]"
+)
+_ARGS = ", ".join(f"${i}::{t.strip()}" for i, t in enumerate(_TYPES.split(","), start=1))
+
+# Customers get their lock row in a short transaction of its own, committed before the deciding
+# transaction starts: inserting rows inside it would lock them in insertion order, not id order.
+ENSURE_CUSTOMERS = (
+    "INSERT INTO customers (id) SELECT c FROM unnest($1::uuid[]) AS c ORDER BY c "
+    "ON CONFLICT DO NOTHING"
+)
+LOCK_CUSTOMERS = "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+CUSTOMERS_OF_SESSIONS = "SELECT id, customer_id FROM sessions WHERE id = ANY($1::uuid[])"
+CLAIM_EVENTS = (
+    "INSERT INTO processed_events (source, event_id) "
+    # In key order, so two batches holding duplicates of each other wait instead of deadlocking.
+    "SELECT * FROM unnest($1::text[], $2::text[]) AS k ORDER BY 1, 2 ON CONFLICT DO NOTHING "
+    "RETURNING source, event_id"
+)
+LOAD_SESSIONS = (
+    f"SELECT {_COLUMNS} FROM sessions "
+    "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live') "
+    f"UNION SELECT {_COLUMNS} FROM sessions WHERE id = ANY($2::uuid[])"
+)
+DECIDED_PAYMENTS = "SELECT payment_id FROM payments WHERE payment_id = ANY($1::text[])"
+# Updates run before inserts so that a customer's old session leaves the one-active index
+# before the new one enters it.
+UPDATE_SESSIONS = (
+    "UPDATE sessions AS s SET status = u.status, mechanic_id = u.mechanic_id, "
+    "accepted_at = u.accepted_at, accepted_event_id = u.accepted_event_id, "
+    "closed_at = u.closed_at, close_reason = u.close_reason "
+    f"FROM unnest({_ARGS}) AS u({_COLUMNS}) WHERE s.id = u.id"
+)
+INSERT_SESSIONS = f"INSERT INTO sessions ({_COLUMNS}) SELECT * FROM unnest({_ARGS})"
+INSERT_PAYMENTS = (
+    "INSERT INTO payments (payment_id, customer_id, event_id, outcome, session_id) "
+    "SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, key, value) "
+    "SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[])"
+)
+# Its own transaction, committed without waiting for the WAL flush. Inside the deciding
+# transaction, NOTIFY takes a database-wide lock that is held through the commit's flush, so
+# concurrent commits would queue behind each other's fsync instead of sharing one. A lost
+# notification costs nothing but a poll interval.
+NOTIFY_OUTBOX = (
+    f"BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('{OUTBOX_CHANNEL}', ''); COMMIT"
+)
+# For the relay's own connection: a delete lost in a server crash only means those rows are
+# published again, with the same ids, which the relay's at-least-once contract allows anyway.
+RELAY_SESSION = "SET synchronous_commit TO off"
+
+OUTBOX_NEXT = "SELECT seq, key, value FROM outbox ORDER BY seq LIMIT $1"
+OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
+TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+DUE_CUSTOMERS = (
+    "(SELECT customer_id FROM sessions WHERE status = 'waiting' AND expires_at <= $1 LIMIT $3) "
+    "UNION (SELECT customer_id FROM sessions WHERE status = 'live' AND accepted_at <= $2 LIMIT $3)"
+)
+ACTIVE_SESSIONS = (
+    f"SELECT {_COLUMNS} FROM sessions "
+    "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live')"
+)
+# Oldest first, by the B-tree on processed_at (migration 0002): with ORDER BY the index is the
+# plan even before the table's first ANALYZE, and a prune with nothing due reads one leaf page.
+PRUNE_PROCESSED = (
+    "DELETE FROM processed_events WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM processed_events WHERE processed_at < now() - $1::interval "
+    "ORDER BY processed_at LIMIT $2))"
+)
+
+CREATE_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version integer PRIMARY KEY, name text NOT NULL, "
+    "applied_at timestamptz NOT NULL DEFAULT now())"
+)
+APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
+ADVISORY_LOCK = "SELECT pg_advisory_lock($1)"

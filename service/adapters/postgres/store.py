@@ -1,0 +1,141 @@
+"""The `Store` port on PostgreSQL: one connection, the statements of `sql`, set-based writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service.adapters.postgres import sql
+from service.adapters.postgres.pool import Connection, Pool
+from service.core.batch import BatchResult, PaymentRecord, Snapshot
+from service.core.outcomes import Reason
+from service.core.ports import ConstraintViolated, OutboxRow
+from service.core.sessions import Session, Status
+
+
+class PostgresStore:
+    """Raises asyncpg's errors for outages (see `pool`); ConstraintViolated from writes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        return _transaction(self.conn)
+
+    async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
+        await self.conn.execute(sql.ENSURE_CUSTOMERS, list(customer_ids))
+
+    async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        if not session_ids:
+            return {}
+        rows = await self.conn.fetch(sql.CUSTOMERS_OF_SESSIONS, session_ids)
+        return {r["id"]: r["customer_id"] for r in rows}
+
+    async def lock_customers(self, customer_ids: Sequence[UUID]) -> None:
+        await self.conn.execute(sql.LOCK_CUSTOMERS, customer_ids)
+
+    async def claim_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        rows = await self.conn.fetch(sql.CLAIM_EVENTS, [k[0] for k in keys], [k[1] for k in keys])
+        return {(r["source"], r["event_id"]) for r in rows}
+
+    async def load_snapshot(
+        self,
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> Snapshot:
+        rows = await self.conn.fetch(sql.LOAD_SESSIONS, customer_ids, session_ids)
+        decided = await self.conn.fetch(sql.DECIDED_PAYMENTS, payment_ids) if payment_ids else []
+        return Snapshot(
+            sessions={r["id"]: session_of(r) for r in rows},
+            decided_payments=frozenset(r["payment_id"] for r in decided),
+        )
+
+    async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
+        try:
+            if result.updated:
+                await self.conn.execute(sql.UPDATE_SESSIONS, *_columns(result.updated))
+            if result.inserted:
+                await self.conn.execute(sql.INSERT_SESSIONS, *_columns(result.inserted))
+            if result.payments:
+                await self.conn.execute(sql.INSERT_PAYMENTS, *_payment_columns(result.payments))
+            if outbox:
+                await self.conn.execute(
+                    sql.INSERT_OUTBOX,
+                    [r.event_id for r in outbox],
+                    [r.key for r in outbox],
+                    [r.value for r in outbox],
+                )
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise ConstraintViolated(f"{error.__class__.__name__}: {error}") from error
+
+    async def announce_outbox(self) -> None:
+        await self.conn.execute(sql.NOTIFY_OUTBOX)
+
+    async def active_sessions(self, customer_ids: Sequence[UUID]) -> list[Session]:
+        return [session_of(r) for r in await self.conn.fetch(sql.ACTIVE_SESSIONS, customer_ids)]
+
+    async def due_customers(self, *, now: datetime, max_live: timedelta, limit: int) -> list[UUID]:
+        rows = await self.conn.fetch(sql.DUE_CUSTOMERS, now, now - max_live, limit)
+        return [r["customer_id"] for r in rows]
+
+    async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:
+        status = await self.conn.execute(sql.PRUNE_PROCESSED, older_than, limit)
+        return int(status.split()[-1])
+
+
+@asynccontextmanager
+async def _transaction(conn: Connection) -> AsyncIterator[None]:
+    async with conn.transaction():
+        yield
+
+
+@asynccontextmanager
+async def store_of(pool: Pool) -> AsyncIterator[PostgresStore]:
+    """A store on one pooled connection, for one unit of work."""
+    async with pool.acquire() as conn:
+        yield PostgresStore(conn)
+
+
+def session_of(row: asyncpg.Record) -> Session:
+    values = dict(row)
+    values["status"] = Status(values["status"])
+    values["created_event_id"] = str(values["created_event_id"])
+    if values["accepted_event_id"] is not None:
+        values["accepted_event_id"] = str(values["accepted_event_id"])
+    if values["close_reason"] is not None:
+        values["close_reason"] = Reason(values["close_reason"])
+    return Session(**values)
+
+
+def _columns(sessions: Sequence[Session]) -> list[list[Any]]:
+    return [
+        [s.id for s in sessions],
+        [s.customer_id for s in sessions],
+        [s.payment_id for s in sessions],
+        [s.session_type for s in sessions],
+        [s.status.value for s in sessions],
+        [s.created_at for s in sessions],
+        [s.expires_at for s in sessions],
+        [s.created_event_id for s in sessions],
+        [s.mechanic_id for s in sessions],
+        [s.accepted_at for s in sessions],
+        [s.accepted_event_id for s in sessions],
+        [s.closed_at for s in sessions],
+        [s.close_reason for s in sessions],
+    ]
+
+
+def _payment_columns(payments: Sequence[PaymentRecord]) -> list[list[Any]]:
+    return [
+        [p.payment_id for p in payments],
+        [p.customer_id for p in payments],
+        [p.event_id for p in payments],
+        [p.outcome.value for p in payments],
+        [p.session_id for p in payments],
+    ]

@@ -1,0 +1,168 @@
+"""Wiring and lifecycle: builds the adapters from the settings, passes the handlers in as
+callables, and runs the consumer loops, the outbox relay and the sweeper until told to stop.
+Nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+import schemas
+from service.adapters import postgres
+from service.adapters.kafka.admin import ensure_topics
+from service.adapters.kafka.consumer import ConsumerLoop
+from service.adapters.kafka.relay import Relay
+from service.adapters.postgres.migrate import check_migrations
+from service.adapters.sweeper import Sweeper
+from service.bootstrap.factory import Clients
+from service.core.batch import BatchResult
+from service.core.ports import Store
+from service.handlers.consume import handle_batch
+from service.handlers.sweep import sweep_customers
+from service.settings import Settings
+
+log = structlog.get_logger("service.app")
+
+HandleBatch = Callable[..., Awaitable[BatchResult]]  # (store, events, *, policy)
+SweepHandler = Callable[..., Awaitable[BatchResult]]  # (store, customer_ids, *, now, policy)
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cyclic collector off the latency tail.
+
+    A batch allocates tens of thousands of short-lived objects; with the default threshold
+    (700) many are promoted before their batch ends and freed later by reference counting,
+    yet each promotion counts toward full collections that traverse the whole heap. A larger
+    young generation lets them die young, and freezing what start-up allocated (modules,
+    models, validators) keeps it out of every collection. Measured with these settings at
+    2,000 events/s (gc.callbacks): a few collections a minute take 20 to 40 ms, none more.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+async def create_topics(clients: Clients) -> list[str]:
+    settings = clients.settings
+    async with clients.started_admin() as admin:
+        return await ensure_topics(
+            admin,
+            settings.topics.all(),
+            partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+        )
+
+
+def build_decider(
+    settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
+) -> Callable[[Sequence[schemas.InputEvent]], Awaitable[BatchResult]]:
+    """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store."""
+    policy = settings.policy
+
+    async def decide(events: Sequence[schemas.InputEvent]) -> BatchResult:
+        async with postgres.store_of(pool) as store:
+            return await handle(store, events, policy=policy)
+
+    return decide
+
+
+def build_sweeper(
+    settings: Settings,
+    pool: postgres.Pool,
+    *,
+    sweep: SweepHandler = sweep_customers,
+    on_committed: Callable[[], None] = lambda: None,
+) -> Sweeper:
+    policy = settings.policy
+
+    async def sweep_due(store: Store, customers: Sequence[UUID], now: datetime) -> BatchResult:
+        return await sweep(store, customers, now=now, policy=policy)
+
+    return Sweeper(settings, lambda: postgres.store_of(pool), sweep_due, on_committed=on_committed)
+
+
+class Service:
+    """The consumer loops, the outbox relay and the sweeper, sharing one pool and one producer.
+
+    `handle` and `sweep` are the handlers the loops call; tests pass others in."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        handle: HandleBatch = handle_batch,
+        sweep: SweepHandler = sweep_customers,
+    ) -> None:
+        self.settings = settings
+        self.clients = Clients(settings)
+        self._handle = handle
+        self._sweep = sweep
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        settings = self.settings
+        tune_garbage_collector()
+        # One connection per consumer, one held by the relay, one for the sweeper, one spare.
+        pool = await self.clients.pool(size=settings.consumers + 3)
+        try:
+            await check_migrations(pool)
+            if settings.create_topics:
+                await create_topics(self.clients)
+            producer = self.clients.producer()
+            await producer.start()
+            try:
+                await self._run_loops(pool, producer)
+            finally:
+                await producer.stop()
+        finally:
+            await pool.close()
+
+    async def _run_loops(self, pool: postgres.Pool, producer: AIOKafkaProducer) -> None:
+        settings = self.settings
+        relay = Relay(settings, pool, producer)
+        sweeper = build_sweeper(settings, pool, sweep=self._sweep, on_committed=relay.wake)
+        decide = build_decider(settings, pool, handle=self._handle)
+        consumers = [self.clients.consumer() for _ in range(settings.consumers)]
+        loops = [
+            ConsumerLoop(settings, consumer, producer, decide, on_committed=relay.wake)
+            for consumer in consumers
+        ]
+        for loop, consumer in zip(loops, consumers, strict=True):
+            loop.subscribe()
+            await consumer.start()
+        relay_task = asyncio.create_task(relay.run(), name="relay")
+        sweeper_task = asyncio.create_task(
+            sweeper.run() if settings.sweeper_enabled else self._stopping.wait(), name="sweeper"
+        )
+        loop_tasks = [asyncio.create_task(loop.run(), name="consumer") for loop in loops]
+        log.info("started", group_id=settings.group_id, consumers=len(loops))
+        stop_task = asyncio.create_task(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {*loop_tasks, relay_task, sweeper_task, stop_task},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in done - {stop_task}:
+                task.result()  # a loop that ended on its own is a bug: surface it
+        finally:
+            # Order matters: stop fetching and let the batches in hand commit, then let the
+            # relay publish everything committed, then leave the group.
+            for loop in loops:
+                loop.stop()
+            sweeper.stop()
+            await asyncio.gather(*loop_tasks, sweeper_task, return_exceptions=True)
+            relay.stop()
+            await asyncio.gather(relay_task, return_exceptions=True)
+            stop_task.cancel()
+            for consumer in consumers:
+                await consumer.stop()
+            log.info("stopped", published=relay.published)

@@ -1,0 +1,92 @@
+"""The port the handlers decide through: what they need of the database, and nothing else.
+
+Two implementations keep this contract, checked by one suite (tests/contract/test_store.py):
+PostgreSQL (`service.adapters.postgres.store`) for the service, and memory
+(`service.adapters.memory_store`) for fast handler tests. Plain declarations: no I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+from uuid import UUID
+
+from service.core.batch import BatchResult, Snapshot
+from service.core.sessions import Session
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One encoded output event, as the outbox stores it and the relay publishes it."""
+
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+class ConstraintViolated(Exception):
+    """A write broke a rule the store enforces (one active session per customer, one outcome
+    per payment, unique ids): a bug in what was decided, never retried into success."""
+
+
+class Store(Protocol):
+    """One connection's worth of the database. Writes count only inside `transaction()`.
+
+    Every method raises the store's own outage errors (for PostgreSQL: asyncpg's connection
+    errors, `OSError`) when the database is unreachable; `write_result` raises
+    ConstraintViolated."""
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """All or nothing: an exception inside rolls back every write made in it."""
+        ...
+
+    async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
+        """Give each customer the row that `lock_customers` locks (idempotent, commits)."""
+        ...
+
+    async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+        """Session id -> customer id, for the sessions that exist."""
+        ...
+
+    async def lock_customers(self, customer_ids: Sequence[UUID]) -> None:
+        """Lock the customers, in ascending id order, until the transaction ends."""
+        ...
+
+    async def claim_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Record (source, id) pairs as processed; returns the ones not processed before."""
+        ...
+
+    async def load_snapshot(
+        self,
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> Snapshot:
+        """The customers' active sessions, the named sessions, and which payments have an
+        outcome already."""
+        ...
+
+    async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
+        """Sessions (updates before inserts), payment outcomes and outbox rows."""
+        ...
+
+    async def announce_outbox(self) -> None:
+        """Tell every relay that outbox rows committed (after the commit)."""
+        ...
+
+    async def active_sessions(self, customer_ids: Sequence[UUID]) -> list[Session]:
+        """The customers' waiting and live sessions."""
+        ...
+
+    async def due_customers(self, *, now: datetime, max_live: timedelta, limit: int) -> list[UUID]:
+        """Customers with a waiting session expired by `now` or a live one older than
+        `max_live`, at most `limit` of them."""
+        ...
+
+    async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:
+        """Forget processed-event records older than `older_than`, oldest first, at most
+        `limit`; returns how many went."""
+        ...

@@ -1,0 +1,227 @@
+"""One contract, two stores: what the handlers rely on holds in memory exactly as in PostgreSQL.
+
+Every test runs against both (`store` is parametrised). What only PostgreSQL can show (its unique
+index under concurrent instances, the plans of its statements) stays in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from service.adapters import postgres
+from service.adapters.memory_store import MemoryDatabase
+from service.core.batch import BatchResult
+from service.core.ports import ConstraintViolated, OutboxRow, Store
+from service.handlers.outbox import outbox_row
+from tests.conftest import create_database, drop_database
+from tests.unit.core.builders import (
+    ALICE,
+    BOB,
+    MAX_LIVE,
+    T0,
+    acceptance,
+    decide,
+    minutes,
+    payment,
+    session_of,
+    snapshot,
+    waiting,
+)
+
+OpenStore = Callable[[], AbstractAsyncContextManager[Store]]
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def open_store(request: pytest.FixtureRequest) -> AsyncIterator[OpenStore]:
+    """Opens a store (one connection's worth) on one database shared by the test."""
+    if request.param == "memory":
+        db = MemoryDatabase()
+
+        @asynccontextmanager
+        async def memory() -> AsyncIterator[Store]:
+            yield db.store()
+
+        yield memory
+        return
+    servers = request.getfixturevalue("servers")
+    dsn = await create_database(servers)
+    pool = await postgres.create_pool(dsn, size=4)
+    try:
+        yield lambda: postgres.store_of(pool)
+    finally:
+        await pool.close()
+        await drop_database(servers, dsn)
+
+
+def rows(result: BatchResult) -> list[OutboxRow]:
+    return [outbox_row(e) for e in result.emitted]
+
+
+async def write(store: Store, result: BatchResult) -> None:
+    customers = {s.customer_id for s in (*result.inserted, *result.updated)}
+    await store.ensure_customers(customers)
+    async with store.transaction():
+        await store.lock_customers(sorted(customers))
+        await store.write_result(result, rows(result))
+
+
+async def test_an_event_is_claimed_once_whatever_the_batch_or_the_connection(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        async with store.transaction():
+            first = await store.claim_events([("s", "1"), ("s", "2"), ("s", "1")])
+        assert first == {("s", "1"), ("s", "2")}
+    async with open_store() as other:
+        async with other.transaction():
+            again = await other.claim_events([("s", "2"), ("s", "3"), ("t", "2")])
+        assert again == {("s", "3"), ("t", "2")}
+
+
+async def test_a_claim_in_a_rolled_back_transaction_leaves_the_event_unclaimed(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        with pytest.raises(RuntimeError):
+            async with store.transaction():
+                await store.claim_events([("s", "1")])
+                raise RuntimeError("rolled back")
+        async with store.transaction():
+            assert await store.claim_events([("s", "1")]) == {("s", "1")}
+
+
+async def test_a_snapshot_holds_the_customers_active_sessions_the_named_ones_and_decided_payments(
+    open_store: OpenStore,
+) -> None:
+    created = decide(payment("pay-1", ALICE), payment("pay-2", BOB))
+    async with open_store() as store:
+        await write(store, created)
+        expired = decide(
+            payment("pay-3", BOB, at=T0 + minutes(20)),
+            state=snapshot(waiting("pay-2", BOB)),
+        )
+        await write(store, expired)
+        async with store.transaction():
+            loaded = await store.load_snapshot(
+                [ALICE], [session_of("pay-2"), uuid4()], ["pay-1", "pay-9"]
+            )
+    assert set(loaded.sessions) == {session_of("pay-1"), session_of("pay-2")}
+    assert loaded.sessions[session_of("pay-1")] == waiting("pay-1", ALICE)
+    assert loaded.sessions[session_of("pay-2")].status == "cancelled"
+    assert loaded.decided_payments == frozenset({"pay-1"})
+
+
+async def test_sessions_are_found_by_id_and_customers_by_their_sessions(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        await write(store, decide(payment("pay-1", ALICE)))
+        owners = await store.customers_of_sessions([session_of("pay-1"), uuid4()])
+        assert owners == {session_of("pay-1"): ALICE}
+        assert await store.active_sessions([ALICE, BOB]) == [waiting("pay-1", ALICE)]
+
+
+async def test_a_second_active_session_for_a_customer_is_refused_and_nothing_is_written(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        await write(store, decide(payment("pay-1", ALICE)))
+        # Decided as if the first session did not exist: a bug the store must stop.
+        second = decide(payment("pay-2", ALICE))
+        with pytest.raises(ConstraintViolated):
+            await write(store, second)
+        assert await store.active_sessions([ALICE]) == [waiting("pay-1", ALICE)]
+        async with store.transaction():
+            loaded = await store.load_snapshot([], [], ["pay-2"])
+        assert loaded.decided_payments == frozenset()
+
+
+async def test_a_second_outcome_for_a_payment_is_refused(open_store: OpenStore) -> None:
+    async with open_store() as store:
+        # pay-1 makes a session, pay-2 is rejected: a payment row with no session written.
+        await write(store, decide(payment("pay-1", ALICE), payment("pay-2", ALICE)))
+        again = decide(payment("pay-2", ALICE), state=snapshot(waiting("pay-1")))
+        assert not again.inserted and not again.updated and again.payments
+        with pytest.raises(ConstraintViolated):
+            await write(store, again)
+
+
+async def test_a_closed_session_and_its_successor_are_written_together(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        await write(store, decide(payment("pay-1", ALICE)))
+        replaced = decide(
+            payment("pay-2", ALICE, at=T0 + minutes(16)), state=snapshot(waiting("pay-1"))
+        )
+        assert replaced.updated and replaced.inserted
+        await write(store, replaced)
+        assert [s.id for s in await store.active_sessions([ALICE])] == [session_of("pay-2")]
+
+
+async def test_due_customers_are_those_with_an_expired_wait_or_an_overdue_live_session(
+    open_store: OpenStore,
+) -> None:
+    carol, dave = uuid4(), uuid4()
+    async with open_store() as store:
+        await write(
+            store,
+            decide(
+                payment("pay-a", ALICE),
+                payment("pay-b", BOB, at=T0 + minutes(10)),
+                payment("pay-c", carol),
+                acceptance(session_of("pay-c"), at=T0 + minutes(1)),
+                payment("pay-d", dave, at=T0 + minutes(30)),
+                acceptance(session_of("pay-d"), at=T0 + minutes(31)),
+            ),
+        )
+        now = T0 + MAX_LIVE + minutes(16)
+        due = await store.due_customers(now=now, max_live=MAX_LIVE, limit=100)
+    # Alice's wait expired at 15 min, Bob's at 25; Carol is live since 1 min, past 4 h by
+    # 15 min; Dave went live at 31 min, so his 4 h are not up.
+    assert sorted(due) == sorted([ALICE, BOB, carol])
+
+
+async def test_processed_records_older_than_the_retention_are_pruned(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        async with store.transaction():
+            await store.claim_events([("s", str(i)) for i in range(5)])
+        await asyncio.sleep(0.01)
+        assert await store.prune_processed(older_than=timedelta(days=1), limit=10) == 0
+        assert await store.prune_processed(older_than=timedelta(0), limit=3) == 3
+        assert await store.prune_processed(older_than=timedelta(0), limit=3) == 2
+        async with store.transaction():
+            assert await store.claim_events([("s", "0")]) == {("s", "0")}
+
+
+async def test_a_customer_locked_by_one_transaction_waits_for_it_in_another(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as holder, open_store() as waiter:
+        await holder.ensure_customers([ALICE])
+        released = asyncio.Event()
+
+        async def hold() -> None:
+            async with holder.transaction():
+                await holder.lock_customers([ALICE])
+                await released.wait()
+
+        async def wait_for_lock() -> None:
+            async with waiter.transaction():
+                await waiter.lock_customers([ALICE, BOB])
+
+        holding = asyncio.create_task(hold())
+        await asyncio.sleep(0.1)
+        waiting_task = asyncio.create_task(wait_for_lock())
+        await asyncio.sleep(0.3)
+        assert not waiting_task.done()
+        released.set()
+        await asyncio.wait_for(asyncio.gather(holding, waiting_task), timeout=5)

@@ -1,0 +1,109 @@
+"""The layers run one way, read from the code's own imports: core <- handlers <- adapters <-
+bootstrap and entrypoints; and every Kafka client is built by the one factory."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE = ROOT / "service"
+KAFKA_CLIENTS = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+FACTORY = SERVICE / "bootstrap" / "factory.py"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module an import statement names, at any depth of the file (lazy imports too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("path", modules("service.core"), ids=module_name)
+def test_the_core_imports_only_the_contract_and_the_standard_library(path: Path) -> None:
+    foreign = {
+        name
+        for name in imports_of(path)
+        if top(name) not in sys.stdlib_module_names
+        and top(name) != "schemas"
+        and not within(name, "service.core")
+        and name != "__future__"
+    }
+    assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
+
+
+@pytest.mark.parametrize("path", modules("service.handlers"), ids=module_name)
+def test_handlers_reach_the_database_only_through_the_store_port(path: Path) -> None:
+    foreign = {
+        name
+        for name in imports_of(path)
+        if top(name) not in sys.stdlib_module_names
+        and top(name) != "schemas"
+        and not within(name, "service.core")
+        and not within(name, "service.handlers")
+        and name != "__future__"
+    }
+    assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
+
+
+@pytest.mark.parametrize("path", modules("service.adapters"), ids=module_name)
+def test_adapters_import_no_handlers_entrypoints_or_wiring(path: Path) -> None:
+    upward = {
+        name
+        for name in imports_of(path)
+        if any(
+            within(name, layer)
+            for layer in ("service.handlers", "service.entrypoints", "service.bootstrap")
+        )
+    }
+    assert not upward, f"{module_name(path)} imports {sorted(upward)}"
+
+
+def test_nothing_but_the_factory_constructs_a_kafka_client() -> None:
+    offenders = []
+    for path in modules("service"):
+        if path == FACTORY:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name in KAFKA_CLIENTS:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}(...)")
+    assert not offenders
+
+
+def test_the_contract_package_imports_nothing_of_the_service() -> None:
+    for path in modules("schemas"):
+        assert not any(top(n) == "service" for n in imports_of(path)), module_name(path)
+
+
+@pytest.mark.parametrize("path", modules("service"), ids=module_name)
+def test_modules_stay_small(path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= 320, f"{module_name(path)} has {lines} lines: two concepts in one module?"
