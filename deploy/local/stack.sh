@@ -326,6 +326,13 @@ kafka_wait_ready() {
   die "kafka: not ready after ${KAFKA_READY_TIMEOUT}s (pid ${pid:-?} still running; 'down' stops it)"
 }
 
+# The settings of a rendered config: its first line (which carries the TLS
+# digest) and every non-comment line, so a comment edit restarts nothing.
+kafka_config_settings() {
+  [[ -f $1 ]] || return 0
+  awk 'NR == 1 || !/^[[:space:]]*(#|$)/' "$1"
+}
+
 kafka_up() {
   require_java
   kafka_ensure_libs
@@ -337,7 +344,7 @@ kafka_up() {
   local pid new="$KAFKA_PROPS.new"
   kafka_render_config "$new"
   if pid="$(kafka_pid)"; then
-    if cmp -s "$new" "$KAFKA_PROPS"; then
+    if [[ $(kafka_config_settings "$new") == "$(kafka_config_settings "$KAFKA_PROPS")" ]]; then
       rm -f "$new"
       if kafka_answers; then
         log "kafka: already running on $KAFKA_HOST:$KAFKA_PORT"
@@ -349,8 +356,13 @@ kafka_up() {
       kafka_ensure_scram_user
       return 0
     fi
-    log "kafka: broker (pid $pid) runs an older config, restarting it; changes:"
-    diff "$KAFKA_PROPS" "$new" 2>/dev/null | grep '^[<>]' | grep -v '^. # Rendered' | head -n 20 >&2 || true
+    log "kafka: broker (pid $pid) runs an older config, restarting it; changed settings:"
+    diff <(kafka_config_settings "$KAFKA_PROPS") <(kafka_config_settings "$new") |
+      sed -n 's/^\([<>]\) \([^#]\)/  \1 \2/p' | head -n 20 >&2 || true
+    if diff -q <(kafka_config_settings "$KAFKA_PROPS" | sed 1d) \
+      <(kafka_config_settings "$new" | sed 1d) >/dev/null; then
+      log "kafka:   (only the TLS certificates differ)"
+    fi
     kafka_down
   elif kafka_answers; then
     rm -f "$new"
