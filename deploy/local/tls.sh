@@ -11,7 +11,6 @@
 TLS_CA_DAYS=3650
 TLS_LEAF_DAYS=825
 TLS_RENEW_DAYS=30
-TLS_GENERATED=0
 
 require_openssl() {
   command -v openssl >/dev/null 2>&1 || apt_install openssl
@@ -24,8 +23,8 @@ tls_cert_fresh() {
 }
 
 # tls_ensure_ca DIR COMMON_NAME -> DIR/ca.pem, DIR/ca-key.pem
-# Sets TLS_GENERATED=1 when it (re)generated the CA; a new CA invalidates
-# every leaf signed by the old one, which tls_ensure_leaf then notices.
+# A new CA invalidates every leaf signed by the old one, which
+# tls_ensure_leaf then notices (they no longer verify) and remakes.
 tls_ensure_ca() {
   local dir=$1 cn=$2
   if tls_cert_fresh "$dir/ca.pem" && [[ -s $dir/ca-key.pem ]]; then
@@ -46,12 +45,10 @@ tls_ensure_ca() {
   chmod 0644 "$dir/ca.pem.tmp"
   mv "$dir/ca.pem.tmp" "$dir/ca.pem"
   rm -f "$dir/ca.srl"
-  TLS_GENERATED=1
 }
 
 # tls_ensure_leaf DIR NAME COMMON_NAME server|client [SUBJECT_ALT_NAMES]
 #   -> DIR/NAME.pem (certificate), DIR/NAME-key.pem (key), signed by DIR/ca.pem.
-# Sets TLS_GENERATED=1 when it (re)generated the pair.
 tls_ensure_leaf() {
   local dir=$1 name=$2 cn=$3 kind=$4 san=${5:-}
   local cert="$dir/$name.pem" key="$dir/$name-key.pem"
@@ -71,7 +68,7 @@ tls_ensure_leaf() {
     echo "basicConstraints=critical,CA:FALSE"
     echo "keyUsage=critical,digitalSignature,keyEncipherment"
     echo "extendedKeyUsage=$usage"
-    [[ -n $san ]] && echo "subjectAltName=$san"
+    if [[ -n $san ]]; then echo "subjectAltName=$san"; fi
   } >"$ext"
   (
     umask 077
@@ -86,5 +83,4 @@ tls_ensure_leaf() {
   mv "$key.tmp" "$key"
   chmod 0644 "$cert.tmp"
   mv "$cert.tmp" "$cert"
-  TLS_GENERATED=1
 }
