@@ -183,14 +183,16 @@ kafka_ensure_tls() {
 
 # log.dirs and the TLS paths must be absolute (the broker's cwd is
 # arbitrary), so the checked-in template gets the repo path and the ports
-# filled in. The first line carries a digest of the TLS material, so that new
-# certificates, like any other change, make the rendered file differ from the
-# one the running broker started with (see kafka_up).
+# filled in. The first line carries digests of the TLS material and of the
+# pom (the jars), so that new certificates or a new Kafka version, like any
+# other change, make the rendered file differ from the one the running broker
+# started with (see kafka_up).
 kafka_render_config() {
-  local out=$1 digest
-  digest="$(cat "$KAFKA_TLS_DIR/broker-keystore.pem" "$KAFKA_TLS_DIR/ca.pem" | sha256sum | awk '{print $1}')"
+  local out=$1 tls jars
+  tls="$(cat "$KAFKA_TLS_DIR/broker-keystore.pem" "$KAFKA_TLS_DIR/ca.pem" | sha256sum | awk '{print $1}')"
+  jars="$(sha256sum "$KAFKA_POM" | awk '{print $1}')"
   {
-    echo "# Rendered by deploy/local/stack.sh from deploy/local/kafka/server.properties; TLS material sha256 $digest"
+    echo "# Rendered by deploy/local/stack.sh from deploy/local/kafka/server.properties; sha256 of TLS material $tls, of pom.xml $jars"
     sed -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" \
       -e "s|@KAFKA_TLS_DIR@|$KAFKA_TLS_DIR|g" \
       -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
@@ -335,7 +337,6 @@ kafka_config_settings() {
 
 kafka_up() {
   require_java
-  kafka_ensure_libs
   kafka_ensure_tls
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   # $KAFKA_PROPS is only ever replaced right before a start, so it is the
@@ -346,6 +347,7 @@ kafka_up() {
   if pid="$(kafka_pid)"; then
     if [[ $(kafka_config_settings "$new") == "$(kafka_config_settings "$KAFKA_PROPS")" ]]; then
       rm -f "$new"
+      kafka_ensure_libs # same pom: a no-op unless the jars were deleted
       if kafka_answers; then
         log "kafka: already running on $KAFKA_HOST:$KAFKA_PORT"
       else
@@ -361,8 +363,9 @@ kafka_up() {
       sed -n 's/^\([<>]\) \([^#]\)/  \1 \2/p' | head -n 20 >&2 || true
     if diff -q <(kafka_config_settings "$KAFKA_PROPS" | sed 1d) \
       <(kafka_config_settings "$new" | sed 1d) >/dev/null; then
-      log "kafka:   (only the TLS certificates differ)"
+      log "kafka:   (only the TLS certificates or the jars differ)"
     fi
+    # Stopped before kafka_ensure_libs may replace the jars under it.
     kafka_down
   elif kafka_answers; then
     rm -f "$new"
@@ -375,6 +378,7 @@ kafka_up() {
       die "kafka: $KAFKA_HOST:$p is in use by a process that is not our broker (check: ss -ltnp; STACK_KAFKA_*_PORT move ours)"
     fi
   done
+  kafka_ensure_libs
   mv "$new" "$KAFKA_PROPS"
   kafka_format_storage
   kafka_start
