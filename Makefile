@@ -7,8 +7,13 @@ UV := .local/tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 # Where the tests find the servers `make up` starts (see tests/conftest.py).
+# The secured listeners and the TLS-only database role are in deploy/README.md.
 TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
-	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable
+	TEST_KAFKA_SASL_SSL_BOOTSTRAP_SERVERS=127.0.0.1:9094 \
+	TEST_KAFKA_MTLS_BOOTSTRAP_SERVERS=127.0.0.1:9095 \
+	TEST_KAFKA_TLS_DIR=$(CURDIR)/.local/kafka/tls \
+	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable \
+	'TEST_DATABASE_TLS_URL=postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem'
 
 .PHONY: help install up down status run migrate test lint unit bench simulate clean
 

@@ -9,6 +9,15 @@
 #
 # Requires root or passwordless sudo (installing packages, starting the
 # cluster, running psql as the postgres OS user).
+#
+# TLS: the cluster serves a certificate for 127.0.0.1 (SAN IP:127.0.0.1,
+# DNS:localhost) signed by a local CA. Both live next to the cluster's config
+# (<config dir>/fulfillment-tls, key 0600 owned by postgres), because the
+# cluster is the machine's, shared by every checkout; each checkout gets a
+# copy of the CA in <repo>/.local/postgres/tls/ca.pem. The CA's private key
+# is not kept: renewing means a new CA, which `up` copies again. The role
+# fulfillment_tls may only log in over TLS (pg_hba.conf: hostssl, then
+# reject); the role fulfillment is untouched and keeps working without TLS.
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
@@ -17,6 +26,11 @@ PG_APP_USER=fulfillment
 PG_APP_PASSWORD=fulfillment
 PG_APP_DB=fulfillment
 PG_READY_TIMEOUT=60
+PG_TLS_USER=fulfillment_tls
+PG_TLS_PASSWORD=fulfillment-tls
+PG_TLS_CA_COPY="$REPO_ROOT/.local/postgres/tls/ca.pem"
+PG_HBA_BEGIN="# BEGIN session-fulfillment: $PG_TLS_USER logs in only over TLS (managed by deploy/local/stack.sh)"
+PG_HBA_END="# END session-fulfillment"
 # Filled in by pg_detect_version.
 PG_VERSION=""
 
@@ -148,9 +162,151 @@ SELECT 'CREATE DATABASE $PG_APP_DB OWNER $PG_APP_USER'
 SQL
 }
 
+# psql as the postgres superuser; prints unaligned tuples only.
+pg_sql() {
+  as_postgres psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres "$@"
+}
+
+# A login as the TLS-only role with full verification (CA + host name).
+pg_tls_answers() {
+  [[ -s $PG_TLS_CA_COPY ]] || return 1
+  PGPASSWORD="$PG_TLS_PASSWORD" PGCONNECT_TIMEOUT=3 psql -X -q -t -A \
+    "host=$PG_HOST port=$PG_PORT dbname=$PG_APP_DB user=$PG_TLS_USER sslmode=verify-full sslrootcert=$PG_TLS_CA_COPY" \
+    -c 'select 1' >/dev/null 2>&1
+}
+
+# True when DIR holds a server certificate that verifies against DIR/ca.pem,
+# is not about to expire, matches its key, and the key is private to postgres.
+pg_tls_installed_ok() {
+  local dir=$1
+  as_root test -s "$dir/ca.pem" -a -s "$dir/server.pem" -a -s "$dir/server-key.pem" || return 1
+  as_root openssl verify -CAfile "$dir/ca.pem" "$dir/server.pem" >/dev/null 2>&1 || return 1
+  as_root openssl x509 -in "$dir/server.pem" -noout -checkend $((TLS_RENEW_DAYS * 86400)) >/dev/null 2>&1 || return 1
+  [[ $(as_root openssl x509 -in "$dir/server.pem" -noout -pubkey) == \
+    $(as_root openssl pkey -in "$dir/server-key.pem" -pubout 2>/dev/null) ]] || return 1
+  [[ $(as_root stat -c '%U %a' "$dir/server-key.pem") == "postgres 600" ]]
+}
+
+# Makes the CA and server certificate in a scratch dir and installs them.
+pg_tls_install() {
+  local dir=$1 tmp
+  tmp="$(mktemp -d)"
+  tls_ensure_ca "$tmp" "session-fulfillment local PostgreSQL CA"
+  tls_ensure_leaf "$tmp" server 127.0.0.1 server "IP:127.0.0.1,DNS:localhost"
+  log "postgres: installing the server certificate and its CA in $dir"
+  as_root install -d -o postgres -g postgres -m 0700 "$dir"
+  as_root install -o postgres -g postgres -m 0600 "$tmp/server-key.pem" "$dir/server-key.pem"
+  as_root install -o postgres -g postgres -m 0644 "$tmp/server.pem" "$dir/server.pem"
+  as_root install -o postgres -g postgres -m 0644 "$tmp/ca.pem" "$dir/ca.pem"
+  rm -rf "$tmp"
+}
+
+# pg_hba.conf is first match wins: our block goes at the top, so the
+# generic "host all all ..." lines never see $PG_TLS_USER. Rewritten only
+# when it differs (the previous version is kept as *.before-fulfillment-tls);
+# the file keeps its owner and mode; a file the server
+# would not accept (pg_hba_file_rules reports errors) is rolled back.
+# Returns 0 when it changed the file, 1 when it was already right.
+pg_hba_ensure() {
+  local hba=$1 current want block
+  block="$(
+    cat <<HBA
+$PG_HBA_BEGIN
+hostssl  $PG_APP_DB  $PG_TLS_USER  127.0.0.1/32  scram-sha-256
+hostssl  $PG_APP_DB  $PG_TLS_USER  ::1/128       scram-sha-256
+host     all  $PG_TLS_USER  all  reject
+local    all  $PG_TLS_USER  reject
+$PG_HBA_END
+HBA
+  )"
+  current="$(as_root cat "$hba")"
+  want="$(
+    printf '%s\n' "$current" | awk -v b="$PG_HBA_BEGIN" -v e="$PG_HBA_END" -v block="$block" '
+      BEGIN { print block; print "" }
+      $0 == b { skipping = 1; next }
+      skipping { if ($0 == e) { skipping = 0; after = 1 }; next }
+      after && $0 == "" { after = 0; next }
+      { after = 0; print }
+    '
+  )"
+  [[ $want == "$current" ]] && return 1
+  log "postgres: $hba: $PG_TLS_USER only over TLS"
+  as_root cp -p "$hba" "$hba.before-fulfillment-tls"
+  printf '%s\n' "$want" | as_root tee "$hba.tmp" >/dev/null
+  as_root chown --reference="$hba" "$hba.tmp"
+  as_root chmod --reference="$hba" "$hba.tmp"
+  as_root mv "$hba.tmp" "$hba"
+  if [[ $(pg_sql -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL') != 0 ]]; then
+    pg_sql -c 'SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL' >&2
+    as_root mv "$hba.before-fulfillment-tls" "$hba"
+    die "postgres: the edited $hba has errors; restored it"
+  fi
+  return 0
+}
+
+# Idempotent; every change is applied with a reload (PostgreSQL >= 10 reloads
+# its TLS settings with the configuration), never a restart.
+pg_ensure_tls() {
+  require_openssl
+  local conf_dir hba dir changed=0
+  conf_dir="$(dirname "$(pg_sql -c 'SHOW config_file')")"
+  hba="$(pg_sql -c 'SHOW hba_file')"
+  dir="$conf_dir/fulfillment-tls"
+  if ! pg_tls_installed_ok "$dir"; then
+    pg_tls_install "$dir"
+    changed=1
+  fi
+  mkdir -p "$(dirname "$PG_TLS_CA_COPY")"
+  as_root cat "$dir/ca.pem" >"$PG_TLS_CA_COPY.tmp"
+  mv "$PG_TLS_CA_COPY.tmp" "$PG_TLS_CA_COPY"
+
+  # ALTER SYSTEM wins over postgresql.conf and its includes, whatever the
+  # distribution put there (Debian: ssl = on with the snakeoil certificate).
+  local name value
+  for name in ssl ssl_cert_file ssl_key_file; do
+    case $name in
+      ssl) value=on ;;
+      ssl_cert_file) value="$dir/server.pem" ;;
+      ssl_key_file) value="$dir/server-key.pem" ;;
+    esac
+    if [[ $(pg_sql -c "SELECT setting FROM pg_file_settings WHERE name = '$name' AND applied") != "$value" ]]; then
+      pg_sql -c "ALTER SYSTEM SET $name = '$value'"
+      changed=1
+    fi
+  done
+
+  pg_sql <<SQL
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_TLS_USER') THEN
+    CREATE ROLE $PG_TLS_USER;
+  END IF;
+END
+\$\$;
+ALTER ROLE $PG_TLS_USER WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$PG_TLS_PASSWORD';
+GRANT CONNECT ON DATABASE $PG_APP_DB TO $PG_TLS_USER;
+SQL
+
+  pg_hba_ensure "$hba" && changed=1
+  if ((changed)); then
+    log "postgres: reloading the configuration (TLS, pg_hba.conf)"
+    pg_sql -c 'SELECT pg_reload_conf()' >/dev/null
+  fi
+  local deadline=$((SECONDS + 10))
+  until pg_tls_answers; do
+    if ((SECONDS >= deadline)); then
+      pg_print_log_tail
+      die "postgres: $PG_TLS_USER cannot log in with sslmode=verify-full and $PG_TLS_CA_COPY"
+    fi
+    sleep 0.5
+  done
+  log "postgres: TLS login ok for $PG_TLS_USER (CA: $PG_TLS_CA_COPY)"
+}
+
 pg_up() {
   if pg_answers; then
     log "postgres: already running on $PG_HOST:$PG_PORT"
+    pg_ensure_tls
     return 0
   fi
   pg_install_if_missing
@@ -167,6 +323,7 @@ pg_up() {
     die "postgres: login as $PG_APP_USER@$PG_HOST:$PG_PORT/$PG_APP_DB failed"
   fi
   log "postgres: ready on $PG_HOST:$PG_PORT (db=$PG_APP_DB user=$PG_APP_USER, log: $(pg_log_file))"
+  pg_ensure_tls
 }
 
 pg_down() {
@@ -190,6 +347,11 @@ pg_down() {
 pg_status() {
   if pg_answers; then
     echo "postgres: running  postgresql://$PG_APP_USER@$PG_HOST:$PG_PORT/$PG_APP_DB"
+    if pg_tls_answers; then
+      echo "postgres: TLS ok   postgresql://$PG_TLS_USER@$PG_HOST:$PG_PORT/$PG_APP_DB?sslmode=verify-full (CA $PG_TLS_CA_COPY)"
+    else
+      echo "postgres: no TLS   for $PG_TLS_USER (\`up\` sets it up)"
+    fi
   else
     echo "postgres: stopped  postgresql://$PG_APP_USER@$PG_HOST:$PG_PORT/$PG_APP_DB"
     return 1

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Local development / CI stack for session-fulfillment:
-#   - Kafka 4.1 single node (KRaft, broker+controller) on 127.0.0.1:9092
+#   - Kafka 4.1 single node (KRaft, broker+controller) on 127.0.0.1:
+#       9092 PLAINTEXT (the default), 9093 CONTROLLER,
+#       9094 SASL_SSL (SCRAM-SHA-512, user "fulfillment"/"fulfillment-secret"),
+#       9095 SSL with a required client certificate (mutual TLS);
+#     TLS material (a local CA, broker and client certificates) in
+#     <repo>/.local/kafka/tls. Ports can be moved with STACK_KAFKA_PORT,
+#     STACK_KAFKA_CONTROLLER_PORT, STACK_KAFKA_SASL_SSL_PORT and
+#     STACK_KAFKA_MTLS_PORT, e.g. to run a second checkout's broker next to
+#     the first one.
 #   - PostgreSQL (distribution cluster "main") on 127.0.0.1:5432,
-#     role/database "fulfillment" (password "fulfillment")
+#     role/database "fulfillment" (password "fulfillment"), plus the role
+#     "fulfillment_tls" (password "fulfillment-tls") that may only log in over
+#     TLS; its CA is copied to <repo>/.local/postgres/tls/ca.pem.
 #
-# Usage: bash deploy/local/stack.sh up|down|status
+# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres]
+#   (no second argument: both)
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
@@ -27,10 +38,18 @@ KAFKA_DATA="$KAFKA_HOME/data"
 KAFKA_LOGS="$KAFKA_HOME/logs"
 KAFKA_PROPS="$KAFKA_HOME/server.properties"  # rendered from the template
 KAFKA_PID_FILE="$KAFKA_HOME/kafka.pid"
+KAFKA_TLS_DIR="$KAFKA_HOME/tls"
+# Client settings for the Kafka CLI tools to log in on the SASL_SSL listener.
+KAFKA_SASL_CLIENT_PROPS="$KAFKA_HOME/sasl-ssl-client.properties"
 
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
+KAFKA_PORT="${STACK_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${STACK_KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_SASL_SSL_PORT="${STACK_KAFKA_SASL_SSL_PORT:-9094}"
+KAFKA_MTLS_PORT="${STACK_KAFKA_MTLS_PORT:-9095}"
+KAFKA_SCRAM_MECHANISM=SCRAM-SHA-512
+KAFKA_SCRAM_USER=fulfillment
+KAFKA_SCRAM_PASSWORD=fulfillment-secret
 # Any valid 22-char base64 UUID works; fixed so the data dir is reproducible.
 KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-sFu1fi11mentLoca1Kafka}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
@@ -41,6 +60,8 @@ log() { echo "[stack] $*" >&2; }
 die() { echo "[stack] ERROR: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
 
+# shellcheck source=deploy/local/tls.sh
+source "$SCRIPT_DIR/tls.sh"
 # shellcheck source=deploy/local/postgres.sh
 source "$SCRIPT_DIR/postgres.sh"
 
@@ -141,20 +162,112 @@ kafka_ensure_libs() {
   log "kafka: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars resolved in $(( $(now_ms) - t0 ))ms"
 }
 
-# log.dirs must be absolute (the broker's cwd is arbitrary), so the
-# checked-in template gets the repo path filled in on every `up`.
+# The broker's TLS material in .local/kafka/tls, made once (see tls.sh):
+#   ca.pem / ca-key.pem           the local CA (clients trust ca.pem)
+#   broker.pem / broker-key.pem   SAN IP:127.0.0.1, DNS:localhost
+#   broker-keystore.pem           key + certificate chain, the PEM key store
+#   client.pem / client-key.pem   a client certificate for the mTLS listener
+kafka_ensure_tls() {
+  require_openssl
+  local d=$KAFKA_TLS_DIR
+  tls_ensure_ca "$d" "session-fulfillment local Kafka CA"
+  tls_ensure_leaf "$d" broker 127.0.0.1 server "IP:127.0.0.1,DNS:localhost"
+  tls_ensure_leaf "$d" client fulfillment-client client
+  local keystore="$d/broker-keystore.pem" want
+  want="$(cat "$d/broker-key.pem" "$d/broker.pem" "$d/ca.pem")"
+  if [[ ! -s $keystore || $(<"$keystore") != "$want" ]]; then
+    (umask 077 && printf '%s\n' "$want" >"$keystore.tmp")
+    mv "$keystore.tmp" "$keystore"
+  fi
+}
+
+# log.dirs and the TLS paths must be absolute (the broker's cwd is
+# arbitrary), so the checked-in template gets the repo path and the ports
+# filled in. The first line carries digests of the TLS material and of the
+# pom (the jars), so that new certificates or a new Kafka version, like any
+# other change, make the rendered file differ from the one the running broker
+# started with (see kafka_up).
 kafka_render_config() {
-  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
-  sed "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" "$KAFKA_PROPS_TEMPLATE" >"$KAFKA_PROPS.tmp"
-  mv "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+  local out=$1 tls jars
+  tls="$(cat "$KAFKA_TLS_DIR/broker-keystore.pem" "$KAFKA_TLS_DIR/ca.pem" | sha256sum | awk '{print $1}')"
+  jars="$(sha256sum "$KAFKA_POM" | awk '{print $1}')"
+  {
+    echo "# Rendered by deploy/local/stack.sh from deploy/local/kafka/server.properties; sha256 of TLS material $tls, of pom.xml $jars"
+    sed -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA|g" \
+      -e "s|@KAFKA_TLS_DIR@|$KAFKA_TLS_DIR|g" \
+      -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+      -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+      -e "s|@KAFKA_SASL_SSL_PORT@|$KAFKA_SASL_SSL_PORT|g" \
+      -e "s|@KAFKA_MTLS_PORT@|$KAFKA_MTLS_PORT|g" \
+      "$KAFKA_PROPS_TEMPLATE"
+  } >"$out"
+  if grep -q '@[A-Z_]*@' "$out"; then
+    die "kafka: unfilled placeholder in $out: $(grep -o '@[A-Z_]*@' "$out" | head -n 1)"
+  fi
+}
+
+# What the Kafka CLI tools need to log in on the SASL_SSL listener the way a
+# client of a hosted Kafka would (hostname verification included).
+kafka_write_sasl_client_props() {
+  (
+    umask 077
+    cat >"$KAFKA_SASL_CLIENT_PROPS.tmp" <<PROPS
+security.protocol=SASL_SSL
+sasl.mechanism=$KAFKA_SCRAM_MECHANISM
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SCRAM_USER" password="$KAFKA_SCRAM_PASSWORD";
+ssl.truststore.type=PEM
+ssl.truststore.location=$KAFKA_TLS_DIR/ca.pem
+PROPS
+  )
+  mv "$KAFKA_SASL_CLIENT_PROPS.tmp" "$KAFKA_SASL_CLIENT_PROPS"
+}
+
+# True when the SCRAM user can log in over SASL_SSL and get an answer.
+kafka_sasl_login_works() {
+  port_open "$KAFKA_HOST" "$KAFKA_SASL_SSL_PORT" || return 1
+  timeout 30 java -Xmx128m -cp "$KAFKA_LIBS/*" \
+    org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "$KAFKA_HOST:$KAFKA_SASL_SSL_PORT" \
+    --command-config "$KAFKA_SASL_CLIENT_PROPS" 2>/dev/null |
+    grep -q -- '-> ('
+}
+
+# A data dir formatted with --add-scram already has the user. One formatted
+# before the SASL_SSL listener existed does not: add (or reset) the
+# credential through the PLAINTEXT listener, then wait until the login works
+# (the credential reaches the broker through the metadata log).
+kafka_ensure_scram_user() {
+  kafka_write_sasl_client_props
+  kafka_sasl_login_works && return 0
+  log "kafka: setting the $KAFKA_SCRAM_MECHANISM credential of user '$KAFKA_SCRAM_USER'"
+  kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
+    --alter --entity-type users --entity-name "$KAFKA_SCRAM_USER" \
+    --add-config "$KAFKA_SCRAM_MECHANISM=[password=$KAFKA_SCRAM_PASSWORD]" \
+    >"$KAFKA_LOGS/scram.log" 2>&1 || {
+    cat "$KAFKA_LOGS/scram.log" >&2
+    die "kafka: adding the SCRAM credential failed"
+  }
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if kafka_sasl_login_works; then
+      log "kafka: user '$KAFKA_SCRAM_USER' logs in on $KAFKA_HOST:$KAFKA_SASL_SSL_PORT (SASL_SSL)"
+      return 0
+    fi
+    sleep "$attempt"
+  done
+  kafka_print_log_tail
+  die "kafka: '$KAFKA_SCRAM_USER' cannot log in on $KAFKA_HOST:$KAFKA_SASL_SSL_PORT (SASL_SSL, $KAFKA_SCRAM_MECHANISM)"
 }
 
 # KRaft needs its storage formatted (meta.properties + bootstrap checkpoint)
-# exactly once. controller.quorum.voters is static, so no --standalone.
+# exactly once. controller.quorum.voters is static, so no --standalone. The
+# SCRAM user goes into the bootstrap metadata, so the SASL_SSL listener
+# accepts it from the first start.
 kafka_format_storage() {
   [[ -f $KAFKA_DATA/meta.properties ]] && return 0
   log "kafka: formatting storage in $KAFKA_DATA (cluster id $KAFKA_CLUSTER_ID)"
   kafka_tool kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$KAFKA_PROPS" \
+    --add-scram "$KAFKA_SCRAM_MECHANISM=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" \
     >"$KAFKA_LOGS/format.log" 2>&1 || {
     cat "$KAFKA_LOGS/format.log" >&2
     die "kafka: storage format failed"
@@ -215,30 +328,62 @@ kafka_wait_ready() {
   die "kafka: not ready after ${KAFKA_READY_TIMEOUT}s (pid ${pid:-?} still running; 'down' stops it)"
 }
 
+# The settings of a rendered config: its first line (which carries the TLS
+# digest) and every non-comment line, so a comment edit restarts nothing.
+kafka_config_settings() {
+  [[ -f $1 ]] || return 0
+  awk 'NR == 1 || !/^[[:space:]]*(#|$)/' "$1"
+}
+
 kafka_up() {
   require_java
-  if kafka_answers; then
-    log "kafka: already running on $KAFKA_HOST:$KAFKA_PORT"
-    return 0
-  fi
-  if kafka_pid >/dev/null; then
-    # Our broker exists but does not answer yet (e.g. a previous `up` was
-    # interrupted while it was starting): just wait for it.
-    log "kafka: broker process $(kafka_pid) is running, waiting for it"
-    kafka_wait_ready
+  kafka_ensure_tls
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+  # $KAFKA_PROPS is only ever replaced right before a start, so it is the
+  # config the running broker read: a difference means the broker is stale
+  # (e.g. started before a listener was added, or with old certificates).
+  local pid new="$KAFKA_PROPS.new"
+  kafka_render_config "$new"
+  if pid="$(kafka_pid)"; then
+    if [[ $(kafka_config_settings "$new") == "$(kafka_config_settings "$KAFKA_PROPS")" ]]; then
+      rm -f "$new"
+      kafka_ensure_libs # same pom: a no-op unless the jars were deleted
+      if kafka_answers; then
+        log "kafka: already running on $KAFKA_HOST:$KAFKA_PORT"
+      else
+        # A previous `up` was interrupted while the broker was starting.
+        log "kafka: broker process $pid is running, waiting for it"
+        kafka_wait_ready
+      fi
+      kafka_ensure_scram_user
+      return 0
+    fi
+    log "kafka: broker (pid $pid) runs an older config, restarting it; changed settings:"
+    diff <(kafka_config_settings "$KAFKA_PROPS") <(kafka_config_settings "$new") |
+      sed -n 's/^\([<>]\) \([^#]\)/  \1 \2/p' | head -n 20 >&2 || true
+    if diff -q <(kafka_config_settings "$KAFKA_PROPS" | sed 1d) \
+      <(kafka_config_settings "$new" | sed 1d) >/dev/null; then
+      log "kafka:   (only the TLS certificates or the jars differ)"
+    fi
+    # Stopped before kafka_ensure_libs may replace the jars under it.
+    kafka_down
+  elif kafka_answers; then
+    rm -f "$new"
+    log "kafka: a broker not started by this checkout answers on $KAFKA_HOST:$KAFKA_PORT; leaving it as it is"
     return 0
   fi
   local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_SSL_PORT" "$KAFKA_MTLS_PORT"; do
     if port_open "$KAFKA_HOST" "$p"; then
-      die "kafka: $KAFKA_HOST:$p is in use by a process that is not our broker (check: ss -ltnp)"
+      die "kafka: $KAFKA_HOST:$p is in use by a process that is not our broker (check: ss -ltnp; STACK_KAFKA_*_PORT move ours)"
     fi
   done
   kafka_ensure_libs
-  kafka_render_config
+  mv "$new" "$KAFKA_PROPS"
   kafka_format_storage
   kafka_start
   kafka_wait_ready
+  kafka_ensure_scram_user
 }
 
 kafka_down() {
@@ -276,6 +421,15 @@ kafka_status() {
     local pid
     pid="$(kafka_pid)" || pid="not ours"
     echo "kafka:    running  $KAFKA_HOST:$KAFKA_PORT (pid $pid)"
+    local name port
+    for name in SASL_SSL:$KAFKA_SASL_SSL_PORT MTLS:$KAFKA_MTLS_PORT; do
+      port=${name#*:}
+      if port_open "$KAFKA_HOST" "$port"; then
+        echo "kafka:    listening $KAFKA_HOST:$port (${name%%:*}, CA $KAFKA_TLS_DIR/ca.pem)"
+      else
+        echo "kafka:    missing  $KAFKA_HOST:$port (${name%%:*}; \`up\` restarts the broker with it)"
+      fi
+    done
   else
     echo "kafka:    stopped  $KAFKA_HOST:$KAFKA_PORT"
     return 1
@@ -286,34 +440,45 @@ kafka_status() {
 # Entry points
 ############################################################################
 
+# $1: which part, "kafka", "postgres" or "" for both. PostgreSQL is the
+# machine's cluster, shared by every checkout; Kafka is this checkout's own.
+# So `down kafka` stops this checkout's broker and nothing else.
 cmd_up() {
   # PostgreSQL first: it is fast, and a missing apt package is better
   # discovered before waiting on the JVM.
-  pg_up
-  kafka_up
+  [[ $1 == kafka ]] || pg_up
+  [[ $1 == postgres ]] || kafka_up
 }
 
 cmd_down() {
   local rc=0
-  kafka_down || rc=1
-  pg_down || rc=1
+  if [[ $1 != postgres ]]; then kafka_down || rc=1; fi
+  if [[ $1 != kafka ]]; then pg_down || rc=1; fi
   return "$rc"
 }
 
 cmd_status() {
   local rc=0
-  kafka_status || rc=1
-  pg_status || rc=1
+  if [[ $1 != postgres ]]; then kafka_status || rc=1; fi
+  if [[ $1 != kafka ]]; then pg_status || rc=1; fi
   return "$rc"
 }
 
 main() {
-  case "${1:-}" in
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
+  local part=${2:-}
+  case $part in
+    "" | kafka | postgres) ;;
     *)
-      echo "usage: $0 up|down|status" >&2
+      echo "usage: $0 up|down|status [kafka|postgres]" >&2
+      exit 2
+      ;;
+  esac
+  case "${1:-}" in
+    up) cmd_up "$part" ;;
+    down) cmd_down "$part" ;;
+    status) cmd_status "$part" ;;
+    *)
+      echo "usage: $0 up|down|status [kafka|postgres]" >&2
       exit 2
       ;;
   esac
