@@ -43,7 +43,7 @@ _KEYWORDS = frozenset(
 
 @dataclass(frozen=True)
 class Expression:
-    where: str  # "panel <title>", "alert <name>" or "variable <name>"
+    where: str  # "panel <title> <refId>", "alert <name>" or "variable <name>"
     expr: str
 
 
@@ -95,7 +95,7 @@ def panels() -> list[dict[str, Any]]:
 
 def panel_queries() -> list[Expression]:
     return [
-        Expression(f"panel {panel['title']}", target["expr"])
+        Expression(f"panel {panel['title']} {target['refId']}", target["expr"])
         for panel in panels()
         for target in panel.get("targets", [])
     ]
