@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.observability.promql import ALERT_TESTS, ALERTS, OBSERVABILITY, alert_rules
+from tests.observability.promql import ALERT_TESTS, ALERTS, OBSERVABILITY, ROOT, alert_rules
 
 README = OBSERVABILITY / "README.md"
 
@@ -84,3 +86,37 @@ def test_every_alert_has_a_severity_a_summary_and_a_runbook_section_that_exists(
     path, _, anchor = rule["annotations"]["runbook"].partition("#")
     assert path == "deploy/observability/README.md"
     assert anchor in headings, f"{rule['alert']}: no README section #{anchor}"
+
+
+@pytest.mark.parametrize("target", ["test", "unit"])
+def test_make_installs_prometheus_before_pytest_when_promtool_is_missing(
+    target: str, tmp_path: Path
+) -> None:
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed", pytrace=False)
+    planned = subprocess.run(
+        ["make", "-n", target, f"PROMTOOL={tmp_path / 'promtool'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    install = next(i for i, line in enumerate(planned) if "apt-get install" in line)
+    pytest_run = next(i for i, line in enumerate(planned) if "/pytest " in line)
+
+    assert "prometheus" in planned[install].split()
+    assert install < pytest_run
+
+
+def test_make_leaves_an_installed_promtool_alone() -> None:
+    planned = subprocess.run(
+        ["make", "-n", "tools", f"PROMTOOL={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+    assert "apt-get" not in planned
