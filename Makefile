@@ -37,7 +37,7 @@ install: $(VENV)/.installed
 PROMTOOL := $(or $(shell command -v promtool 2>/dev/null),/usr/bin/promtool)
 
 $(PROMTOOL):
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
 	service prometheus stop >/dev/null 2>&1 || true
 	systemctl disable --now prometheus >/dev/null 2>&1 || true
 
