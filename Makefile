@@ -15,7 +15,7 @@ TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
 	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable \
 	'TEST_DATABASE_TLS_URL=postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem'
 
-.PHONY: help install up down status run migrate test lint unit bench simulate clean
+.PHONY: help install tools up down status run migrate test lint unit bench simulate clean
 
 help:
 	@echo "make run       start Kafka + PostgreSQL, migrate, run the service in the foreground"
@@ -35,6 +35,18 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	touch $@
 
 install: $(VENV)/.installed
+
+# promtool and prometheus, for the alert-rule tests (tests/unit/deploy) and the real Prometheus
+# of tests/observability. Any promtool on PATH will do; else Debian's package. Its post-install
+# may start a daemon on :9090; the tests run their own, so stop and disable the packaged one.
+PROMTOOL := $(or $(shell command -v promtool 2>/dev/null),/usr/bin/promtool)
+
+$(PROMTOOL):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+	service prometheus stop >/dev/null 2>&1 || true
+	systemctl disable --now prometheus >/dev/null 2>&1 || true
+
+tools: $(PROMTOOL)
 
 up:
 	bash deploy/local/stack.sh up
@@ -59,10 +71,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy service schemas tests bench
 
-unit: install
+unit: install tools
 	$(BIN)/pytest tests/unit -q
 
-test: install up lint
+test: install tools up lint
 	$(TEST_ENV) $(BIN)/pytest -q
 
 bench: install up

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable"
     )
     group_id: str = Field("session-fulfillment", min_length=1)
+    # /healthz, /readyz and /metrics; port 0 = pick a free port.
+    http_host: str = Field("0.0.0.0", min_length=1)
+    http_port: int = Field(8080, ge=0, le=65535)
 
     topic_payments: str = Field(topics.PAYMENTS_COMPLETED, min_length=1)
     topic_acceptances: str = Field(topics.MECHANICS_ACCEPTED, min_length=1)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
+import threading
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +26,7 @@ import yaml
 from service.entrypoints.cli import parser
 from service.settings import ENV_PREFIX, Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text("utf-8"))
 SERVICES: dict[str, Any] = COMPOSE["services"]
@@ -28,6 +35,7 @@ APP_SERVICES = ("migrate", "fulfillment")
 # The declared defaults, not Settings(): the test must not depend on this shell's environment.
 DEFAULT_KAFKA: str = Settings.model_fields["kafka_bootstrap_servers"].default
 DEFAULT_DATABASE = urlsplit(str(Settings.model_fields["database_url"].default))
+DEFAULT_HTTP_PORT: int = Settings.model_fields["http_port"].default
 
 
 def _environment(service: str) -> dict[str, str]:
@@ -70,6 +78,45 @@ def _instruction(name: str) -> str:
     matches = [arguments for instruction, arguments in _final_stage() if instruction == name]
     assert len(matches) == 1, f"the final stage should have exactly one {name}"
     return matches[0]
+
+
+@contextmanager
+def _health_server(status: int) -> Iterator[int]:
+    """A local HTTP server answering /healthz with `status`; yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _healthcheck_on(port: int) -> int:
+    """Run the service's compose healthcheck here, against `port`; its exit code."""
+    kind, program, flag, code = SERVICES["fulfillment"]["healthcheck"]["test"]
+    assert (kind, program, flag) == ("CMD", "python", "-c")
+    address = f"http://127.0.0.1:{DEFAULT_HTTP_PORT}/healthz"
+    assert address in code
+    code = code.replace(address, f"http://127.0.0.1:{port}/healthz")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def test_the_stack_is_kafka_postgres_a_migration_and_the_service() -> None:
@@ -219,3 +266,29 @@ def test_the_image_installs_the_locked_project_with_the_makefiles_uv_and_no_dev_
     assert uv_in_image.group(1) == uv_in_make.group(1) == "0.13.9"
     assert "uv sync --locked --no-editable\n" in dockerfile
     assert "--extra" not in dockerfile and "--all-extras" not in dockerfile
+
+
+def test_the_service_publishes_its_http_port_on_the_host_loopback() -> None:
+    assert DEFAULT_HTTP_PORT == 8080
+    assert _published("fulfillment") == {("127.0.0.1", DEFAULT_HTTP_PORT, DEFAULT_HTTP_PORT)}
+    assert "FULFILLMENT_HTTP_PORT" not in _environment("fulfillment")
+
+
+def test_the_services_healthcheck_passes_when_healthz_answers_200() -> None:
+    with _health_server(200) as port:
+        assert _healthcheck_on(port) == 0
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_the_services_healthcheck_fails_when_healthz_answers_an_error(status: int) -> None:
+    with _health_server(status) as port:
+        assert _healthcheck_on(port) != 0
+
+
+def test_the_services_healthcheck_fails_when_nothing_answers() -> None:
+    assert _healthcheck_on(_free_port()) != 0
+
+
+def test_the_migration_neither_publishes_a_port_nor_has_a_healthcheck() -> None:
+    assert "ports" not in SERVICES["migrate"]
+    assert "healthcheck" not in SERVICES["migrate"]

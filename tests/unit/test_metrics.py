@@ -1,0 +1,109 @@
+"""service/adapters/metrics.py: the names, types, labels and buckets the alerts, the dashboard
+and whoever scrapes the service are written against."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+from prometheus_client import REGISTRY as GLOBAL_REGISTRY
+from prometheus_client import generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.adapters import metrics
+from service.adapters.metrics import REGISTRY
+
+EXPECTED: dict[str, tuple[MetricWrapperBase, str, tuple[str, ...]]] = {
+    "fulfillment_events": (metrics.events, "counter", ("type", "outcome")),
+    "fulfillment_decision_seconds": (metrics.decision_seconds, "histogram", ()),
+    "fulfillment_batch_seconds": (metrics.batch_seconds, "histogram", ()),
+    "fulfillment_batch_events": (metrics.batch_events, "histogram", ()),
+    "fulfillment_consumer_lag": (metrics.consumer_lag, "gauge", ("topic", "partition")),
+    "fulfillment_outbox_backlog": (metrics.outbox_backlog, "gauge", ()),
+    "fulfillment_outbox_oldest_age_seconds": (metrics.outbox_oldest_age_seconds, "gauge", ()),
+    "fulfillment_published": (metrics.published, "counter", ()),
+    "fulfillment_dlq": (metrics.dlq, "counter", ("reason",)),
+    "fulfillment_sweeper_closed": (metrics.sweeper_closed, "counter", ("reason",)),
+    "fulfillment_retries": (metrics.retries, "counter", ("loop", "kind")),
+    "fulfillment_ready": (metrics.ready, "gauge", ()),
+    "fulfillment_build": (metrics.build, "info", ()),
+    "fulfillment_parked_customers": (metrics.parked_customers, "gauge", ()),
+    "fulfillment_parked_events": (metrics.parked_events, "gauge", ()),
+    "fulfillment_poison_retries": (metrics.poison_retries, "counter", ()),
+}
+
+
+def _families() -> dict[str, str]:
+    return {family.name: family.type for family in REGISTRY.collect()}
+
+
+def test_the_registry_defines_exactly_the_service_s_metrics_with_their_types() -> None:
+    own = {name: kind for name, kind in _families().items() if name.startswith("fulfillment_")}
+
+    assert own == {name: kind for name, (_, kind, _) in EXPECTED.items()}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_metric_has_its_labels_and_a_help_text(name: str) -> None:
+    metric, _, labels = EXPECTED[name]
+
+    assert metric._labelnames == labels
+    assert metric._documentation.strip()
+
+
+def test_the_registry_carries_the_process_and_platform_metrics() -> None:
+    names = set(_families())
+
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "python_info"} <= names
+
+
+def test_the_service_s_metrics_are_not_on_prometheus_client_s_global_registry() -> None:
+    assert not {f.name for f in GLOBAL_REGISTRY.collect()} & set(EXPECTED)
+
+
+def test_build_info_carries_the_installed_package_version() -> None:
+    exposed = generate_latest(REGISTRY).decode()
+    (family,) = (
+        f for f in text_string_to_metric_families(exposed) if f.name == "fulfillment_build_info"
+    )
+    (sample,) = family.samples
+
+    assert sample.name == "fulfillment_build_info"
+    assert sample.labels == {"version": version("session-fulfillment")}
+    assert sample.value == 1
+
+
+@pytest.mark.parametrize(
+    ("buckets", "low", "high"),
+    [
+        (metrics.DECISION_BUCKETS, 0.001, 60.0),
+        (metrics.BATCH_SECONDS_BUCKETS, 0.001, 10.0),
+        (metrics.BATCH_EVENTS_BUCKETS, 1.0, 100_000.0),
+    ],
+)
+def test_histogram_buckets_span_their_range_in_ascending_order(
+    buckets: tuple[float, ...], low: float, high: float
+) -> None:
+    assert (buckets[0], buckets[-1]) == (low, high)
+    assert list(buckets) == sorted(set(buckets))
+
+
+def test_a_histogram_uses_its_declared_buckets() -> None:
+    exposed = generate_latest(REGISTRY).decode()
+    bounds = [
+        line.split('le="')[1].split('"')[0]
+        for line in exposed.splitlines()
+        if line.startswith("fulfillment_decision_seconds_bucket")
+    ]
+
+    assert [float(b) for b in bounds] == [*metrics.DECISION_BUCKETS, float("inf")]
+
+
+def test_closed_label_sets_are_exposed_at_zero_before_anything_happens() -> None:
+    exposed = generate_latest(REGISTRY).decode()
+
+    for reason in ("not_json", "invalid", "too_large"):
+        assert f'fulfillment_dlq_total{{reason="{reason}"}}' in exposed
+    for reason in metrics.SWEEPER_REASONS:
+        assert f'fulfillment_sweeper_closed_total{{reason="{reason}"}}' in exposed
