@@ -13,7 +13,7 @@ TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
 	TEST_KAFKA_MTLS_BOOTSTRAP_SERVERS=127.0.0.1:9095 \
 	TEST_KAFKA_TLS_DIR=$(CURDIR)/.local/kafka/tls \
 	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable \
-	'TEST_DATABASE_TLS_URL=postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem'
+	TEST_DATABASE_TLS_URL='postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem'
 
 .PHONY: help install tools up down status run migrate test lint unit bench simulate clean
 
