@@ -44,30 +44,26 @@ def within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-@pytest.mark.parametrize("path", modules("service.core"), ids=module_name)
-def test_the_core_imports_only_the_contract_and_the_standard_library(path: Path) -> None:
-    foreign = {
+def outside(path: Path, *allowed: str) -> set[str]:
+    """What `path` imports beyond the standard library, `schemas` and the `allowed` packages."""
+    return {
         name
         for name in imports_of(path)
         if top(name) not in sys.stdlib_module_names
-        and top(name) != "schemas"
-        and not within(name, "service.core")
         and name != "__future__"
+        and not any(within(name, prefix) for prefix in ("schemas", *allowed))
     }
+
+
+@pytest.mark.parametrize("path", modules("service.core"), ids=module_name)
+def test_the_core_imports_only_the_contract_and_the_standard_library(path: Path) -> None:
+    foreign = outside(path, "service.core")
     assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
 
 
 @pytest.mark.parametrize("path", modules("service.handlers"), ids=module_name)
 def test_handlers_reach_the_database_only_through_the_store_port(path: Path) -> None:
-    foreign = {
-        name
-        for name in imports_of(path)
-        if top(name) not in sys.stdlib_module_names
-        and top(name) != "schemas"
-        and not within(name, "service.core")
-        and not within(name, "service.handlers")
-        and name != "__future__"
-    }
+    foreign = outside(path, "service.core", "service.handlers")
     assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
 
 
