@@ -15,12 +15,15 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails, from_json
 
 from schemas.inputs import INPUT_EVENT_CLASSES, InputEvent
+from schemas.limits import IDENTIFIER_ERROR, PATTERN_MEANINGS, explain_identifier
 from schemas.outputs import OUTPUT_EVENT_ADAPTER, OutputEvent
 
 MAX_EVENT_BYTES: Final = 1_048_576
 # The reason becomes a Kafka header: keep it one bounded line.
 MAX_REASON_CHARS: Final = 1000
 _QUOTED_CHARS: Final = 80
+# An integer with more bits is described, not printed (its digits could fill the reason).
+_SHOWN_INT_BITS: Final = 128
 _REQUIRED_ATTRIBUTES: Final = ("specversion", "id", "source", "type")
 # pydantic's own message names the Python class ("a valid dictionary or instance of X").
 _NOT_AN_OBJECT_ERRORS: Final = frozenset({"model_type", "dict_type", "model_attributes_type"})
@@ -88,9 +91,10 @@ class Decoder:
 
 
 def _classify(value: bytes, expected: str, topic: str, error: ValidationError) -> DecodeError:
-    errors = error.errors(include_url=False, include_input=False)
+    errors = error.errors(include_url=False)
     if errors[0]["type"] == "json_invalid":
-        return _not_json(value, errors[0])
+        detail = str(errors[0].get("ctx", {}).get("error", errors[0]["msg"]))
+        return _not_json(value, detail)
     # The bytes parsed once already, so they parse again; this time into plain Python values.
     event = from_json(value)
     problems = _cloudevent_problems(event)
@@ -109,7 +113,7 @@ def _classify(value: bytes, expected: str, topic: str, error: ValidationError) -
     return DecodeError(DecodeErrorKind.INVALID, f"invalid {expected}: {describe_errors(errors)}")
 
 
-def _not_json(value: bytes, error: ErrorDetails) -> DecodeError:
+def _not_json(value: bytes, detail: str) -> DecodeError:
     # jiter reports bad UTF-8 as a JSON error ("invalid unicode code point", "expected value");
     # decoding says which byte is wrong.
     try:
@@ -121,7 +125,6 @@ def _not_json(value: bytes, error: ErrorDetails) -> DecodeError:
     if not value:
         # A tombstone (null value) arrives here as b"".
         return DecodeError(DecodeErrorKind.NOT_JSON, "not JSON: the message is empty")
-    detail = str(error.get("ctx", {}).get("error", error["msg"]))
     if detail.startswith("recursion limit exceeded"):
         # jiter stops at a fixed depth (about 200) instead of exhausting the stack.
         detail = f"nested too deeply to parse ({detail})"
@@ -144,19 +147,52 @@ def _cloudevent_problems(event: Any) -> list[str]:
 
 
 def describe_errors(errors: list[ErrorDetails]) -> str:
-    """`data.amount_cents: Input should be greater than 0; time: Field required`."""
+    """`data.amount_cents: Input should be greater than 0, got 0; time: Field required`.
+
+    Each error names the field and, when it is a string or a number, the value (a bounded
+    prefix of it).
+    """
     parts = []
     for error in errors:
-        path = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
-        ).lstrip(".")
-        message = (
-            "Input should be a JSON object"
-            if error["type"] in _NOT_AN_OBJECT_ERRORS
-            else error["msg"]
-        )
-        parts.append(f"{path or '(event)'}: {message}")
+        loc = error["loc"]
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+        parts.append(f"{path.lstrip('.') or '(event)'}: {_message(error)}")
     return "; ".join(parts)
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind in _NOT_AN_OBJECT_ERRORS:
+        return "Input should be a JSON object"
+    value = error.get("input")
+    if kind == IDENTIFIER_ERROR:
+        message = explain_identifier(value, error.get("ctx", {})["max_bytes"])
+    elif kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern")
+        message = PATTERN_MEANINGS.get(pattern, error["msg"]) if pattern else error["msg"]
+    else:
+        message = error["msg"]
+    if kind == "missing":
+        return message
+    shown = _shown(value)
+    return message if shown is None else f"{message}, got {shown}"
+
+
+def _shown(value: Any) -> str | None:
+    """A refused value as a reason quotes it: bounded, one line; None for objects and arrays."""
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if value.bit_length() > _SHOWN_INT_BITS:
+            return f"an integer of {value.bit_length()} bits"
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if value is None:
+        return "null"
+    return None
 
 
 def _json_kind(value: Any) -> str:
