@@ -12,6 +12,8 @@ from schemas.dlq import (
     DLQ_ERROR_REASON,
     DLQ_FAILED_AT,
     DLQ_HEADERS,
+    DLQ_PLACEHOLDER,
+    DLQ_PLACEHOLDER_MAX_KEY_BYTES,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
@@ -58,6 +60,12 @@ _DLQ_HEADER_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     DLQ_SOURCE_PARTITION: {"type": "string", "pattern": r"^[0-9]+$", "description": "Decimal"},
     DLQ_SOURCE_OFFSET: {"type": "string", "pattern": r"^[0-9]+$", "description": "Decimal"},
     DLQ_FAILED_AT: {"type": "string", "format": "date-time", "pattern": UTC_PATTERN},
+    DLQ_PLACEHOLDER: {
+        "type": "string",
+        "const": "true",
+        "description": "Only on a placeholder: the original record was too large to copy, the "
+        "value is a JSON object saying where it is (topic, partition, offset) and how large",
+    },
 }
 
 
@@ -98,7 +106,11 @@ def _dead_letter_message() -> dict[str, Any]:
         "name": "dead-letter",
         "title": "An input message that could not be decoded or validated",
         "summary": "The original value, key and headers, byte for byte, plus the headers "
-        "below. It never blocks its partition and is never silently dropped.",
+        "below (earlier fulfillment-* headers replaced). It never blocks its partition and is "
+        "never silently dropped. When the copy would exceed the topic's size limit, a placeholder "
+        "instead: a JSON value naming the original's topic, partition, offset and size, the "
+        f"error headers, {DLQ_PLACEHOLDER}: true, and the original key if at most "
+        f"{DLQ_PLACEHOLDER_MAX_KEY_BYTES} bytes.",
         "contentType": "application/octet-stream",
         "headers": {
             "type": "object",
