@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ WHERE: dict[str, Any] = {"topic": "payments.completed", "partition": 3, "offset"
 def record(
     value: bytes | None,
     key: bytes | None,
-    headers: list[tuple[str, bytes | None]],
+    headers: Sequence[tuple[str, bytes | None]],
     *,
     max_bytes: int = MAX,
     error: schemas.DecodeError = ERROR,
