@@ -4,12 +4,16 @@ Importable on its own: nothing here imports from `service`.
 """
 
 from schemas.codec import (
+    BINARY_ATTRIBUTE_HEADERS,
+    CE_HEADER_PREFIX,
+    CONTENT_TYPE_HEADER,
     MAX_EVENT_BYTES,
     DecodeError,
     DecodeErrorKind,
     Decoder,
     decode_output,
     encode,
+    encode_binary,
 )
 from schemas.dlq import (
     DLQ_ERROR_KIND,
@@ -91,7 +95,10 @@ from schemas.outputs import (
 from schemas.topics import DEFAULT_TOPICS, Topics
 
 __all__ = [
+    "BINARY_ATTRIBUTE_HEADERS",
+    "CE_HEADER_PREFIX",
     "CLOUDEVENTS_CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
     "DATA_CONTENT_TYPE",
     "DEFAULT_TOPICS",
     "DLQ_ERROR_KIND",
@@ -159,6 +166,7 @@ __all__ = [
     "dlq_headers",
     "dlq_record",
     "encode",
+    "encode_binary",
     "output_event",
     "output_event_id",
     "output_event_id_text",
