@@ -100,21 +100,42 @@ offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
 
 
 @given(local=st.datetimes(timezones=offsets))
-def test_every_accepted_time_leaves_room_for_any_deadline_and_the_utc_conversion(
+def test_a_time_is_accepted_exactly_inside_the_window_and_then_any_deadline_fits(
     local: datetime,
 ) -> None:
+    # Comparing aware datetimes subtracts them (a timedelta): it cannot overflow, unlike
+    # converting one near year 1 or 9999 to UTC.
+    inside = EARLIEST_TIME <= local < LATEST_TIME
+
     try:
         event = DECODER.decode(payment(time=local.isoformat()), TOPIC)
     except schemas.DecodeError as error:
+        assert not inside
         assert error.kind is Kind.INVALID
-        assert "time: Input should be" in error.reason
-        # Refused exactly when its instant lies outside the window.
-        utc = local.replace(tzinfo=None) - local.utcoffset()  # type: ignore[operator]
-        assert not (EARLIEST_TIME.replace(tzinfo=None) <= utc < LATEST_TIME.replace(tzinfo=None))
+        side = "less than 9000" if local >= LATEST_TIME else "greater than or equal to 1970"
+        assert f"time: Input should be {side}" in error.reason
+        assert f"got {local.isoformat()!r}" in error.reason
     else:
+        assert inside
+        assert event.time == local
         deadline = event.time + timedelta(days=MAX_DEADLINE_DAYS)
         assert deadline.astimezone(UTC) > event.time.astimezone(UTC) >= EARLIEST_TIME
         assert schemas.rfc3339_utc(deadline)
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        datetime(1, 1, 1, 0, 10, tzinfo=timezone(timedelta(hours=1))),
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-23, minutes=-59))),
+    ],
+    ids=["year 1 east of UTC", "year 9999 west of UTC"],
+)
+def test_a_time_whose_utc_conversion_would_overflow_is_refused(local: datetime) -> None:
+    with pytest.raises(OverflowError):
+        local.astimezone(UTC)  # what the service would have hit
+
+    assert refusal(payment(time=local.isoformat())).kind is Kind.INVALID
 
 
 # Lengths, in UTF-8 bytes
