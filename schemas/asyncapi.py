@@ -82,11 +82,22 @@ def _ref(*parts: str) -> dict[str, str]:
     return {"$ref": "#/" + "/".join(parts)}
 
 
-def _event_message(event_type: str, model: type[BaseModel], key: str) -> dict[str, Any]:
+_BINARY_MODE: Final = (
+    "Shown in structured content mode. Binary content mode (CloudEvents Kafka protocol "
+    "binding) is read too: the attributes as headers ce_specversion, ce_id, ce_source, ce_type, "
+    "ce_time (ce_subject, ce_dataschema), datacontenttype as content-type, and the value is "
+    "`data` alone, validated as the payload's `data`."
+)
+
+
+def _event_message(
+    event_type: str, model: type[BaseModel], key: str, *, binary_too: bool = False
+) -> dict[str, Any]:
     return {
         "name": event_type,
         "title": event_type,
         "summary": (model.__doc__ or "").strip(),
+        **({"description": _BINARY_MODE} if binary_too else {}),
         "contentType": CLOUDEVENTS_CONTENT_TYPE,
         "payload": {
             "schemaFormat": JSON_SCHEMA_FORMAT,
@@ -149,7 +160,7 @@ def asyncapi_document() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for event_type in INPUT_TYPES:
         messages[_message_name(event_type)] = _event_message(
-            event_type, INPUT_EVENT_CLASSES[event_type], _INPUT_KEYS[event_type]
+            event_type, INPUT_EVENT_CLASSES[event_type], _INPUT_KEYS[event_type], binary_too=True
         )
     for event_type in OUTPUT_TYPES:
         key = _UNKNOWN_SESSION_KEY if event_type == SESSION_ACCEPTANCE_REJECTED else _OUTPUT_KEY

@@ -20,12 +20,13 @@ from pydantic_core import PydanticCustomError, core_schema
 
 # Business times (`time`), compared as instants, so that an offset cannot push the UTC value out:
 # at or after EARLIEST_TIME and before LATEST_TIME. Deadlines are computed from them (time +
-# request TTL, accepted time + max live); the service caps both settings at 30 days, so every
-# deadline stays far inside what datetime and PostgreSQL's timestamptz can hold. Nothing this
-# service handles happened before the Unix epoch.
+# request TTL, accepted time + max live); with both settings capped at MAX_DEADLINE_DAYS (the
+# service's settings enforce the cap), every deadline stays far inside what datetime and
+# PostgreSQL's timestamptz can hold. Nothing this service handles happened before the Unix epoch.
 EARLIEST_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME: Final = datetime(9000, 1, 1, tzinfo=UTC)
-# The longest a deadline can be after its business time, as the service's settings cap it.
+# The longest a deadline may be after its business time: the cap on the request TTL and on the
+# max live duration settings.
 MAX_DEADLINE_DAYS: Final = 30
 
 # CloudEvents `id` and `source`, in UTF-8 bytes: together the dedupe primary key (source,
