@@ -166,7 +166,7 @@ class Decoder:
             ) from error
         # The attributes and the data in one JSON document: the very same model, constraints
         # and error locations as structured mode, so both modes decode to equal events.
-        document = to_json(attributes)[:-1] + b',"data":' + value + b"}"
+        document = b"".join((to_json(attributes)[:-1], b',"data":', value, b"}"))
         try:
             return validate(document)
         except ValidationError as error:
@@ -204,23 +204,26 @@ def _binary_attributes(headers: Headers) -> dict[str, str]:
     """The attributes carried by binary-mode headers, as text; raises DecodeError for a header
     that is missing, repeated, empty, not UTF-8, or an unsupported specversion."""
     attributes: dict[str, str] = {}
-    for name, raw in headers:
-        attribute = BINARY_ATTRIBUTE_HEADERS.get(name)
-        if attribute is None:
-            continue
-        if attribute in attributes:
-            # Kafka allows a header twice; which of two ids is the event's would be a guess.
-            raise DecodeError(
-                DecodeErrorKind.NOT_CLOUDEVENT,
-                f"not a CloudEvent: header {_quote(name)} appears more than once",
-            )
-        try:
-            attributes[attribute] = (raw or b"").decode("utf-8")
-        except UnicodeDecodeError as bad:
-            raise DecodeError(
-                DecodeErrorKind.NOT_UTF8,
-                f"not UTF-8: header {_quote(name)}: {bad.reason} at offset {bad.start}",
-            ) from None
+    try:
+        for name, raw in headers:
+            attribute = BINARY_ATTRIBUTE_HEADERS.get(name)
+            if attribute is None:
+                continue
+            if attribute in attributes:
+                # Kafka allows a header twice; which of two ids is the event's would be a guess.
+                raise DecodeError(
+                    DecodeErrorKind.NOT_CLOUDEVENT,
+                    f"not a CloudEvent: header {_quote(name)} appears more than once",
+                )
+            attributes[attribute] = raw.decode() if raw else ""
+    except UnicodeDecodeError as bad:
+        raise DecodeError(
+            DecodeErrorKind.NOT_UTF8,
+            f"not UTF-8: header {_quote(name)}: {bad.reason} at offset {bad.start}",
+        ) from None
+    get = attributes.get
+    if get("specversion") == "1.0" and get("id") and get("source") and get("type"):
+        return attributes
     problems = []
     for attribute in _REQUIRED_ATTRIBUTES:
         header = _HEADER_OF[attribute]
