@@ -412,3 +412,28 @@ def test_the_sdk_reads_both_our_modes_back_to_the_same_attributes_and_data(
     assert attributes["causationid"] == "evt_1"
     assert attributes["time"] == event.time
     assert read_binary.get_data() == expected["data"]
+
+
+@given(
+    data=output_data(),
+    causation_id=st.text(st.characters(codec="utf-8"), min_size=1, max_size=40),
+    minutes=st.integers(min_value=-18 * 60, max_value=18 * 60),
+)
+def test_the_sdk_reads_any_output_event_in_both_modes_to_the_same_attributes_and_data(
+    data: schemas.OutputEventData, causation_id: str, minutes: int
+) -> None:
+    time = datetime(2026, 11, 24, 9, 30, tzinfo=timezone(timedelta(minutes=minutes)))
+    event = schemas.output_event(data, causation_id=causation_id, time=time)
+
+    headers, value = schemas.encode_binary(event)
+    read_binary = kafka.from_binary(kafka.KafkaMessage(dict(headers), None, value), FORMAT)
+    structured_message = kafka.KafkaMessage(
+        {"content-type": schemas.CLOUDEVENTS_CONTENT_TYPE.encode()}, None, schemas.encode(event)
+    )
+    read_structured = kafka.from_structured(structured_message, FORMAT)
+
+    assert read_binary.get_attributes() == read_structured.get_attributes()
+    assert read_binary.get_data() == read_structured.get_data()
+    assert read_binary.get_attributes()["causationid"] == causation_id
+    assert read_binary.get_time() == time
+    assert read_binary.get_subject() == data.subject
