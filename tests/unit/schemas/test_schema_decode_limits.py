@@ -299,3 +299,42 @@ def test_a_refused_value_is_quoted_only_up_to_a_bounded_prefix() -> None:
 
     assert error.reason.endswith("...'")
     assert len(error.reason) < 250
+
+
+# Whatever a field holds, decode either returns an event the service can use or refuses it
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8")),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = ["specversion", "id", "source", "type", "time", "subject", "data"] + [
+    f"data_{name}" for name in example()["data"]
+]
+
+
+@given(field=st.sampled_from(FIELDS), replacement=json_values)
+def test_any_json_value_in_any_field_decodes_to_a_usable_event_or_is_a_dead_letter(
+    field: str, replacement: Any
+) -> None:
+    try:
+        event = DECODER.decode(payment(**{field: replacement}), TOPIC)
+    except schemas.DecodeError as error:
+        assert error.reason
+        return
+    # What the service does with an event next must not fail.
+    assert isinstance(event, schemas.PaymentCompletedEvent)
+    deadline = event.time + timedelta(days=MAX_DEADLINE_DAYS)
+    schemas.rfc3339_utc(deadline)
+    assert len(event.id.encode()) <= MAX_ID_BYTES
+    assert len(event.source.encode()) <= MAX_SOURCE_BYTES
+    assert len(event.data.payment_id.encode()) <= MAX_PAYMENT_ID_BYTES
+    assert "\x00" not in event.data.payment_id
+    assert 0 < event.data.amount_cents <= MAX_AMOUNT_CENTS
