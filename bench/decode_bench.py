@@ -22,6 +22,20 @@ PAYMENT = (
     b'"customer_id":"6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41","amount_cents":2999,'
     b'"currency":"USD","session_type":"video"}}'
 )
+# The same event in binary content mode: attributes in headers, `data` as the value.
+BINARY_HEADERS = [
+    ("ce_specversion", b"1.0"),
+    ("ce_id", b"evt_1QxY2b3c4d"),
+    ("ce_source", b"payments"),
+    ("ce_type", b"payment.completed"),
+    ("ce_time", b"2026-11-24T09:30:00Z"),
+    ("content-type", b"application/json"),
+]
+BINARY_VALUE = (
+    b'{"payment_id":"pi_3QxY2b3c4d5e","customer_id":"6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41",'
+    b'"amount_cents":2999,"currency":"USD","session_type":"video"}'
+)
+STRUCTURED_HEADERS = [("content-type", b"application/cloudevents+json")]
 ROUNDS = 5
 
 
@@ -43,6 +57,7 @@ def main() -> None:
     topic = schemas.DEFAULT_TOPICS.payments_completed
     decoded = decoder.decode(PAYMENT, topic)
     assert isinstance(decoded, schemas.PaymentCompletedEvent)
+    assert decoder.decode(BINARY_VALUE, topic, BINARY_HEADERS) == decoded
     payment, now = decoded.data, decoded.time
     session_id = schemas.session_id_for_payment(payment.payment_id)
     expires_at = now + timedelta(minutes=15)
@@ -51,6 +66,14 @@ def main() -> None:
     def decode(count: int) -> None:
         for _ in range(count):
             decoder.decode(PAYMENT, topic)
+
+    def decode_with_header(count: int) -> None:
+        for _ in range(count):
+            decoder.decode(PAYMENT, topic, STRUCTURED_HEADERS)
+
+    def decode_binary(count: int) -> None:
+        for _ in range(count):
+            decoder.decode(BINARY_VALUE, topic, BINARY_HEADERS)
 
     def validator_alone(count: int) -> None:
         validate = schemas.PaymentCompletedEvent.__pydantic_validator__.validate_json
@@ -101,6 +124,8 @@ def main() -> None:
 
     rate("decode: Decoder.decode(payment.completed)", n, decode)
     rate("  floor: the model's JSON validator alone", n, validator_alone)
+    rate("  structured, with its content-type header", n, decode_with_header)
+    rate("  binary mode (ce_* headers, data as the value)", n, decode_binary)
     rate("encode: SessionCreated(...) + build + encode", n, create_build_encode)
     rate("  build (id, subject, envelope) alone", n, build)
     rate("  encode alone", n, encode)

@@ -4,22 +4,30 @@ Importable on its own: nothing here imports from `service`.
 """
 
 from schemas.codec import (
+    BINARY_ATTRIBUTE_HEADERS,
+    CE_HEADER_PREFIX,
+    CONTENT_TYPE_HEADER,
     MAX_EVENT_BYTES,
     DecodeError,
     DecodeErrorKind,
     Decoder,
     decode_output,
     encode,
+    encode_binary,
 )
 from schemas.dlq import (
     DLQ_ERROR_KIND,
     DLQ_ERROR_REASON,
     DLQ_FAILED_AT,
+    DLQ_HEADER_PREFIX,
     DLQ_HEADERS,
+    DLQ_MIN_MAX_BYTES,
+    DLQ_PLACEHOLDER,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     dlq_headers,
+    dlq_record,
 )
 from schemas.envelope import (
     CLOUDEVENTS_CONTENT_TYPE,
@@ -87,13 +95,19 @@ from schemas.outputs import (
 from schemas.topics import DEFAULT_TOPICS, Topics
 
 __all__ = [
+    "BINARY_ATTRIBUTE_HEADERS",
+    "CE_HEADER_PREFIX",
     "CLOUDEVENTS_CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
     "DATA_CONTENT_TYPE",
     "DEFAULT_TOPICS",
     "DLQ_ERROR_KIND",
     "DLQ_ERROR_REASON",
     "DLQ_FAILED_AT",
     "DLQ_HEADERS",
+    "DLQ_HEADER_PREFIX",
+    "DLQ_MIN_MAX_BYTES",
+    "DLQ_PLACEHOLDER",
     "DLQ_SOURCE_OFFSET",
     "DLQ_SOURCE_PARTITION",
     "DLQ_SOURCE_TOPIC",
@@ -150,7 +164,9 @@ __all__ = [
     "Topics",
     "decode_output",
     "dlq_headers",
+    "dlq_record",
     "encode",
+    "encode_binary",
     "output_event",
     "output_event_id",
     "output_event_id_text",

@@ -12,6 +12,8 @@ from schemas.dlq import (
     DLQ_ERROR_REASON,
     DLQ_FAILED_AT,
     DLQ_HEADERS,
+    DLQ_PLACEHOLDER,
+    DLQ_PLACEHOLDER_MAX_KEY_BYTES,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
@@ -58,6 +60,12 @@ _DLQ_HEADER_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     DLQ_SOURCE_PARTITION: {"type": "string", "pattern": r"^[0-9]+$", "description": "Decimal"},
     DLQ_SOURCE_OFFSET: {"type": "string", "pattern": r"^[0-9]+$", "description": "Decimal"},
     DLQ_FAILED_AT: {"type": "string", "format": "date-time", "pattern": UTC_PATTERN},
+    DLQ_PLACEHOLDER: {
+        "type": "string",
+        "const": "true",
+        "description": "Only on a placeholder: the original record was too large to copy, the "
+        "value is a JSON object saying where it is (topic, partition, offset) and how large",
+    },
 }
 
 
@@ -74,11 +82,22 @@ def _ref(*parts: str) -> dict[str, str]:
     return {"$ref": "#/" + "/".join(parts)}
 
 
-def _event_message(event_type: str, model: type[BaseModel], key: str) -> dict[str, Any]:
+_BINARY_MODE: Final = (
+    "Shown in structured content mode. Binary content mode (CloudEvents Kafka protocol "
+    "binding) is read too: the attributes as headers ce_specversion, ce_id, ce_source, ce_type, "
+    "ce_time (ce_subject, ce_dataschema), datacontenttype as content-type, and the value is "
+    "`data` alone, validated as the payload's `data`."
+)
+
+
+def _event_message(
+    event_type: str, model: type[BaseModel], key: str, *, binary_too: bool = False
+) -> dict[str, Any]:
     return {
         "name": event_type,
         "title": event_type,
         "summary": (model.__doc__ or "").strip(),
+        **({"description": _BINARY_MODE} if binary_too else {}),
         "contentType": CLOUDEVENTS_CONTENT_TYPE,
         "payload": {
             "schemaFormat": JSON_SCHEMA_FORMAT,
@@ -98,7 +117,11 @@ def _dead_letter_message() -> dict[str, Any]:
         "name": "dead-letter",
         "title": "An input message that could not be decoded or validated",
         "summary": "The original value, key and headers, byte for byte, plus the headers "
-        "below. It never blocks its partition and is never silently dropped.",
+        "below (earlier fulfillment-* headers replaced). It never blocks its partition and is "
+        "never silently dropped. When the copy would exceed the topic's size limit, a placeholder "
+        "instead: a JSON value naming the original's topic, partition, offset and size, the "
+        f"error headers, {DLQ_PLACEHOLDER}: true, and the original key if at most "
+        f"{DLQ_PLACEHOLDER_MAX_KEY_BYTES} bytes.",
         "contentType": "application/octet-stream",
         "headers": {
             "type": "object",
@@ -137,7 +160,7 @@ def asyncapi_document() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for event_type in INPUT_TYPES:
         messages[_message_name(event_type)] = _event_message(
-            event_type, INPUT_EVENT_CLASSES[event_type], _INPUT_KEYS[event_type]
+            event_type, INPUT_EVENT_CLASSES[event_type], _INPUT_KEYS[event_type], binary_too=True
         )
     for event_type in OUTPUT_TYPES:
         key = _UNKNOWN_SESSION_KEY if event_type == SESSION_ACCEPTANCE_REJECTED else _OUTPUT_KEY

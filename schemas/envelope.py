@@ -20,6 +20,13 @@ from pydantic import (
 )
 
 from schemas.ids import output_event_id_text
+from schemas.limits import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    MAX_ID_BYTES,
+    MAX_SOURCE_BYTES,
+    Identifier,
+)
 
 SPECVERSION: Final = "1.0"
 SOURCE: Final = "session-fulfillment"
@@ -65,23 +72,30 @@ UtcDatetime = Annotated[
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
-# Identifiers are stored and indexed by the service: PostgreSQL text cannot hold NUL, and an
-# index entry must stay small. A value it could not store would stall its partition instead of
-# going to the dead-letter topic, so such events are refused here.
-EventText = Annotated[
-    str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$", description="No NUL")
+# Identifiers are stored and indexed by the service (see schemas.limits): a value it could not
+# store would stall its partition instead of going to the dead-letter topic, so such events are
+# refused here.
+EventId = Annotated[
+    str,
+    Identifier(MAX_ID_BYTES),
+    Field(description=f"At most {MAX_ID_BYTES} bytes in UTF-8; no control characters"),
 ]
-LATEST_YEAR: Final = 9000
-
-
-def _plausible(value: datetime) -> datetime:
-    # Deadlines are computed from it (time + TTL, + max live): the year 9999 would overflow.
-    if value.year >= LATEST_YEAR:
-        raise ValueError(f"must be before the year {LATEST_YEAR}")
-    return value
-
-
-BusinessTime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_plausible)]
+EventSource = Annotated[
+    str,
+    Identifier(MAX_SOURCE_BYTES),
+    Field(description=f"At most {MAX_SOURCE_BYTES} bytes in UTF-8; no control characters"),
+]
+# Compared as instants in pydantic-core, before any Python datetime arithmetic can overflow.
+BusinessTime = Annotated[
+    AwareDatetime,
+    Field(
+        strict=True,
+        ge=EARLIEST_TIME,
+        lt=LATEST_TIME,
+        description=f"RFC 3339 with offset; in UTC at or after {rfc3339_utc(EARLIEST_TIME)} "
+        f"and before {rfc3339_utc(LATEST_TIME)}",
+    ),
+]
 
 
 class CloudEvent(BaseModel, Generic[DataT]):
@@ -91,8 +105,8 @@ class CloudEvent(BaseModel, Generic[DataT]):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     specversion: Literal["1.0"]
-    id: EventText
-    source: EventText
+    id: EventId
+    source: EventSource
     type: str
     # Strict: RFC 3339 text only; lax mode would also take a number of seconds since the epoch.
     time: BusinessTime

@@ -10,14 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from schemas.envelope import CloudEvent
 from schemas.event_types import MECHANIC_ACCEPTED, PAYMENT_COMPLETED, SESSION_ENDED, SessionType
+from schemas.limits import (
+    MAX_AMOUNT_CENTS,
+    MAX_PAYMENT_ID_BYTES,
+    MAX_PAYMENT_ID_CHARS,
+    NO_NUL_PATTERN,
+)
 
 PaymentId = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=255,
-        pattern=r"^[^\x00]+$",
-        description="The payment provider's id; unique per payment",
+        max_length=MAX_PAYMENT_ID_CHARS,
+        pattern=NO_NUL_PATTERN,
+        description="The payment provider's id; unique per payment. At most "
+        f"{MAX_PAYMENT_ID_CHARS} characters and {MAX_PAYMENT_ID_BYTES} bytes in UTF-8; no NUL",
     ),
 ]
 # Any three capital letters: the shape of an ISO 4217 code. Checking against the list of
@@ -35,7 +42,8 @@ class PaymentCompleted(_InputData):
     payment_id: PaymentId
     customer_id: UUID
     # Strict: a string "2999" or a float 2999.0 is a producer bug, not an amount.
-    amount_cents: StrictInt = Field(gt=0)
+    # At most a signed 64-bit integer: what every consumer of the amount can hold.
+    amount_cents: StrictInt = Field(gt=0, le=MAX_AMOUNT_CENTS)
     currency: CurrencyCode
     session_type: SessionType
 
