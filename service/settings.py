@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import schemas
 from schemas import topics
+from schemas.limits import MAX_DEADLINE_DAYS
 from service.core.sessions import Policy
 
 ENV_PREFIX = "FULFILLMENT_"
@@ -42,8 +43,10 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(6, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
 
-    request_ttl_seconds: int = Field(900, gt=0)
-    max_live_seconds: int = Field(4 * 3600, gt=0)
+    # Capped so that every deadline of an accepted event time fits in a timestamp
+    # (schemas.limits.MAX_DEADLINE_DAYS).
+    request_ttl_seconds: int = Field(900, gt=0, le=MAX_DEADLINE_DAYS * 86_400)
+    max_live_seconds: int = Field(4 * 3600, gt=0, le=MAX_DEADLINE_DAYS * 86_400)
     sweep_interval_seconds: float = Field(10.0, gt=0)
     # Dedupe records must outlive the input topics' retention, or a replay from the earliest
     # offset would decide old events again. Kafka deletes whole segments, so a message can
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(5000, ge=1, le=100_000)
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
     retry_backoff_max_seconds: float = Field(30.0, gt=0)
+
+    # How `sessions.events` is written: CloudEvents structured mode (the value is the whole
+    # event) or binary mode (attributes as ce_* headers, the value is the data).
+    output_content_mode: Literal["structured", "binary"] = "structured"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -43,6 +43,9 @@ from service.settings import Settings
 log = structlog.get_logger("service.consumer")
 
 COMMIT_TIMEOUT = 15.0
+# A dead letter must always fit: under both the producer's max_request_size and the broker's
+# max.message.bytes (1 MiB each by default), whatever the original's size.
+DLQ_RECORD_MAX_BYTES = 1_000_000
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -150,7 +153,9 @@ class ConsumerLoop:
         for records in fetched.values():
             for record in records:
                 try:
-                    events.append(self._decoder.decode(record.value or b"", record.topic))
+                    events.append(
+                        self._decoder.decode(record.value or b"", record.topic, record.headers)
+                    )
                 except schemas.DecodeError as error:
                     dead.append((record, error))
         started = time.perf_counter()
@@ -183,18 +188,21 @@ class ConsumerLoop:
                 kind=error.kind.value,
                 reason=error.reason,
             )
-            # A redriven message carries our headers from its last failure: replace, not pile up.
-            kept = [(k, v) for k, v in record.headers if k not in schemas.DLQ_HEADERS]
-            headers = kept + schemas.dlq_headers(
-                error,
+            # The original bytes, or a placeholder pointing at them when they would not fit.
+            value, key, headers = schemas.dlq_record(
+                record.value,
+                record.key,
+                record.headers,
                 topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
+                error=error,
                 failed_at=now,
+                max_bytes=DLQ_RECORD_MAX_BYTES,
             )
             sent.append(
                 await self._producer.send(
-                    self._settings.topics.dlq, value=record.value, key=record.key, headers=headers
+                    self._settings.topics.dlq, value=value, key=key, headers=headers
                 )
             )
         await asyncio.gather(*sent)

@@ -23,6 +23,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+import schemas
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
 from service.adapters.retry import retrying
@@ -39,6 +40,8 @@ class Relay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
+        # Rows hold structured-mode bytes; binary mode re-encodes them at publish time.
+        self._binary = settings.output_content_mode == "binary"
 
     def wake(self) -> None:
         """Something was committed to the outbox: look now rather than at the next poll."""
@@ -106,7 +109,11 @@ class Relay:
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = self._producer.create_batch()
-            if builder.append(key=row["key"], value=row["value"], timestamp=None) is None:
+            value: bytes = row["value"]
+            headers: list[tuple[str, bytes]] = []
+            if self._binary:
+                headers, value = schemas.encode_binary(schemas.decode_output(value))
+            if builder.append(key=row["key"], value=value, timestamp=None, headers=headers) is None:
                 # At most one batch per partition in flight: were a first batch to fail and a
                 # second to succeed, a customer's later events would overtake earlier ones.
                 # This row and the rest wait for the next round.
