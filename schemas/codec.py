@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, from_json, to_json
 
@@ -388,7 +389,22 @@ def encode_binary(event: OutputEvent) -> tuple[list[tuple[str, bytes]], bytes]:
     as the `data` member of `encode(event)`.
     """
     attributes = event.__pydantic_serializer__.to_python(event, mode="json", exclude={"data"})
-    headers = [
+    return _binary_headers(attributes), event.data.__pydantic_serializer__.to_json(event.data)
+
+
+def binary_from_structured(value: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """`encode_binary` of the event that `encode` wrote as `value`, without validating it again:
+    for publishing stored structured bytes in binary mode. Raises ValueError when `value` is
+    not a JSON object with a `data` member."""
+    event = from_json(value)
+    if not isinstance(event, dict) or "data" not in event:
+        raise ValueError("not a structured-mode CloudEvent")
+    data = event.pop("data")
+    return _binary_headers(event), orjson.dumps(data)
+
+
+def _binary_headers(attributes: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    return [
         (
             CONTENT_TYPE_HEADER if name == "datacontenttype" else CE_HEADER_PREFIX + name,
             str(text).encode(),
@@ -396,7 +412,6 @@ def encode_binary(event: OutputEvent) -> tuple[list[tuple[str, bytes]], bytes]:
         for name, text in attributes.items()
         if text is not None
     ]
-    return headers, event.data.__pydantic_serializer__.to_json(event.data)
 
 
 def decode_output(value: bytes) -> OutputEvent:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, PostgresDsn, ValidationError, model_validator
@@ -92,7 +91,7 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         return str(self.database_url)
 
-    @cached_property
+    @property
     def topics(self) -> schemas.Topics:
         """The topic set, the one value every command, adapter and the bench read names from."""
         return schemas.Topics(
@@ -103,7 +102,7 @@ class Settings(BaseSettings):
             dlq=self.topic_dlq,
         )
 
-    @cached_property
+    @property
     def policy(self) -> Policy:
         return Policy(request_ttl=self.request_ttl, max_live=self.max_live)
 

@@ -1,14 +1,19 @@
 """The `Store` port in memory, for handler tests and anything else that needs no server.
 
 Held to the same contract suite as PostgreSQL (tests/contract/test_store.py): dedupe by
-(source, id), snapshots, the one-active-session and one-outcome-per-payment rules, rollback of a
-failed transaction, and customer locks that serialise transactions sharing a customer.
+(source, id), snapshots, the tables' rules (one active session per customer, one outcome per
+payment, the status checks), rollback of a failed transaction, and locks that make a second
+transaction on a customer wait.
+
+Isolation is simpler than PostgreSQL's and stronger: transactions run one at a time (a
+database-wide lock, held from begin to end), which is what makes rolling back by restoring a
+copy sound. Writes outside a transaction wait for the running one, so a rollback cannot undo
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from service.core.batch import BatchResult, PaymentRecord, Snapshot
+from service.core.outcomes import Kind
 from service.core.ports import ConstraintViolated, OutboxRow
 from service.core.sessions import Session, Status
 
@@ -35,7 +41,7 @@ class MemoryDatabase:
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.tables = _Tables()
         self.clock = clock
-        self.locks: dict[UUID, asyncio.Lock] = {}
+        self.writer = asyncio.Lock()
         self.announcements = 0
 
     def store(self) -> MemoryStore:
@@ -45,7 +51,6 @@ class MemoryDatabase:
 class MemoryStore:
     def __init__(self, db: MemoryDatabase) -> None:
         self._db = db
-        self._held: list[asyncio.Lock] = []
         self._in_transaction = False
 
     @property
@@ -57,49 +62,56 @@ class MemoryStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
-        before = copy.copy(self._db.tables)
-        before.customers = set(before.customers)
-        before.sessions = dict(before.sessions)
-        before.payments = dict(before.payments)
-        before.processed = dict(before.processed)
-        before.outbox = list(before.outbox)
-        self._in_transaction = True
-        try:
+        assert not self._in_transaction, "no nested transactions"
+        async with self._db.writer:
+            tables = self._db.tables
+            before = _Tables(
+                set(tables.customers),
+                dict(tables.sessions),
+                dict(tables.payments),
+                dict(tables.processed),
+                list(tables.outbox),
+            )
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._db.tables = before
+                raise
+            finally:
+                self._in_transaction = False
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[None]:
+        """A write outside a transaction waits for the running one (inside: it is part of it)."""
+        if self._in_transaction:
             yield
-        except BaseException:
-            self._db.tables = before
-            raise
-        finally:
-            self._in_transaction = False
-            for lock in reversed(self._held):
-                lock.release()
-            self._held.clear()
+            return
+        async with self._db.writer:
+            yield
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
-        self.tables.customers.update(customer_ids)
+        async with self._autocommit():
+            self.tables.customers.update(customer_ids)
 
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         sessions = self.tables.sessions
         return {i: sessions[i].customer_id for i in session_ids if i in sessions}
 
     async def lock_customers(self, customer_ids: Sequence[UUID]) -> None:
+        # The transaction holds the whole database already: every customer is locked.
         assert self._in_transaction, "locks last until the transaction ends: take them in one"
-        for customer_id in sorted(set(customer_ids)):
-            if customer_id not in self.tables.customers:
-                continue  # like SELECT ... FOR UPDATE: no row, nothing locked
-            lock = self._db.locks.setdefault(customer_id, asyncio.Lock())
-            await lock.acquire()
-            self._held.append(lock)
 
     async def claim_events(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        processed = self.tables.processed
-        now = self._db.clock()
-        fresh = set()
-        for key in keys:
-            if key not in processed:
-                processed[key] = now
-                fresh.add(key)
-        return fresh
+        async with self._autocommit():
+            processed = self.tables.processed
+            now = self._db.clock()
+            fresh = set()
+            for key in keys:
+                if key not in processed:
+                    processed[key] = now
+                    fresh.add(key)
+            return fresh
 
     async def load_snapshot(
         self,
@@ -116,6 +128,8 @@ class MemoryStore:
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
         tables = self.tables
+        for session in (*result.updated, *result.inserted):
+            _check_row(session)
         for session in result.updated:
             if session.id in tables.sessions:
                 tables.sessions[session.id] = session
@@ -126,6 +140,8 @@ class MemoryStore:
             tables.sessions[session.id] = session
         self._check_one_active()
         for record in result.payments:
+            if record.outcome not in (Kind.CREATED, Kind.REJECTED):
+                raise ConstraintViolated(f"payments_outcome_check: {record.outcome}")
             if record.payment_id in tables.payments:
                 raise ConstraintViolated(f"payments_pkey: payment {record.payment_id!r} exists")
             tables.payments[record.payment_id] = record
@@ -156,8 +172,19 @@ class MemoryStore:
         return sorted(due)[:limit]
 
     async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:
-        cutoff = self._db.clock() - older_than
-        old = sorted((at, key) for key, at in self.tables.processed.items() if at < cutoff)
-        for _, key in old[:limit]:
-            del self.tables.processed[key]
-        return min(len(old), limit)
+        async with self._autocommit():
+            cutoff = self._db.clock() - older_than
+            old = sorted((at, key) for key, at in self.tables.processed.items() if at < cutoff)
+            for _, key in old[:limit]:
+                del self.tables.processed[key]
+            return min(len(old), limit)
+
+
+def _check_row(session: Session) -> None:
+    """The CHECK constraints of the sessions table (migration 0001)."""
+    if session.status is Status.LIVE and (
+        session.mechanic_id is None or session.accepted_at is None
+    ):
+        raise ConstraintViolated(f"sessions_check: live session {session.id} without a mechanic")
+    if (session.status in (Status.COMPLETED, Status.CANCELLED)) != (session.closed_at is not None):
+        raise ConstraintViolated(f"sessions_check: {session.status} session {session.id} closed_at")

@@ -19,7 +19,7 @@ from service.bootstrap.service import Service
 from service.logs import configure_logging
 from service.settings import Settings
 
-log = structlog.get_logger("service.supervisor")
+log = structlog.get_logger("service.app")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 from uuid import UUID
 
 import schemas
@@ -138,6 +139,8 @@ def decide_batch(
                 outcome = decide_acceptance(event, ledger.sessions.get(event.data.session_id))
             case schemas.SessionEndedEvent():
                 outcome = decide_ended(event, ledger.sessions.get(event.data.session_id))
+            case _:
+                assert_never(event)
         ledger.apply(outcome)
         ledger.decisions.append(
             Decision(

@@ -1,5 +1,5 @@
 """`fulfillment simulate`: feed the running service a realistic mixed stream (see
-`service.simulation`) and print every outcome as it arrives, with a running tally.
+`service.entrypoints.simulated_stream`) and print every outcome as it arrives, with a running tally.
 
 Each event is sent when its slot comes, so its `time` is the wall clock's: the sweeper, which
 goes by the wall clock, then expires waiting sessions when a real clock would.

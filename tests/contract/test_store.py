@@ -225,3 +225,46 @@ async def test_a_customer_locked_by_one_transaction_waits_for_it_in_another(
         assert not waiting_task.done()
         released.set()
         await asyncio.wait_for(asyncio.gather(holding, waiting_task), timeout=5)
+
+
+async def _overlapping(
+    open_store: OpenStore, first: list[tuple[str, str]], second: list[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """`first` is claimed in a transaction that rolls back while `second` is being claimed in
+    another one that commits; returns what the second claimed as fresh."""
+    async with open_store() as a, open_store() as b:
+        started, roll_back = asyncio.Event(), asyncio.Event()
+
+        async def claim_then_roll_back() -> None:
+            with pytest.raises(RuntimeError):
+                async with a.transaction():
+                    await a.claim_events(first)
+                    started.set()
+                    await roll_back.wait()
+                    raise RuntimeError("rolled back")
+
+        async def claim_and_commit() -> set[tuple[str, str]]:
+            async with b.transaction():
+                return await b.claim_events(second)
+
+        rolling = asyncio.create_task(claim_then_roll_back())
+        await started.wait()
+        committing = asyncio.create_task(claim_and_commit())
+        await asyncio.sleep(0.2)
+        roll_back.set()
+        _, fresh = await asyncio.wait_for(asyncio.gather(rolling, committing), timeout=5)
+        return fresh
+
+
+async def test_a_rollback_undoes_only_its_own_transaction(open_store: OpenStore) -> None:
+    fresh = await _overlapping(open_store, [("s", "a")], [("s", "b")])
+    assert fresh == {("s", "b")}
+    async with open_store() as store:
+        async with store.transaction():
+            assert await store.claim_events([("s", "a"), ("s", "b")]) == {("s", "a")}
+
+
+async def test_an_event_claimed_by_a_transaction_that_rolls_back_is_fresh_for_the_next(
+    open_store: OpenStore,
+) -> None:
+    assert await _overlapping(open_store, [("s", "a")], [("s", "a")]) == {("s", "a")}

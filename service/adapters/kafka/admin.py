@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from aiokafka.structs import OffsetAndMetadata
 
-log = structlog.get_logger("service.kafka.admin")
+log = structlog.get_logger("service.topics")
 
 
 async def ensure_topics(

@@ -58,7 +58,7 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes | None]]
 
 
 # Decides a batch of decoded events and commits the decisions (the wiring binds the handler, its

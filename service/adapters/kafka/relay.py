@@ -112,7 +112,7 @@ class Relay:
             value: bytes = row["value"]
             headers: list[tuple[str, bytes]] = []
             if self._binary:
-                headers, value = schemas.encode_binary(schemas.decode_output(value))
+                headers, value = schemas.binary_from_structured(value)
             if builder.append(key=row["key"], value=value, timestamp=None, headers=headers) is None:
                 # At most one batch per partition in flight: were a first batch to fail and a
                 # second to succeed, a customer's later events would overtake earlier ones.

@@ -393,6 +393,20 @@ def test_encode_binary_is_deterministic_and_its_value_is_the_structured_data(
     assert schemas.encode(event).endswith(b',"data":' + value + b"}")
 
 
+@given(data=output_data())
+def test_stored_structured_bytes_convert_to_exactly_what_encode_binary_writes(
+    data: schemas.OutputEventData,
+) -> None:
+    event = schemas.output_event(data, causation_id="evt_1", time=datetime(2026, 1, 1, tzinfo=UTC))
+
+    assert schemas.binary_from_structured(schemas.encode(event)) == schemas.encode_binary(event)
+
+
+def test_converting_bytes_that_are_no_structured_event_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a structured-mode CloudEvent"):
+        schemas.binary_from_structured(b'{"specversion": "1.0"}')
+
+
 @pytest.mark.parametrize("event", output_events(), ids=lambda event: event.type)
 def test_the_sdk_reads_both_our_modes_back_to_the_same_attributes_and_data(
     event: schemas.OutputEvent,
