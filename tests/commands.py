@@ -33,7 +33,15 @@ class Finished:
 @dataclass
 class Running:
     process: asyncio.subprocess.Process
+    stderr_path: Path
     finished: Finished | None = None
+
+    async def wait_for_stderr(self, text: str, within: float) -> None:
+        """Until the process has written `text` to stderr; fails if it ends first."""
+        async with asyncio.timeout(within):
+            while text not in self.stderr_path.read_text("utf-8", errors="replace"):
+                assert self.process.returncode is None, "the process ended first"
+                await asyncio.sleep(0.2)
 
 
 @asynccontextmanager
@@ -48,7 +56,7 @@ async def running(
             process = await asyncio.create_subprocess_exec(
                 str(FULFILLMENT), *args, env=env, stdout=out, stderr=err
             )
-        handle = Running(process)
+        handle = Running(process, err_path)
         try:
             yield handle
         finally:
