@@ -52,19 +52,27 @@ class Clients:
         """Verifies the brokers' certificates (and host names, unless turned off); presents the
         client's certificate when one is configured (mutual TLS). Built once, shared."""
         settings = self.settings
-        key_password = settings.kafka_ssl_key_password
         try:
-            context: ssl.SSLContext = create_ssl_context(
-                cafile=settings.kafka_ssl_cafile,
-                certfile=settings.kafka_ssl_certfile,
-                keyfile=settings.kafka_ssl_keyfile,
-                password=key_password.get_secret_value() if key_password else None,
-            )
+            context: ssl.SSLContext = create_ssl_context(cafile=settings.kafka_ssl_cafile)
         except (ssl.SSLError, OSError) as error:
             raise ConfigurationError(
-                "FULFILLMENT_KAFKA_SSL_CAFILE/_CERTFILE/_KEYFILE: cannot load the TLS files "
-                f"({error.strerror or error})"
+                f"FULFILLMENT_KAFKA_SSL_CAFILE: not a PEM CA bundle ({_reason(error)})"
             ) from None
+        if settings.kafka_ssl_certfile is not None:
+            key_password = settings.kafka_ssl_key_password
+            try:
+                # What create_ssl_context(certfile=, keyfile=, password=) does, apart, so that
+                # a bad CA and a bad certificate are told apart.
+                context.load_cert_chain(
+                    settings.kafka_ssl_certfile,
+                    settings.kafka_ssl_keyfile,
+                    key_password.get_secret_value() if key_password else None,
+                )
+            except (ssl.SSLError, OSError) as error:
+                raise ConfigurationError(
+                    "FULFILLMENT_KAFKA_SSL_CERTFILE, FULFILLMENT_KAFKA_SSL_KEYFILE: cannot load "
+                    f"the client certificate and key ({_reason(error)})"
+                ) from None
         context.check_hostname = settings.kafka_ssl_check_hostname
         return context
 
@@ -115,3 +123,7 @@ class Clients:
             return await postgres.create_pool(self.settings.dsn, size=size)
         except POSTGRES_CONNECT_ERRORS as error:
             raise Unreachable("PostgreSQL", self.settings.database_address, error) from error
+
+
+def _reason(error: OSError) -> str:
+    return str(getattr(error, "reason", None) or error.strerror or error)
