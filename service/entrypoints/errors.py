@@ -13,6 +13,7 @@ import asyncio
 import socket
 import ssl
 
+import asyncpg
 from aiokafka.errors import (
     KafkaConnectionError,
     SaslAuthenticationFailed,
@@ -36,12 +37,17 @@ def one_line(error: BaseException, settings: Settings) -> str | None:
         else:
             specific = postgres_cause(error.cause)
         why = specific or network_cause(error.cause) or _text(error.cause)
-        return mask_urls_in(f"cannot connect to {error.system} at {error.address}: {why}")
+        return _one(f"cannot connect to {error.system} at {error.address}: {why}")
+    if isinstance(error, asyncpg.InsufficientPrivilegeError):
+        return _one(
+            f"PostgreSQL at {settings.database_address} refused: {error}: the role in "
+            "FULFILLMENT_DATABASE_URL lacks a privilege the command needs"
+        )
     if isinstance(error, KafkaConnectionError):
         # A client that could not bootstrap after the start-up check had passed.
         return f"cannot connect to Kafka at {settings.kafka_bootstrap_servers}: {error}"
     if isinstance(error, DatabaseBehind):
-        return mask_urls_in(str(error))
+        return _one(str(error))
     return None
 
 
@@ -89,6 +95,11 @@ def postgres_cause(error: BaseException) -> str | None:
     text = _text(error)
     if type(error).__name__ == "InvalidPasswordError":
         return f"{text}: check the user and password in FULFILLMENT_DATABASE_URL"
+    if "root certificate file" in text:
+        return (
+            "sslmode=verify-ca/verify-full needs the CA that signed the server's certificate: "
+            f"set {POSTGRES_CA}"
+        )
     if "no encryption" in text:
         return f"{text}: this role may connect over TLS only (sslmode=verify-full)"
     return None
@@ -124,3 +135,8 @@ def _broker_message(error: BaseException) -> str:
     """aiokafka's broker errors read `[Error 58] Name: message`; the message is what helps."""
     text = str(error)
     return text.split(": ", 1)[1] if text.startswith("[Error ") and ": " in text else text
+
+
+def _one(text: str) -> str:
+    """One line, whatever the libraries put in their messages (asyncpg adds a HINT line)."""
+    return mask_urls_in(" ".join(text.split()))
