@@ -14,6 +14,9 @@ import structlog
 
 from service.settings import ConfigurationError, Settings, load_settings
 
+# Commands that talk to Kafka: each first makes one connection, to report a refusal's cause.
+KAFKA_COMMANDS = frozenset({"run", "simulate", "replay"})
+
 
 def _datetime(text: str) -> datetime:
     value = datetime.fromisoformat(text)
@@ -113,8 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command in ("run", "simulate", "replay"):
-        # One connection first, so a refusal is reported with its cause (errors.py).
+    if args.command in KAFKA_COMMANDS:
         from service.bootstrap.factory import Clients
 
         asyncio.run(Clients(settings).check_kafka())

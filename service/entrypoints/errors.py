@@ -48,6 +48,9 @@ def one_line(error: BaseException, settings: Settings) -> str | None:
         return f"cannot connect to Kafka at {settings.kafka_bootstrap_servers}: {error}"
     if isinstance(error, DatabaseBehind):
         return _one(str(error))
+    if isinstance(error, OSError):
+        # Not a connection the factory made (say, the HTTP port taken): its own message.
+        return _one(str(error))
     return None
 
 

@@ -117,4 +117,11 @@ def test_a_message_of_several_lines_becomes_one_without_the_password() -> None:
 
 def test_a_failure_that_is_no_connection_problem_is_left_to_its_traceback() -> None:
     assert one_line(ValueError("a bug"), SETTINGS) is None
-    assert one_line(OSError(98, "Address already in use"), SETTINGS) is None
+
+
+def test_an_os_error_of_no_connection_keeps_its_own_message() -> None:
+    taken = OSError(98, "error while attempting to bind on address ('0.0.0.0', 8080)")
+
+    assert one_line(taken, SETTINGS) == (
+        "[Errno 98] error while attempting to bind on address ('0.0.0.0', 8080)"
+    )
