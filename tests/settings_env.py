@@ -4,7 +4,6 @@ in clear (the child must read them), nothing inherited from this process's FULFI
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from pydantic import SecretStr
 
@@ -22,7 +21,3 @@ def environment_of(settings: Settings, **extra: str) -> dict[str, str]:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         env[ENV_PREFIX + name.upper()] = text
     return env | extra
-
-
-def without(env: Mapping[str, str], *names: str) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k not in names}
