@@ -1,5 +1,6 @@
-"""The Kafka security settings checked against each other: a mistake (credentials for a protocol
-that sends none, a key without its certificate) is refused at start, not ignored in silence."""
+"""The connection security settings checked against each other: a mistake (Kafka credentials for
+a protocol that sends none, a key without its certificate, the database CA given twice) is
+refused at start, not ignored in silence."""
 
 from __future__ import annotations
 
