@@ -199,3 +199,24 @@ async def test_migrate_refuses_a_database_certificate_from_an_unknown_ca_in_one_
     assert "certificate is not trusted (unable to get local issuer certificate)" in line
     password = urlsplit(secured.database_tls_url).password
     assert password and password not in finished.output
+
+
+async def test_the_brokers_certificate_must_name_the_address_unless_hostname_checks_are_off(
+    secured: SecuredServers,
+) -> None:
+    # `127.1` reaches 127.0.0.1 (the resolver's short form), but the certificate names only
+    # 127.0.0.1 and localhost: a name it does not list.
+    port = secured.kafka_sasl_ssl_bootstrap.rsplit(":", 1)[1]
+    elsewhere = sasl_ssl(secured, kafka_bootstrap_servers=f"127.1:{port}")
+    settings = Settings(**elsewhere)
+
+    with pytest.raises(Unreachable) as refused:
+        await Clients(settings).check_kafka()
+    line = one_line(refused.value, settings)
+    assert line is not None
+    assert line.startswith(
+        f"cannot connect to Kafka at 127.1:{port}: TLS: the server's certificate is not for this "
+        "address (Hostname mismatch"
+    )
+
+    await Clients(Settings(**elsewhere, kafka_ssl_check_hostname=False)).check_kafka()
