@@ -2,31 +2,92 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PostgresDsn, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 import schemas
 from schemas import topics
 from schemas.limits import MAX_DEADLINE_DAYS
 from service.core.sessions import Policy
+from service.database_url import address_of, check_database_url
+from service.kafka_security import check_security
+from service.redaction import mask_url
+from service.settings_files import ConfigurationError, file_variables, from_environment
+
+__all__ = ["ENV_PREFIX", "ConfigurationError", "Settings", "load_settings"]
 
 ENV_PREFIX = "FULFILLMENT_"
+DEFAULT_DATABASE_URL = (
+    "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable"
+)
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _readable_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError("no such file" if not path.exists() else "not a file")
+    if not os.access(path, os.R_OK):
+        raise ValueError("the file is not readable")
+    return path
+
+
+# Enumerations are case-insensitive: `info`, `Info` and `INFO` are one level.
+Upper = BeforeValidator(_upper)
+Lower = BeforeValidator(_lower)
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+# Values never echoed in an error, whatever is wrong with them.
+SECRET_FIELDS = frozenset({"database_url", "kafka_sasl_password", "kafka_ssl_key_password"})
 
 
 class Settings(BaseSettings):
     """Read from `FULFILLMENT_*` environment variables; defaults match `make up`'s local stack."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    # Every client (the service's and every command's) connects with these; service/bootstrap/
+    # factory.py turns them into aiokafka's options.
+    kafka_security_protocol: Annotated[SecurityProtocol, Upper] = "PLAINTEXT"
+    kafka_sasl_mechanism: Annotated[SaslMechanism | None, Upper] = None
+    kafka_sasl_username: str | None = Field(None, min_length=1)
+    kafka_sasl_password: SecretStr | None = None
+    # No CA file: the system's trusted CAs, as for any public certificate.
+    kafka_ssl_cafile: ReadableFile | None = None
+    # Mutual TLS: the client's certificate (PEM, may hold the key too) and its key.
+    kafka_ssl_certfile: ReadableFile | None = None
+    kafka_ssl_keyfile: ReadableFile | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     # TLS adds nothing on loopback and costs a fifth of the service's CPU; a remote database's
-    # URL should say sslmode=require (or verify-full).
-    database_url: PostgresDsn = PostgresDsn(
-        "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable"
-    )
+    # URL should say sslmode=verify-full (with sslrootcert, or the variable below).
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_sslrootcert: ReadableFile | None = None
     group_id: str = Field("session-fulfillment", min_length=1)
     # /healthz, /readyz and /metrics; port 0 = pick a free port.
     http_host: str = Field("0.0.0.0", min_length=1)
@@ -68,10 +129,32 @@ class Settings(BaseSettings):
 
     # How `sessions.events` is written: CloudEvents structured mode (the value is the whole
     # event) or binary mode (attributes as ce_* headers, the value is the data).
-    output_content_mode: Literal["structured", "binary"] = "structured"
+    output_content_mode: Annotated[Literal["structured", "binary"], Lower] = "structured"
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Upper] = "INFO"
+    log_format: Annotated[Literal["auto", "json", "console"], Lower] = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, from_environment(settings_cls, ENV_PREFIX)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_asyncpgs(cls, value: SecretStr) -> SecretStr:
+        check_database_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _security_options_agree(self) -> Settings:
+        check_security(self)
+        return self
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:
@@ -84,12 +167,26 @@ class Settings(BaseSettings):
         ]
         if len(set(names)) != len(names):
             # Reported by load_settings as one line naming the variables.
-            raise ValueError(f"topic names must all differ, got {names}")
+            raise ValueError(f"{ENV_PREFIX}TOPIC_*: topic names must all differ, got {names}")
         return self
 
     @property
     def dsn(self) -> str:
-        return str(self.database_url)
+        """The database URL with its password: for asyncpg only, never for a message."""
+        url = self.database_url.get_secret_value()
+        if self.database_sslrootcert is None:
+            return url
+        separator = "&" if "?" in url else "?"
+        return f"{url}{separator}sslrootcert={self.database_sslrootcert}"
+
+    @property
+    def database_address(self) -> str:
+        """Where the database is, safe to print: `host:port/database`."""
+        return address_of(self.database_url.get_secret_value())
+
+    @property
+    def database_url_masked(self) -> str:
+        return mask_url(self.database_url.get_secret_value())
 
     @property
     def topics(self) -> schemas.Topics:
@@ -115,17 +212,47 @@ class Settings(BaseSettings):
         return timedelta(seconds=self.max_live_seconds)
 
 
-class ConfigurationError(Exception):
-    """One line per invalid variable, each naming the variable, the problem and the value."""
-
-
-def load_settings() -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from the environment, or ConfigurationError: one problem per variable,
+    unknown `FULFILLMENT_*` names included, and no secret in the message."""
+    unknown = unknown_variables(os.environ if environ is None else environ)
+    if unknown:
+        raise ConfigurationError("; ".join(unknown))
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = "_".join(str(part) for part in error["loc"]).upper() or "TOPIC_*"
-            name = ENV_PREFIX + loc
-            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
-        raise ConfigurationError("; ".join(problems)) from None
+        raise ConfigurationError("; ".join(_problem(error) for error in exc.errors())) from None
+
+
+def _problem(error: Any) -> str:
+    loc = error["loc"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:
+        # A check across settings: its message names its variables; the input is every value.
+        return message
+    field = str(loc[0])
+    name = ENV_PREFIX + field.upper()
+    value = error.get("input")
+    if field == "database_url" and isinstance(value, str):
+        return f"{name}: {message} (got {mask_url(value)!r})"
+    if field in SECRET_FIELDS:
+        return f"{name}: {message}"
+    return f"{name}: {message} (got {value!r})"
+
+
+def known_variables() -> set[str]:
+    fields = Settings.model_fields
+    return {ENV_PREFIX + name.upper() for name in fields} | file_variables(ENV_PREFIX, fields)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A misspelt variable would otherwise be ignored in silence, its default used instead."""
+    known = known_variables()
+    problems = []
+    for name in sorted(n.upper() for n in environ if n.upper().startswith(ENV_PREFIX)):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else " (the README lists every setting)"
+        problems.append(f"{name}: not a setting{hint}")
+    return problems

@@ -3,15 +3,25 @@ client, and the asyncpg pool. Connection and security options therefore live her
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
 
 from service.adapters import postgres
-from service.settings import Settings
+from service.bootstrap.reach import Unreachable, reach_kafka
+from service.kafka_security import uses_sasl, uses_tls
+from service.settings import ConfigurationError, Settings
+
+# What asyncpg raises when it cannot open a connection: refused, unknown host, TLS, timeout,
+# authentication and every other refusal by the server.
+POSTGRES_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Clients:
@@ -20,7 +30,55 @@ class Clients:
 
     def _kafka(self) -> dict[str, Any]:
         """What every Kafka client needs to reach and trust the cluster."""
-        return {"bootstrap_servers": self.settings.kafka_bootstrap_servers}
+        settings = self.settings
+        protocol = settings.kafka_security_protocol
+        options: dict[str, Any] = {
+            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            "security_protocol": protocol,
+        }
+        if uses_tls(protocol):
+            options["ssl_context"] = self._ssl_context
+        if uses_sasl(protocol):
+            password = settings.kafka_sasl_password
+            options |= {
+                "sasl_mechanism": settings.kafka_sasl_mechanism,
+                "sasl_plain_username": settings.kafka_sasl_username,
+                "sasl_plain_password": password.get_secret_value() if password else None,
+            }
+        return options
+
+    @cached_property
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Verifies the brokers' certificates (and host names, unless turned off); presents the
+        client's certificate when one is configured (mutual TLS). Built once, shared."""
+        settings = self.settings
+        try:
+            context: ssl.SSLContext = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigurationError(
+                f"FULFILLMENT_KAFKA_SSL_CAFILE: not a PEM CA bundle ({_reason(error)})"
+            ) from None
+        if settings.kafka_ssl_certfile is not None:
+            key_password = settings.kafka_ssl_key_password
+            try:
+                # What create_ssl_context(certfile=, keyfile=, password=) does, apart, so that
+                # a bad CA and a bad certificate are told apart.
+                context.load_cert_chain(
+                    settings.kafka_ssl_certfile,
+                    settings.kafka_ssl_keyfile,
+                    key_password.get_secret_value() if key_password else None,
+                )
+            except (ssl.SSLError, OSError) as error:
+                raise ConfigurationError(
+                    "FULFILLMENT_KAFKA_SSL_CERTFILE, FULFILLMENT_KAFKA_SSL_KEYFILE: cannot load "
+                    f"the client certificate and key ({_reason(error)})"
+                ) from None
+        context.check_hostname = settings.kafka_ssl_check_hostname
+        return context
+
+    async def check_kafka(self) -> None:
+        """Returns once Kafka accepts a connection; raises Unreachable with the cause."""
+        await reach_kafka(self._kafka())
 
     def consumer(self, **overrides: Any) -> AIOKafkaConsumer:
         """A member of the service's group by default; `group_id=None` for a plain reader."""
@@ -59,4 +117,13 @@ class Clients:
             await admin.close()
 
     async def pool(self, *, size: int) -> postgres.Pool:
-        return await postgres.create_pool(self.settings.dsn, size=size)
+        """Raises Unreachable (with asyncpg's error as the cause) when no connection opens.
+        TLS comes from the URL (sslmode, sslrootcert) or FULFILLMENT_DATABASE_SSLROOTCERT."""
+        try:
+            return await postgres.create_pool(self.settings.dsn, size=size)
+        except POSTGRES_CONNECT_ERRORS as error:
+            raise Unreachable("PostgreSQL", self.settings.database_address, error) from error
+
+
+def _reason(error: OSError) -> str:
+    return str(getattr(error, "reason", None) or error.strerror or error)

@@ -9,6 +9,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
@@ -54,7 +55,17 @@ async def serve(
 def _serve_child(ready: Event) -> None:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings, on_ready=ready.set))
+    try:
+        asyncio.run(serve(settings, on_ready=ready.set))
+    except Exception as error:
+        # The same one line as the parent prints for a failure a person can fix.
+        from service.entrypoints.errors import one_line
+
+        line = one_line(error, settings)
+        if line is None:
+            raise
+        print(f"fulfillment: {line}", file=sys.stderr)
+        sys.exit(1)
 
 
 def serve_processes(settings: Settings) -> int:

@@ -7,11 +7,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 
 import structlog
 
 from service.settings import ConfigurationError, Settings, load_settings
+
+# Commands that talk to Kafka: each first makes one connection, to report a refusal's cause.
+KAFKA_COMMANDS = frozenset({"run", "simulate", "replay"})
 
 
 def _datetime(text: str) -> datetime:
@@ -26,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
         prog="fulfillment",
         description="Session fulfillment: payments in, sessions out, one active session per "
         "customer. Configured by FULFILLMENT_* environment variables (see README).",
+    )
+    root.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('session-fulfillment')}"
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="consume, decide and publish until SIGINT/SIGTERM")
@@ -92,44 +99,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(settings.log_level, settings.log_format)
     try:
-        if args.command == "run":
-            from service.bootstrap.supervisor import serve_processes
-
-            return serve_processes(settings)
-        if args.command == "migrate":
-            return asyncio.run(_migrate(settings))
-        if args.command == "simulate":
-            from service.entrypoints.simulate import simulate
-
-            return asyncio.run(
-                simulate(
-                    settings,
-                    rate=args.rate,
-                    customers=args.customers,
-                    duration=args.duration,
-                    seed=args.seed,
-                )
-            )
-        from service.entrypoints.replay import replay
-
-        return asyncio.run(
-            replay(
-                settings,
-                to_earliest=args.to_earliest,
-                to_datetime=args.to_datetime,
-                topics=args.topics,
-                dry_run=args.dry_run,
-            )
-        )
+        return _command(args, settings)
     except KeyboardInterrupt:
         return 130
+    except ConfigurationError as error:
+        print(f"fulfillment: invalid configuration: {error}", file=sys.stderr)
+        return 2
     except Exception as error:
-        from service.adapters.postgres.migrate import DatabaseBehind
+        from service.entrypoints.errors import one_line
 
-        if isinstance(error, DatabaseBehind | ConnectionError | OSError):
-            print(f"fulfillment: {error}", file=sys.stderr)
-            return 1
-        raise
+        line = one_line(error, settings)
+        if line is None:
+            raise
+        print(f"fulfillment: {line}", file=sys.stderr)
+        return 1
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in KAFKA_COMMANDS:
+        from service.bootstrap.factory import Clients
+
+        asyncio.run(Clients(settings).check_kafka())
+    if args.command == "run":
+        from service.bootstrap.supervisor import serve_processes
+
+        return serve_processes(settings)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "simulate":
+        from service.entrypoints.simulate import simulate
+
+        return asyncio.run(
+            simulate(
+                settings,
+                rate=args.rate,
+                customers=args.customers,
+                duration=args.duration,
+                seed=args.seed,
+            )
+        )
+    from service.entrypoints.replay import replay
+
+    return asyncio.run(
+        replay(
+            settings,
+            to_earliest=args.to_earliest,
+            to_datetime=args.to_datetime,
+            topics=args.topics,
+            dry_run=args.dry_run,
+        )
+    )
 
 
 if __name__ == "__main__":

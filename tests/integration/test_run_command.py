@@ -4,7 +4,6 @@ core), deciding, then stopping cleanly with exit code 0 on SIGTERM (R9)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import uuid
@@ -17,6 +16,7 @@ import pytest
 
 import schemas
 from tests.harness import Outcomes, Producer
+from tests.settings_env import environment_of
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +24,7 @@ FULFILLMENT = Path(sys.prefix) / "bin" / "fulfillment"
 
 
 def environment(settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FULFILLMENT_")}
-    for name, value in settings.model_dump(mode="json").items():
-        env[f"FULFILLMENT_{name.upper()}"] = (
-            str(value).lower() if isinstance(value, bool) else str(value)
-        )
-    return env
+    return environment_of(settings)
 
 
 @pytest.mark.timeout(90)

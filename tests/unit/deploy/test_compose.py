@@ -34,7 +34,7 @@ APP_SERVICES = ("migrate", "fulfillment")
 
 # The declared defaults, not Settings(): the test must not depend on this shell's environment.
 DEFAULT_KAFKA: str = Settings.model_fields["kafka_bootstrap_servers"].default
-DEFAULT_DATABASE = urlsplit(str(Settings.model_fields["database_url"].default))
+DEFAULT_DATABASE = urlsplit(Settings.model_fields["database_url"].default.get_secret_value())
 DEFAULT_HTTP_PORT: int = Settings.model_fields["http_port"].default
 
 

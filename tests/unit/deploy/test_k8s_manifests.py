@@ -19,10 +19,11 @@ from service.settings import ENV_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
 
-# Security settings the Kafka/PostgreSQL connect issue adds to service/settings.py. Until then
-# the manifests may name them; delete each line here once it is a Settings field (the test
+# Names the manifests may use before service/settings.py reads them (none today): delete each
+# line here once it is a Settings field (the test
 # `test_the_allowance_for_future_settings_lists_only_names_that_are_not_settings_yet` says when).
-NOT_YET_SETTINGS = frozenset(
+NOT_YET_SETTINGS: frozenset[str] = frozenset()
+SETTINGS = frozenset(
     {
         "FULFILLMENT_KAFKA_SECURITY_PROTOCOL",
         "FULFILLMENT_KAFKA_SASL_MECHANISM",
@@ -36,6 +37,7 @@ NOT_YET_SETTINGS = frozenset(
 )
 SETTINGS = frozenset(ENV_PREFIX + field.upper() for field in Settings.model_fields)
 HTTP_PORT: int = Settings.model_fields["http_port"].default
+MOUNT_PATH = "/var/run/secrets/fulfillment"
 PARTITIONS: int = Settings.model_fields["topic_partitions"].default
 
 
@@ -158,11 +160,17 @@ def test_the_allowance_for_future_settings_lists_only_names_that_are_not_setting
     assert not NOT_YET_SETTINGS & SETTINGS, "now settings: delete them from NOT_YET_SETTINGS"
 
 
-def test_the_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_configmap_and_the_mounted_secret_make_valid_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The Secret's keys as the files Kubernetes mounts, here under tmp_path.
+    for key, value in SECRET["stringData"].items():
+        (tmp_path / key).write_text(value, "utf-8")
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    for name, value in CONFIGMAP["data"].items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.delenv(name + "_FILE", raising=False)
+    for name, value in (CONFIGMAP["data"] | _env(DEPLOYMENT)).items():
+        monkeypatch.setenv(name, value.replace(MOUNT_PATH, str(tmp_path)))
 
     settings = Settings()
 
@@ -171,6 +179,10 @@ def test_the_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch
     )
     assert settings.create_topics is False
     assert settings.log_format == "json"
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "REPLACE-ME"
+    assert settings.database_url.get_secret_value() == SECRET["stringData"]["database-url"]
+    assert settings.database_sslrootcert == tmp_path / "database-ca.crt"
 
 
 def test_kafka_is_reached_over_sasl_ssl_with_scram_sha_512_and_a_ca_file() -> None:

@@ -1,0 +1,71 @@
+"""What the factory gives every Kafka client: the security protocol, SASL credentials and one TLS
+context that verifies the brokers (host names included, unless turned off)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.bootstrap.factory import Clients
+from service.settings import ConfigurationError, Settings
+
+SASL_SSL: dict[str, Any] = {
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_mechanism": "SCRAM-SHA-256",
+    "kafka_sasl_username": "fulfillment",
+    "kafka_sasl_password": "s3cr3t",
+}
+
+
+def test_plaintext_clients_get_no_tls_and_no_sasl() -> None:
+    assert Clients(Settings())._kafka() == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_sasl_ssl_clients_get_the_credentials_and_a_verifying_tls_context() -> None:
+    options = Clients(Settings(**SASL_SSL))._kafka()
+    context = options.pop("ssl_context")
+
+    assert options == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "fulfillment",
+        "sasl_plain_password": "s3cr3t",
+    }
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname is True
+
+
+def test_every_client_shares_one_tls_context() -> None:
+    clients = Clients(Settings(**SASL_SSL))
+
+    assert clients._kafka()["ssl_context"] is clients._kafka()["ssl_context"]
+
+
+def test_hostname_verification_can_be_turned_off_but_not_certificate_verification() -> None:
+    settings = Settings(kafka_security_protocol="SSL", kafka_ssl_check_hostname=False)
+    context = Clients(settings)._kafka()["ssl_context"]
+
+    assert context.check_hostname is False and context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_a_ca_file_that_is_no_certificate_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n", "utf-8")
+    settings = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "ca.pem")
+
+    with pytest.raises(ConfigurationError, match=r"^FULFILLMENT_KAFKA_SSL_CAFILE: not a PEM CA"):
+        Clients(settings)._kafka()
+
+
+def test_a_client_certificate_that_does_not_load_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "client.pem").write_text("not a certificate\n", "utf-8")
+    settings = Settings(kafka_security_protocol="SSL", kafka_ssl_certfile=tmp_path / "client.pem")
+
+    with pytest.raises(ConfigurationError, match=r"^FULFILLMENT_KAFKA_SSL_CERTFILE, "):
+        Clients(settings)._kafka()
