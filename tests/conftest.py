@@ -84,6 +84,9 @@ def make_settings(servers: Servers, fresh_dsn: str) -> Any:
             "relay_poll_interval_seconds": 0.2,
             "retry_backoff_max_seconds": 1.0,
             "log_format": "json",
+            # Instances run side by side (and other test runs on the machine): free ports.
+            "http_host": "127.0.0.1",
+            "http_port": 0,
         }
         return Settings(**(values | overrides))
 

@@ -23,6 +23,9 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from service.adapters import metrics
+from service.adapters.health import Health
+from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
 from service.adapters.retry import retrying
@@ -32,8 +35,16 @@ log = structlog.get_logger("service.relay")
 
 
 class Relay:
-    def __init__(self, settings: Settings, pool: Pool, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        producer: AIOKafkaProducer,
+        *,
+        health: Health | None = None,
+    ) -> None:
         self._settings = settings
+        self._health = health or Health()
         self._pool = pool
         self._producer = producer
         self._wake = asyncio.Event()
@@ -54,7 +65,7 @@ class Relay:
         # Keep trying through outages; once stopping, give up after a few attempts.
         give_up = lambda state: self._stopping.is_set() and state.attempt_number > 3  # noqa: E731
         try:
-            async for attempt in retrying("relay", cap=cap, stop=give_up):
+            async for attempt in retrying("relay", cap=cap, stop=give_up, health=self._health):
                 with attempt:
                     await self._lead()
         except Exception as error:
@@ -63,6 +74,7 @@ class Relay:
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
             await outbox.prepare_relay_connection(conn)
+            self._health.recovered("relay")
             await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
             try:
                 leader = False
@@ -106,7 +118,13 @@ class Relay:
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = self._producer.create_batch()
-            if builder.append(key=row["key"], value=row["value"], timestamp=None) is None:
+            appended = builder.append(
+                key=row["key"],
+                value=row["value"],
+                timestamp=None,
+                headers=headers_for(row["traceparent"]),
+            )
+            if appended is None:
                 # At most one batch per partition in flight: were a first batch to fail and a
                 # second to succeed, a customer's later events would overtake earlier ones.
                 # This row and the rest wait for the next round.
@@ -119,6 +137,7 @@ class Relay:
         await asyncio.gather(*delivered)
         await outbox.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
         self.published += taken
+        metrics.published.inc(taken)
         # A full round (or one cut short by a full batch) means more may be waiting.
         return taken if taken == len(rows) else self._settings.relay_batch_size
 
