@@ -116,6 +116,7 @@ class Service:
         self._sweep = sweep
         self._stopping = asyncio.Event()
         self.http_port: int | None = None  # bound once running (FULFILLMENT_HTTP_PORT=0 picks)
+        self.listening = asyncio.Event()  # set once /healthz, /readyz and /metrics answer
 
     def stop(self) -> None:
         self._stopping.set()
@@ -157,6 +158,7 @@ class Service:
             settings, health, pool=pool, producer=producer, consumers=consumers, loops=loops
         )
         self.http_port = await probes.http.start()
+        self.listening.set()
         try:
             await self._run_probed(probes, relay, sweeper, loops, consumers)
         finally:
