@@ -4,7 +4,9 @@ benchmark replays. Pure: seeded randomness, times derived from the start passed 
 The stream is a small discrete-event simulation. Every message takes the next slot of a clock
 that advances by 1/rate; follow-ups (an acceptance, a session's end, a redelivery) are scheduled
 for a later instant and take the first free slot at or after it, stamped with that slot's time,
-so event times never go backwards except in redeliveries, which repeat the original bytes.
+so event times never go backwards except in redeliveries (the original bytes) and backdated
+payments, which show expiry at once: one past its TTL for the sweeper (`STALE_PAYMENT`), one
+expiring as its customer pays again, for the purge (`EXPIRING_PAYMENT`); a run starts with both.
 """
 
 from __future__ import annotations
@@ -44,16 +46,24 @@ class Kind(StrEnum):
     LATE_ACCEPTANCE = "late_acceptance"  # at or after expires_at
     UNKNOWN_ACCEPTANCE = "unknown_acceptance"  # a session id nobody paid for
     ENDED = "ended"
+    STALE_PAYMENT = "stale_payment"  # dated past its TTL: the sweeper cancels its session
+    EXPIRING_PAYMENT = "expiring_payment"  # its session expires as the customer pays again
     NOT_JSON = "not_json"
     BAD_FIELD = "bad_field"
 
 
 MALFORMED: Final = frozenset({Kind.NOT_JSON, Kind.BAD_FIELD})
+BACKDATED: Final = frozenset({Kind.STALE_PAYMENT, Kind.EXPIRING_PAYMENT})
+# Who is expected to cancel the session of each backdated kind.
+CANCELLED_BY: Final = {Kind.STALE_PAYMENT: "sweeper", Kind.EXPIRING_PAYMENT: "purge"}
+BACKDATED_SHARE: Final = 0.04  # of the payments by customers without a session, each kind
+SWEEPER_GRACE: Final = timedelta(seconds=20)  # > a sweep interval: no purge comes first
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One Kafka message; `time` is the event's own `time` (the slot it was stamped with)."""
+    """One Kafka message; `time` is the event's own `time`: the slot it was stamped with, or
+    earlier for a backdated payment."""
 
     topic: str
     key: bytes | None
@@ -143,6 +153,8 @@ class _Run:
         # When each customer's current session is expected to stop being active (no longer
         # waiting or live); a payment before then is expected to be rejected.
         self.busy_until: dict[uuid.UUID, datetime] = {}
+        self.payments = 0  # its own draws: backdating leaves the others' random sequence alone
+        self.backdating = random.Random(f"{sim.seed}|backdating")
 
     def next(self, now: datetime) -> Message:
         if self.due and self.due[0][0] <= now:
@@ -170,6 +182,12 @@ class _Run:
     def payment(self, now: datetime) -> Message:
         customer = self.pick_customer(now)
         data = self.payment_data(customer)
+        if now >= self.busy_until.get(customer, now):
+            self.payments += 1  # by customers without a session: the 1st expiring, the 2nd stale
+            roll = self.backdating.random() if self.payments > 2 else (self.payments - 1) / 20
+            if roll < 2 * BACKDATED_SHARE:
+                backdate = self.expiring if roll < BACKDATED_SHARE else self.stale
+                return backdate(customer, data, now)
         message = self.paid(data, Kind.PAYMENT, now)
         if now >= self.busy_until.get(customer, now):
             self.plan_session(customer, schemas.session_id_for_payment(data["payment_id"]), now)
@@ -177,6 +195,24 @@ class _Run:
             # The payment pipeline retried with a fresh event id: one payment all the same.
             self.at(now + self.seconds(0.5, 5), partial(self.paid, data, Kind.PAYMENT_RETRY))
         return self.maybe_redeliver(message, now)
+
+    def stale(self, customer: uuid.UUID, data: dict[str, Any], now: datetime) -> Message:
+        """Delivered late, past its TTL: its session is created expired."""
+        self.busy_until[customer] = now + SWEEPER_GRACE
+        late = self.sim.request_ttl + timedelta(seconds=self.backdating.uniform(1, 5))
+        return self.paid(data, Kind.STALE_PAYMENT, now - late)
+
+    def expiring(self, customer: uuid.UUID, data: dict[str, Any], now: datetime) -> Message:
+        """Dated so that its session expires `lead` from now, when the customer pays again."""
+        lead = min(timedelta(seconds=self.backdating.uniform(2, 5)), self.sim.request_ttl / 2)
+        self.busy_until[customer] = datetime.max.replace(tzinfo=now.tzinfo)
+        self.at(now + lead, partial(self.paid_again, customer))
+        return self.paid(data, Kind.EXPIRING_PAYMENT, now + lead - self.sim.request_ttl)
+
+    def paid_again(self, customer: uuid.UUID, now: datetime) -> Message:
+        data = self.payment_data(customer)
+        self.plan_session(customer, schemas.session_id_for_payment(data["payment_id"]), now)
+        return self.paid(data, Kind.PAYMENT, now)
 
     def pick_customer(self, now: datetime) -> uuid.UUID:
         # Mostly customers without a session pay; the busier everyone is, the more often one
