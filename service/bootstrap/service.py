@@ -8,6 +8,7 @@ import asyncio
 import gc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from importlib.metadata import version
 from uuid import UUID
 
 import structlog
@@ -21,12 +22,14 @@ from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.relay import Relay
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
+from service.adapters.tracing import tracing_from_environment
 from service.bootstrap.factory import Clients
 from service.bootstrap.probes import Probes
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
+from service.logs import SERVICE
 from service.settings import Settings
 
 log = structlog.get_logger("service.app")
@@ -142,7 +145,8 @@ class Service:
     async def _run_loops(self, pool: postgres.Pool, producer: AIOKafkaProducer) -> None:
         settings = self.settings
         health = Health()
-        relay = Relay(settings, pool, producer, health=health)
+        tracing = tracing_from_environment(SERVICE, version(SERVICE))
+        relay = Relay(settings, pool, producer, health=health, tracing=tracing)
         sweeper = build_sweeper(
             settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health
         )
@@ -150,7 +154,13 @@ class Service:
         consumers = [self.clients.consumer() for _ in range(settings.consumers)]
         loops = [
             ConsumerLoop(
-                settings, consumer, producer, decide, on_committed=relay.wake, health=health
+                settings,
+                consumer,
+                producer,
+                decide,
+                on_committed=relay.wake,
+                health=health,
+                tracing=tracing,
             )
             for consumer in consumers
         ]
@@ -163,6 +173,7 @@ class Service:
             await self._run_probed(probes, relay, sweeper, loops, consumers)
         finally:
             await probes.http.stop()
+            tracing.shutdown()  # exports what is still buffered
 
     async def _run_probed(
         self,

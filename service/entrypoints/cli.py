@@ -125,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as error:
         from service.adapters.postgres.migrate import DatabaseBehind
+        from service.adapters.tracing import TracingUnavailable
 
-        if isinstance(error, DatabaseBehind | ConnectionError | OSError):
+        if isinstance(error, DatabaseBehind | TracingUnavailable | ConnectionError | OSError):
             print(f"fulfillment: {error}", file=sys.stderr)
             return 1
         raise

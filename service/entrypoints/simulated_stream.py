@@ -5,8 +5,8 @@ The stream is a small discrete-event simulation. Every message takes the next sl
 that advances by 1/rate; follow-ups (an acceptance, a session's end, a redelivery) are scheduled
 for a later instant and take the first free slot at or after it, stamped with that slot's time,
 so event times never go backwards except in redeliveries (the original bytes) and backdated
-payments, which show expiry at once: one past its TTL for the sweeper (`STALE_PAYMENT`), one
-expiring as its customer pays again, for the purge (`EXPIRING_PAYMENT`); a run starts with both.
+payments (`backdating`), which show expiry at once: past its TTL for the sweeper
+(`STALE_PAYMENT`), or expiring as its customer pays again, for the purge (`EXPIRING_PAYMENT`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 
 import schemas
+from service.entrypoints.backdating import Backdating
 
 HEADERS: Final = (("content-type", schemas.CLOUDEVENTS_CONTENT_TYPE.encode()),)
 PAYMENT_SOURCE: Final = "payment-pipeline"
@@ -56,8 +57,6 @@ MALFORMED: Final = frozenset({Kind.NOT_JSON, Kind.BAD_FIELD})
 BACKDATED: Final = frozenset({Kind.STALE_PAYMENT, Kind.EXPIRING_PAYMENT})
 # Who is expected to cancel the session of each backdated kind.
 CANCELLED_BY: Final = {Kind.STALE_PAYMENT: "sweeper", Kind.EXPIRING_PAYMENT: "purge"}
-BACKDATED_SHARE: Final = 0.04  # of the payments by customers without a session, each kind
-SWEEPER_GRACE: Final = timedelta(seconds=20)  # > a sweep interval: no purge comes first
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +152,7 @@ class _Run:
         # When each customer's current session is expected to stop being active (no longer
         # waiting or live); a payment before then is expected to be rejected.
         self.busy_until: dict[uuid.UUID, datetime] = {}
-        self.payments = 0  # its own draws: backdating leaves the others' random sequence alone
-        self.backdating = random.Random(f"{sim.seed}|backdating")
+        self.backdating = Backdating(sim.seed, sim.request_ttl)
 
     def next(self, now: datetime) -> Message:
         if self.due and self.due[0][0] <= now:
@@ -183,11 +181,11 @@ class _Run:
         customer = self.pick_customer(now)
         data = self.payment_data(customer)
         if now >= self.busy_until.get(customer, now):
-            self.payments += 1  # by customers without a session: the 1st expiring, the 2nd stale
-            roll = self.backdating.random() if self.payments > 2 else (self.payments - 1) / 20
-            if roll < 2 * BACKDATED_SHARE:
-                backdate = self.expiring if roll < BACKDATED_SHARE else self.stale
-                return backdate(customer, data, now)
+            backdate = self.backdating.choose()
+            if backdate is not None:
+                return (self.expiring if backdate == "expiring" else self.stale)(
+                    customer, data, now
+                )
         message = self.paid(data, Kind.PAYMENT, now)
         if now >= self.busy_until.get(customer, now):
             self.plan_session(customer, schemas.session_id_for_payment(data["payment_id"]), now)
@@ -197,14 +195,11 @@ class _Run:
         return self.maybe_redeliver(message, now)
 
     def stale(self, customer: uuid.UUID, data: dict[str, Any], now: datetime) -> Message:
-        """Delivered late, past its TTL: its session is created expired."""
-        self.busy_until[customer] = now + SWEEPER_GRACE
-        late = self.sim.request_ttl + timedelta(seconds=self.backdating.uniform(1, 5))
-        return self.paid(data, Kind.STALE_PAYMENT, now - late)
+        self.busy_until[customer] = now
+        return self.paid(data, Kind.STALE_PAYMENT, self.backdating.stale(customer, now))
 
     def expiring(self, customer: uuid.UUID, data: dict[str, Any], now: datetime) -> Message:
-        """Dated so that its session expires `lead` from now, when the customer pays again."""
-        lead = min(timedelta(seconds=self.backdating.uniform(2, 5)), self.sim.request_ttl / 2)
+        lead = self.backdating.expiring()
         self.busy_until[customer] = datetime.max.replace(tzinfo=now.tzinfo)
         self.at(now + lead, partial(self.paid_again, customer))
         return self.paid(data, Kind.EXPIRING_PAYMENT, now + lead - self.sim.request_ttl)
@@ -219,9 +214,14 @@ class _Run:
         # pays again while a session is still active (and is rejected).
         for _ in range(3):
             customer = self.rng.choice(self.customers)
-            if now >= self.busy_until.get(customer, now):
+            if now >= self.busy_until.get(customer, now) and not self.backdating.reserved(
+                customer, now
+            ):
                 return customer
-        return self.rng.choice(self.customers)
+        for _ in range(10):  # a stale payment's customer waits for the sweeper, if others can pay
+            if not self.backdating.reserved(customer := self.rng.choice(self.customers), now):
+                break
+        return customer
 
     def payment_data(self, customer: uuid.UUID) -> dict[str, Any]:
         session_type = self.rng.choice(tuple(PRICES))

@@ -14,6 +14,7 @@ import schemas
 from bench.payments import payments_only
 from service.core.batch import Snapshot, decide_batch
 from service.core.sessions import Policy
+from service.entrypoints.backdating import SWEEPER_GRACE
 from service.entrypoints.simulated_stream import (
     BACKDATED,
     CANCELLED_BY,
@@ -98,6 +99,29 @@ def test_a_stale_payment_is_past_its_ttl_when_it_is_sent() -> None:
     assert len(stale) > 1
     for slot, message in stale:
         assert message.time < T0 + timedelta(seconds=slot / 2) - TTL
+
+
+def test_a_stale_payment_s_customer_pays_nothing_more_until_the_sweeper_has_been() -> None:
+    messages = stream(1200)
+    slots = [(T0 + timedelta(seconds=i / 2), m) for i, m in enumerate(messages)]
+    payments = [
+        (sent, m, DECODER.decode(m.value, m.topic))
+        for sent, m in slots
+        if m.valid and m.topic == schemas.DEFAULT_TOPICS.payments_completed
+    ]
+    stale = [(sent, e) for sent, m, e in payments if m.kind is Kind.STALE_PAYMENT]
+    assert len(stale) > 2
+    for sent, event in stale:
+        assert isinstance(event, Payment)
+        again = [
+            later
+            for later, m, e in payments
+            if isinstance(e, Payment)
+            and e.data.customer_id == event.data.customer_id
+            and m.kind is not Kind.REDELIVERY
+            and sent < later < sent + SWEEPER_GRACE
+        ]
+        assert again == [], (sent, again)
 
 
 def test_an_expiring_payment_s_session_expires_when_its_customer_pays_again() -> None:

@@ -38,6 +38,7 @@ import schemas
 from service.adapters.health import Health
 from service.adapters.kafka import batch_metrics, trace_context
 from service.adapters.retry import retrying
+from service.adapters.tracing import NO_TRACING, Tracing
 from service.core.batch import BatchResult
 from service.logs import log_decisions
 from service.settings import Settings
@@ -99,8 +100,10 @@ class ConsumerLoop:
         *,
         on_committed: Callable[[], None] = lambda: None,
         health: Health | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._settings = settings
+        self._tracing = tracing
         self._consumer = consumer
         self._producer = producer
         self._decide = decide
@@ -158,6 +161,7 @@ class ConsumerLoop:
         events: list[schemas.InputEvent] = []
         dead: list[tuple[Record, schemas.DecodeError]] = []
         traces: dict[str, str] = {}
+        began = time.time_ns()
         for records in fetched.values():
             for record in records:
                 value = record.value or b""
@@ -178,11 +182,16 @@ class ConsumerLoop:
             if result.emitted:
                 self._on_committed()
         decided = time.perf_counter()
+        decided_ns = time.time_ns()
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
             batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
         await self._commit(fetched)
         batch_metrics.record_batch(len(events) + len(dead), time.perf_counter() - started)
+        if traces and self._tracing is not NO_TRACING:
+            self._tracing.consumed(
+                traces.values(), fetched=began, decided=decided_ns, committed=time.time_ns()
+            )
         log.debug(
             "batch_committed",
             events=len(events),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from typing import Any
 
 import structlog
@@ -29,6 +30,7 @@ from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
 from service.adapters.retry import retrying
+from service.adapters.tracing import NO_TRACING, Tracing
 from service.settings import Settings
 
 log = structlog.get_logger("service.relay")
@@ -42,8 +44,10 @@ class Relay:
         producer: AIOKafkaProducer,
         *,
         health: Health | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._settings = settings
+        self._tracing = tracing
         self._health = health or Health()
         self._pool = pool
         self._producer = producer
@@ -130,11 +134,15 @@ class Relay:
                 # This row and the rest wait for the next round.
                 break
             taken += 1
+        sent = time.time_ns()
         delivered = [
             await self._producer.send_batch(builder, topic, partition=partition)
             for partition, builder in builders.items()
         ]
         await asyncio.gather(*delivered)
+        if self._tracing is not NO_TRACING:
+            traced = [r["traceparent"] for r in rows[:taken] if r["traceparent"]]
+            self._tracing.published(traced, sent=sent, acknowledged=time.time_ns())
         await outbox.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
         self.published += taken
         metrics.published.inc(taken)
