@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer
 
 from service.adapters import metrics
-from service.adapters.health import Health
+from service.adapters.health import NOT_CHECKED, Health
 from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Pool
 
@@ -35,14 +35,12 @@ class Watch:
         kafka: Any,  # an aiokafka client (AIOKafkaClient): `fetch_all_metadata()`
         consumers: Sequence[AIOKafkaConsumer],
         health: Health,
-        problems: Callable[[], Mapping[str, str]],
     ) -> None:
         self._interval = interval
         self._pool = pool
         self._kafka = kafka
         self._consumers = consumers
         self._health = health
-        self._problems = problems
         self._stopping = asyncio.Event()
         self._lag_series: set[tuple[str, str]] = set()
         health.expect(POSTGRESQL, KAFKA)
@@ -55,15 +53,12 @@ class Watch:
             await self.check_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
-        metrics.ready.set(0)
 
     async def check_once(self) -> None:
         await asyncio.gather(
             self._check(POSTGRESQL, self._database), self._check(KAFKA, self._broker)
         )
         await self._lag()
-        problems = self._problems()
-        metrics.ready.set(0 if problems else 1)
 
     async def _check(self, name: str, probe: Callable[[], Any]) -> None:
         before = self._health.problems().get(name)
@@ -72,11 +67,11 @@ class Watch:
                 await probe()
         except Exception as error:  # any failure to answer is the answer
             problem = f"{error.__class__.__name__}: {error}" if str(error) else repr(error)
-            if before is None or before == "not checked yet":
+            if before is None or before == NOT_CHECKED:
                 log.warning("dependency_unavailable", dependency=name, error=problem)
             self._health.checked(name, problem)
             return
-        if before is not None and before != "not checked yet":
+        if before is not None and before != NOT_CHECKED:
             log.info("dependency_available", dependency=name)
         self._health.checked(name, None)
 

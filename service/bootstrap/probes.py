@@ -41,7 +41,6 @@ class Probes:
             kafka=producer.client,
             consumers=consumers,
             health=health,
-            problems=self.problems,
         )
         self.http = HttpServer(
             settings.http_host,
@@ -50,6 +49,13 @@ class Probes:
             problems=self.problems,
             registry=metrics.REGISTRY,
         )
+
+    def open(self) -> None:
+        """From now on `fulfillment_ready` is what `/readyz` says, read at each scrape."""
+        metrics.ready.set_function(lambda: 0.0 if self.problems() else 1.0)
+
+    def close(self) -> None:
+        metrics.ready.set_function(lambda: 0.0)
 
     def alive(self) -> bool:
         return not any(task.done() for task in self.tasks)

@@ -167,12 +167,14 @@ class Service:
         probes = Probes(
             settings, health, pool=pool, producer=producer, consumers=consumers, loops=loops
         )
+        probes.open()
         self.http_port = await probes.http.start()
         self.listening.set()
         try:
             await self._run_probed(probes, relay, sweeper, loops, consumers)
         finally:
             await probes.http.stop()
+            probes.close()
             tracing.shutdown()  # exports what is still buffered
 
     async def _run_probed(
