@@ -41,14 +41,16 @@ def retrying(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     stop: Any = stop_never,
     health: Health | None = None,
+    health_key: str | None = None,
 ) -> AsyncRetrying:
-    """Retries `what`, counting each retry and, with `health`, reporting the loop as backing
-    off; the caller reports `health.recovered(what)` once an attempt succeeds."""
+    """Retries `what`, counting each retry and, with `health`, reporting the loop (`health_key`,
+    default `what`) as backing off; the caller reports `health.recovered(key)` once an attempt
+    succeeds."""
     return AsyncRetrying(
         wait=wait_random_exponential(multiplier=0.1, max=cap),
         sleep=sleep,
         stop=stop,
-        before_sleep=lambda state: _before_sleep(what, state, health),
+        before_sleep=lambda state: _before_sleep(what, state, health, health_key or what),
         reraise=True,
     )
 
@@ -58,11 +60,11 @@ def count_retry(loop: str, error: BaseException | None) -> None:
     metrics.retries.labels(loop=loop, kind=kind).inc()
 
 
-def _before_sleep(what: str, state: RetryCallState, health: Health | None) -> None:
+def _before_sleep(what: str, state: RetryCallState, health: Health | None, key: str) -> None:
     error = state.outcome.exception() if state.outcome else None
     count_retry(what, error)
     if health is not None:
-        health.backing_off(what, error)
+        health.backing_off(key, error)
     _log(what, state, error)
 
 

@@ -62,7 +62,7 @@ class Probes:
 
     def problems(self) -> dict[str, str]:
         problems = self._health.problems()
-        for i, loop in enumerate(self._loops):
+        for loop in self._loops:
             if not loop.joined:
-                problems[f"consumer {i}"] = "no partition assignment from the group yet"
+                problems[loop.name] = "no partition assignment from the group yet"
         return problems

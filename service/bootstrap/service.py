@@ -161,8 +161,9 @@ class Service:
                 on_committed=relay.wake,
                 health=health,
                 tracing=tracing,
+                name=f"consumer {i}",
             )
-            for consumer in consumers
+            for i, consumer in enumerate(consumers)
         ]
         probes = Probes(
             settings, health, pool=pool, producer=producer, consumers=consumers, loops=loops

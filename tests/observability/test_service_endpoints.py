@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,9 @@ import orjson
 import pytest
 
 import schemas
+from service.core.batch import BatchResult
+from service.core.ports import Store
+from service.handlers.consume import handle_batch
 from tests.harness import Outcomes, Producer, payment, running
 from tests.observability.service_http import address_of, get, scrape, until, value
 from tests.observability.tcp_proxy import TcpProxy
@@ -80,6 +84,52 @@ async def test_readiness_turns_503_within_two_sweep_intervals_of_postgresql_goin
     assert unready_after <= named_after <= 2 * interval + 1.0, (unready_after, named_after)
     assert value(samples, "fulfillment_ready") == 0
     assert alive_meanwhile == (200, {"alive": True})  # an outage is no reason to restart it
+    assert back == (200, {"ready": True})
+
+
+class FailingDecisions:
+    """Stands in for `handle_batch`: raises while `failing`, else decides as the real one."""
+
+    def __init__(self) -> None:
+        self.failing = True
+
+    async def __call__(
+        self, store: Store, events: Sequence[schemas.InputEvent], **kw: Any
+    ) -> BatchResult:
+        if self.failing:
+            raise ZeroDivisionError("a bug in the decision code")
+        return await handle_batch(store, events, **kw)
+
+
+@pytest.mark.timeout(60)
+async def test_a_consumer_backing_off_a_failing_batch_is_not_ready_until_the_batch_succeeds(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(retry_backoff_max_seconds=0.3)
+    decisions = FailingDecisions()
+    async with (
+        Outcomes(settings) as outcomes,
+        Producer(settings) as producer,
+        running(settings, handle=decisions) as service,
+    ):
+        address = await address_of(service)
+        await until(lambda: get(address, "/readyz"), lambda r: r[0] == 200, 30)
+        before = await scrape(address)
+        await producer.pay(uuid.uuid4(), "pi_failing", time=datetime.now(UTC))
+        _, body = await until(lambda: get(address, "/readyz"), lambda r: r[0] == 503, 20)
+        during = await scrape(address)
+        decisions.failing = False
+        await outcomes.wait_count(1, within=20)
+        back = await until(lambda: get(address, "/readyz"), lambda r: r[0] == 200, 10)
+
+    backing_off = [name for name in body["problems"] if name.endswith(" decide loop")]
+    assert backing_off and backing_off[0].startswith("consumer "), body
+    assert "ZeroDivisionError" in body["problems"][backing_off[0]]
+    retries = {"loop": "decide", "kind": "bug"}
+    assert value(during, "fulfillment_retries_total", **retries) > value(
+        before, "fulfillment_retries_total", **retries
+    )
+    assert value(during, "fulfillment_ready") == 0
     assert back == (200, {"ready": True})
 
 

@@ -101,7 +101,9 @@ class ConsumerLoop:
         on_committed: Callable[[], None] = lambda: None,
         health: Health | None = None,
         tracing: Tracing = NO_TRACING,
+        name: str = "consumer",
     ) -> None:
+        self.name = name  # for readiness: which of an instance's consumers is backing off
         self._settings = settings
         self._tracing = tracing
         self._consumer = consumer
@@ -255,10 +257,12 @@ class ConsumerLoop:
         Raises Abandoned when shutdown or a revocation comes during a backoff.
         """
         cap = self._settings.retry_backoff_max_seconds
-        async for attempt in retrying(what, cap=cap, sleep=self._backoff, health=self._health):
+        key = f"{self.name} {what}"
+        retries = retrying(what, cap=cap, sleep=self._backoff, health=self._health, health_key=key)
+        async for attempt in retries:
             with attempt:
                 result = await action(arg)
-                self._health.recovered(what)
+                self._health.recovered(key)
                 return result
         raise AssertionError("unreachable")
 

@@ -35,3 +35,12 @@ def test_a_loop_in_backoff_is_not_ready_until_it_recovers() -> None:
     health.recovered("decide")
     health.recovered("sweep")  # never backed off: nothing to forget
     assert set(health.problems()) == {"relay loop"}
+
+
+def test_one_consumer_s_success_does_not_hide_another_s_backoff() -> None:
+    health = Health()
+    health.backing_off("consumer 0 decide", OSError("down"))
+
+    health.recovered("consumer 1 decide")
+
+    assert set(health.problems()) == {"consumer 0 decide loop"}
