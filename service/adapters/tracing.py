@@ -1,9 +1,10 @@
 """Spans for traced events, exported by the OpenTelemetry SDK only when it is asked for.
 
 With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and the `otel` extra installed), each input event that
-came with a traceparent gets a `consume` span (fetched to offsets committed) with a `decide`
-child (decision start to commit), and each output row that carries one a `publish` span (sent
-to acknowledged), all in the event's trace. The SDK reads the other `OTEL_*` variables itself.
+came with a traceparent gets a `consume` span (its batch in hand to offsets committed) with a
+`decide` child (decoding and deciding, to the decision's commit), and each output row that
+carries one a `publish` span (sent to acknowledged), all in the event's trace. The SDK reads
+the other `OTEL_*` variables itself.
 
 Without the variable the loops hold `NO_TRACING`, which does nothing, and the SDK is never
 imported: nothing is exported and the hot path is unchanged.
@@ -26,7 +27,8 @@ class Tracing(Protocol):
     def consumed(
         self, traceparents: Iterable[str], *, fetched: int, decided: int, committed: int
     ) -> None:
-        """Times are `time.time_ns()` values: decision start, its commit, the offset commit."""
+        """Times are `time.time_ns()` values: the batch in hand, its decisions' commit, the
+        offsets' commit."""
         ...
 
     def published(self, traceparents: Iterable[str], *, sent: int, acknowledged: int) -> None: ...
