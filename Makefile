@@ -31,7 +31,7 @@ $(UV):
 	.local/tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --locked --quiet
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra otel --locked --quiet
 	touch $@
 
 install: $(VENV)/.installed

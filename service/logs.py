@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import version
+from typing import Any, Final, Literal
 from uuid import UUID
 
 import orjson
 import structlog
 
 from service.core.batch import Decision
+from service.core.traceparent import trace_id
+
+SERVICE: Final = "session-fulfillment"
 
 
 def _default(value: object) -> object:
@@ -53,6 +57,8 @@ def configure_logging(
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    # Bound once for the process (every task inherits it): which service and build wrote a line.
+    structlog.contextvars.bind_contextvars(service=SERVICE, version=version(SERVICE))
     # aiokafka and asyncpg log through the standard library; keep their warnings visible.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
 
@@ -60,11 +66,15 @@ def configure_logging(
 _decisions = structlog.get_logger("service.decisions")
 
 
-def log_decisions(decisions: Iterable[Decision]) -> None:
-    """One `decided` line per decision (R10), whoever decided it (a batch or the sweeper)."""
+def log_decisions(decisions: Iterable[Decision], traces: Mapping[str, str] | None = None) -> None:
+    """One `decided` line per decision (R10), whoever decided it (a batch or the sweeper), with
+    the trace id of the event's traceparent when it came with one (`traces`: event id ->)."""
     for decision in decisions:
+        trace = traces.get(decision.event_id) if traces else None
+        extra = {} if trace is None else {"trace_id": trace_id(trace)}
         _decisions.info(
             "decided",
+            **extra,
             event_id=decision.event_id,
             type=decision.event_type,
             outcome=decision.outcome.label,

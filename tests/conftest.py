@@ -64,27 +64,36 @@ async def pool(fresh_dsn: str) -> AsyncIterator[postgres.Pool]:
     await created.close()
 
 
+def settings_for(servers: Servers, dsn: str, suffix: str, **overrides: Any) -> Settings:
+    """Settings on the database `dsn`, with topics and a group named by `suffix`; overrides
+    by field name."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": servers.kafka_bootstrap,
+        "database_url": dsn,
+        "group_id": f"test-{suffix}",
+        "topic_payments": f"payments.completed.{suffix}",
+        "topic_acceptances": f"mechanics.accepted.{suffix}",
+        "topic_ended": f"sessions.ended.{suffix}",
+        "topic_sessions": f"sessions.events.{suffix}",
+        "topic_dlq": f"fulfillment.dlq.{suffix}",
+        "topic_partitions": 3,
+        "sweep_interval_seconds": 0.5,
+        "relay_poll_interval_seconds": 0.2,
+        "retry_backoff_max_seconds": 1.0,
+        "log_format": "json",
+        # Instances run side by side (and other test runs on the machine): free ports.
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+    }
+    return Settings(**(values | overrides))
+
+
 @pytest.fixture
 def make_settings(servers: Servers, fresh_dsn: str) -> Any:
     """Settings for one test: its own database, topics and group; overrides by field name."""
     suffix = uuid.uuid4().hex[:10]
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "kafka_bootstrap_servers": servers.kafka_bootstrap,
-            "database_url": fresh_dsn,
-            "group_id": f"test-{suffix}",
-            "topic_payments": f"payments.completed.{suffix}",
-            "topic_acceptances": f"mechanics.accepted.{suffix}",
-            "topic_ended": f"sessions.ended.{suffix}",
-            "topic_sessions": f"sessions.events.{suffix}",
-            "topic_dlq": f"fulfillment.dlq.{suffix}",
-            "topic_partitions": 3,
-            "sweep_interval_seconds": 0.5,
-            "relay_poll_interval_seconds": 0.2,
-            "retry_backoff_max_seconds": 1.0,
-            "log_format": "json",
-        }
-        return Settings(**(values | overrides))
+        return settings_for(servers, fresh_dsn, suffix, **overrides)
 
     return make

@@ -47,6 +47,10 @@ OUTCOMES: Final = (
     "parked",
 )
 SWEEPER_REASONS: Final = ("expired", "timed_out")
+# The `loop` and `kind` labels of `retries`: the consumer's decide and dead_letter steps, the
+# outbox relay, the sweeper; `transient` (an outage) or `bug` (anything else).
+RETRY_LOOPS: Final = ("decide", "dead_letter", "relay", "sweep")
+RETRY_KINDS: Final = ("transient", "bug")
 
 # Event time -> decision commit. Under a second when keeping up; seconds to a minute while
 # catching up after an outage or a rebalance; beyond the last bucket only in `+Inf`.
@@ -201,3 +205,6 @@ for _kind in DecodeErrorKind:
     dlq.labels(reason=_kind.value)
 for _reason in SWEEPER_REASONS:
     sweeper_closed.labels(reason=_reason)
+for _loop in RETRY_LOOPS:
+    for _retry_kind in RETRY_KINDS:
+        retries.labels(loop=_loop, kind=_retry_kind)

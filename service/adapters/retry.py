@@ -11,6 +11,9 @@ import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 from tenacity import AsyncRetrying, RetryCallState, stop_never, wait_random_exponential
 
+from service.adapters import metrics
+from service.adapters.health import Health
+
 log = structlog.get_logger("service.retry")
 
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -37,18 +40,35 @@ def retrying(
     cap: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     stop: Any = stop_never,
+    health: Health | None = None,
+    health_key: str | None = None,
 ) -> AsyncRetrying:
+    """Retries `what`, counting each retry and, with `health`, reporting the loop (`health_key`,
+    default `what`) as backing off; the caller reports `health.recovered(key)` once an attempt
+    succeeds."""
     return AsyncRetrying(
         wait=wait_random_exponential(multiplier=0.1, max=cap),
         sleep=sleep,
         stop=stop,
-        before_sleep=lambda state: _log(what, state),
+        before_sleep=lambda state: _before_sleep(what, state, health, health_key or what),
         reraise=True,
     )
 
 
-def _log(what: str, state: RetryCallState) -> None:
+def count_retry(loop: str, error: BaseException | None) -> None:
+    kind = "transient" if isinstance(error, TRANSIENT) else "bug"
+    metrics.retries.labels(loop=loop, kind=kind).inc()
+
+
+def _before_sleep(what: str, state: RetryCallState, health: Health | None, key: str) -> None:
     error = state.outcome.exception() if state.outcome else None
+    count_retry(what, error)
+    if health is not None:
+        health.backing_off(key, error)
+    _log(what, state, error)
+
+
+def _log(what: str, state: RetryCallState, error: BaseException | None) -> None:
     delay = round(state.next_action.sleep if state.next_action else 0.0, 3)
     if isinstance(error, TRANSIENT):
         log.warning(f"{what}_retry", attempt=state.attempt_number, delay=delay, error=repr(error))

@@ -18,7 +18,9 @@ from uuid import UUID
 
 import structlog
 
-from service.adapters.retry import TRANSIENT
+from service.adapters import metrics
+from service.adapters.health import Health
+from service.adapters.retry import TRANSIENT, count_retry
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.logs import log_decisions
@@ -42,7 +44,9 @@ class Sweeper:
         *,
         on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health: Health | None = None,
     ) -> None:
+        self._health = health or Health()
         self._settings = settings
         self._open_store = open_store
         self._sweep = sweep
@@ -58,10 +62,13 @@ class Sweeper:
             try:
                 await self.sweep_once()
                 await self.prune_once()
+                self._health.recovered("sweep")
             except TRANSIENT as error:
                 log.warning("sweep_retry", error=repr(error))
-            except Exception:  # a bug: loud, and tried again at the next interval
+                self._failed(error)
+            except Exception as error:  # a bug: loud, and tried again at the next interval
                 log.exception("sweep_failed")
+                self._failed(error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._settings.sweep_interval_seconds)
 
@@ -78,11 +85,18 @@ class Sweeper:
                 result = await self._sweep(store, due, now)
                 results.append(result)
                 log_decisions(result.decisions)
+                for decision in result.decisions:
+                    if decision.outcome.reason is not None:
+                        metrics.sweeper_closed.labels(reason=decision.outcome.reason.value).inc()
                 if result.emitted:
                     self._on_committed()
                 if len(due) < SWEEP_CHUNK:
                     break
         return results
+
+    def _failed(self, error: BaseException) -> None:
+        count_retry("sweep", error)
+        self._health.backing_off("sweep", error)
 
     async def prune_once(self) -> int:
         retention = self._settings.dedupe_retention_seconds

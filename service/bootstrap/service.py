@@ -6,30 +6,35 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from importlib.metadata import version
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import schemas
 from service.adapters import postgres
+from service.adapters.health import Health
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.relay import Relay
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
+from service.adapters.tracing import tracing_from_environment
 from service.bootstrap.factory import Clients
+from service.bootstrap.probes import Probes
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
+from service.logs import SERVICE
 from service.settings import Settings
 
 log = structlog.get_logger("service.app")
 
-HandleBatch = Callable[..., Awaitable[BatchResult]]  # (store, events, *, policy)
+HandleBatch = Callable[..., Awaitable[BatchResult]]  # (store, events, *, policy, traces)
 SweepHandler = Callable[..., Awaitable[BatchResult]]  # (store, customer_ids, *, now, policy)
 
 
@@ -61,13 +66,15 @@ async def create_topics(clients: Clients) -> list[str]:
 
 def build_decider(
     settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
-) -> Callable[[Sequence[schemas.InputEvent]], Awaitable[BatchResult]]:
+) -> Callable[[Sequence[schemas.InputEvent], Mapping[str, str]], Awaitable[BatchResult]]:
     """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store."""
     policy = settings.policy
 
-    async def decide(events: Sequence[schemas.InputEvent]) -> BatchResult:
+    async def decide(
+        events: Sequence[schemas.InputEvent], traces: Mapping[str, str]
+    ) -> BatchResult:
         async with postgres.store_of(pool) as store:
-            return await handle(store, events, policy=policy)
+            return await handle(store, events, policy=policy, traces=traces)
 
     return decide
 
@@ -78,13 +85,20 @@ def build_sweeper(
     *,
     sweep: SweepHandler = sweep_customers,
     on_committed: Callable[[], None] = lambda: None,
+    health: Health | None = None,
 ) -> Sweeper:
     policy = settings.policy
 
     async def sweep_due(store: Store, customers: Sequence[UUID], now: datetime) -> BatchResult:
         return await sweep(store, customers, now=now, policy=policy)
 
-    return Sweeper(settings, lambda: postgres.store_of(pool), sweep_due, on_committed=on_committed)
+    return Sweeper(
+        settings,
+        lambda: postgres.store_of(pool),
+        sweep_due,
+        on_committed=on_committed,
+        health=health,
+    )
 
 
 class Service:
@@ -104,6 +118,8 @@ class Service:
         self._handle = handle
         self._sweep = sweep
         self._stopping = asyncio.Event()
+        self.http_port: int | None = None  # bound once running (FULFILLMENT_HTTP_PORT=0 picks)
+        self.listening = asyncio.Event()  # set once /healthz, /readyz and /metrics answer
 
     def stop(self) -> None:
         self._stopping.set()
@@ -128,14 +144,49 @@ class Service:
 
     async def _run_loops(self, pool: postgres.Pool, producer: AIOKafkaProducer) -> None:
         settings = self.settings
-        relay = Relay(settings, pool, producer)
-        sweeper = build_sweeper(settings, pool, sweep=self._sweep, on_committed=relay.wake)
+        health = Health()
+        tracing = tracing_from_environment(SERVICE, version(SERVICE))
+        relay = Relay(settings, pool, producer, health=health, tracing=tracing)
+        sweeper = build_sweeper(
+            settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health
+        )
         decide = build_decider(settings, pool, handle=self._handle)
         consumers = [self.clients.consumer() for _ in range(settings.consumers)]
         loops = [
-            ConsumerLoop(settings, consumer, producer, decide, on_committed=relay.wake)
-            for consumer in consumers
+            ConsumerLoop(
+                settings,
+                consumer,
+                producer,
+                decide,
+                on_committed=relay.wake,
+                health=health,
+                tracing=tracing,
+                name=f"consumer {i}",
+            )
+            for i, consumer in enumerate(consumers)
         ]
+        probes = Probes(
+            settings, health, pool=pool, producer=producer, consumers=consumers, loops=loops
+        )
+        probes.open()
+        self.http_port = await probes.http.start()
+        self.listening.set()
+        try:
+            await self._run_probed(probes, relay, sweeper, loops, consumers)
+        finally:
+            await probes.http.stop()
+            probes.close()
+            tracing.shutdown()  # exports what is still buffered
+
+    async def _run_probed(
+        self,
+        probes: Probes,
+        relay: Relay,
+        sweeper: Sweeper,
+        loops: list[ConsumerLoop],
+        consumers: list[AIOKafkaConsumer],
+    ) -> None:
+        settings = self.settings
         for loop, consumer in zip(loops, consumers, strict=True):
             loop.subscribe()
             await consumer.start()
@@ -144,7 +195,15 @@ class Service:
             sweeper.run() if settings.sweeper_enabled else self._stopping.wait(), name="sweeper"
         )
         loop_tasks = [asyncio.create_task(loop.run(), name="consumer") for loop in loops]
-        log.info("started", group_id=settings.group_id, consumers=len(loops))
+        watch_task = asyncio.create_task(probes.watch.run(), name="watch")
+        probes.tasks.extend([*loop_tasks, relay_task, sweeper_task])
+        log.info(
+            "started",
+            group_id=settings.group_id,
+            consumers=len(loops),
+            http_host=settings.http_host,
+            http_port=self.http_port,
+        )
         stop_task = asyncio.create_task(self._stopping.wait())
         try:
             done, _ = await asyncio.wait(
@@ -161,7 +220,8 @@ class Service:
             sweeper.stop()
             await asyncio.gather(*loop_tasks, sweeper_task, return_exceptions=True)
             relay.stop()
-            await asyncio.gather(relay_task, return_exceptions=True)
+            probes.watch.stop()
+            await asyncio.gather(relay_task, watch_task, return_exceptions=True)
             stop_task.cancel()
             for consumer in consumers:
                 await consumer.stop()

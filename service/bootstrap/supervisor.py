@@ -52,8 +52,17 @@ async def serve(
     await service.run()
 
 
-def _serve_child(ready: Event) -> None:
-    settings = Settings()
+def instance_settings(settings: Settings, index: int) -> Settings:
+    """Instance `index` (0 is this process) serves HTTP on FULFILLMENT_HTTP_PORT + index: one
+    port per instance, each with its own /metrics, which Prometheus scrapes and sums (port 0
+    lets every instance pick its own)."""
+    if index == 0 or settings.http_port == 0:
+        return settings
+    return settings.model_copy(update={"http_port": settings.http_port + index})
+
+
+def _serve_child(ready: Event, index: int) -> None:
+    settings = instance_settings(Settings(), index)
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings, on_ready=ready.set))
@@ -80,7 +89,7 @@ def serve_processes(settings: Settings) -> int:
         signal.signal(sig, signal.SIG_IGN)
     ready = [context.Event() for _ in range(1, settings.processes)]
     children = [
-        context.Process(target=_serve_child, args=(r,), name=f"fulfillment-{i}")
+        context.Process(target=_serve_child, args=(r, i), name=f"fulfillment-{i}")
         for i, r in enumerate(ready, start=1)
     ]
     for child in children:

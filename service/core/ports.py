@@ -25,6 +25,8 @@ class OutboxRow:
     event_id: str
     key: bytes
     value: bytes
+    # The W3C trace context of the input event that caused it, sent as a Kafka header.
+    traceparent: str | None = None
 
 
 class ConstraintViolated(Exception):

@@ -2,7 +2,10 @@
 `service.entrypoints.simulated_stream`) and print every outcome as it arrives, with a running tally.
 
 Each event is sent when its slot comes, so its `time` is the wall clock's: the sweeper, which
-goes by the wall clock, then expires waiting sessions when a real clock would.
+goes by the wall clock, then expires waiting sessions when a real clock would. A share of the
+payments is backdated (see `simulated_stream`), so that cancellations show from the first
+seconds: by the purge, right before the customer's next payment is accepted, and by the
+sweeper. The tally and each cancellation's line say which was arranged.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
@@ -24,7 +28,7 @@ import schemas
 from service.adapters.kafka.admin import topic_partitions
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
-from service.entrypoints.simulated_stream import Message, Simulation
+from service.entrypoints.simulated_stream import BACKDATED, CANCELLED_BY, Message, Simulation
 from service.settings import Settings
 
 HINT_AFTER: Final = 10.0  # seconds of sending without any outcome before suspecting the service
@@ -33,6 +37,10 @@ DRAIN_MAX: Final = 15.0  # ...or after this long in any case
 TALLY_EVERY: Final = 1.0
 HINT: Final = "no outcomes yet: is `make run` running in another terminal?"
 OUTPUTS: Final = schemas.OUTPUT_TYPES
+BY: Final = {
+    "purge": "stale: cancelled by the purge, before the customer's new payment",
+    "sweeper": "paid late: cancelled by the sweeper",
+}
 
 
 @dataclass
@@ -44,6 +52,9 @@ class Tally:
     last_arrival: float = 0.0
     error: BaseException | None = None
     hinted: bool = False
+    # Session id -> who is expected to cancel it ("purge", "sweeper"), for backdated payments.
+    arranged: dict[str, str] = field(default_factory=dict)
+    cancelled_by: Counter[str] = field(default_factory=Counter)
 
     @property
     def arrived(self) -> int:
@@ -57,9 +68,32 @@ class Tally:
             self.produced += 1
 
     def line(self) -> str:
-        counts = "  ".join(f"{t.removeprefix('session.')} {self.outcomes[t]}" for t in OUTPUTS)
+        counts = "  ".join(
+            f"{t.removeprefix('session.')} {self.outcomes[t]}{self._how(t)}" for t in OUTPUTS
+        )
         failed = f"  send failures {self.failed}" if self.failed else ""
         return f"tally: produced {self.produced}{failed} | {counts} | dlq {self.dlq}"
+
+    def _how(self, event_type: str) -> str:
+        if event_type != schemas.SESSION_CANCELLED or not self.cancelled_by:
+            return ""
+        by = self.cancelled_by
+        return f" (by purge {by['purge']}, by sweeper {by['sweeper']})"
+
+    def arrange(self, message: Message) -> None:
+        """Remembers whose cancellation a backdated payment's session is to show."""
+        if message.kind in BACKDATED:
+            payment_id = orjson.loads(message.value)["data"]["payment_id"]
+            session = schemas.session_id_for_payment(payment_id)
+            self.arranged[str(session)] = CANCELLED_BY[message.kind]
+
+    def cancelled(self, data: schemas.SessionCancelled) -> str:
+        """Counts a cancellation; the note its line gets."""
+        by = self.arranged.get(str(data.session_id))
+        if by is None:
+            return ""
+        self.cancelled_by[by] += 1
+        return f"  <- {BY[by]}"
 
 
 def _short(value: object) -> str:
@@ -136,7 +170,8 @@ async def _simulate(
         print(
             f"simulating {rate:g} events/s from {customers} customers for {duration:g} s "
             f"(seed {sim.seed}); waiting sessions expire after {settings.request_ttl_seconds} s "
-            "(FULFILLMENT_REQUEST_TTL_SECONDS, for the service too)",
+            "(FULFILLMENT_REQUEST_TTL_SECONDS, for the service too); some payments are "
+            "backdated, so that expiries show at once",
             flush=True,
         )
         stack.push_async_callback(_cancel, asyncio.create_task(_report(tally)))
@@ -189,7 +224,10 @@ async def _read(consumer: AIOKafkaConsumer, settings: Settings, tally: Tally) ->
             print(f"{'':8}  {'(not an output event)':<27}  offset {record.offset}", flush=True)
             continue
         tally.outcomes[event.type] += 1
-        print(describe(event, record.key), flush=True)
+        note = (
+            tally.cancelled(event.data) if isinstance(event.data, schemas.SessionCancelled) else ""
+        )
+        print(describe(event, record.key) + note, flush=True)
 
 
 async def _produce(
@@ -209,6 +247,7 @@ async def _produce(
         delay = began + offset - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        tally.arrange(message)
         future = await producer.send(
             message.topic, message.value, key=message.key, headers=list(message.headers)
         )

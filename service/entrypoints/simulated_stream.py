@@ -4,7 +4,9 @@ benchmark replays. Pure: seeded randomness, times derived from the start passed 
 The stream is a small discrete-event simulation. Every message takes the next slot of a clock
 that advances by 1/rate; follow-ups (an acceptance, a session's end, a redelivery) are scheduled
 for a later instant and take the first free slot at or after it, stamped with that slot's time,
-so event times never go backwards except in redeliveries, which repeat the original bytes.
+so event times never go backwards except in redeliveries (the original bytes) and backdated
+payments (`backdating`), which show expiry at once: past its TTL for the sweeper
+(`STALE_PAYMENT`), or expiring as its customer pays again, for the purge (`EXPIRING_PAYMENT`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Final
 import orjson
 
 import schemas
+from service.entrypoints.backdating import Backdating
 
 HEADERS: Final = (("content-type", schemas.CLOUDEVENTS_CONTENT_TYPE.encode()),)
 PAYMENT_SOURCE: Final = "payment-pipeline"
@@ -44,16 +47,22 @@ class Kind(StrEnum):
     LATE_ACCEPTANCE = "late_acceptance"  # at or after expires_at
     UNKNOWN_ACCEPTANCE = "unknown_acceptance"  # a session id nobody paid for
     ENDED = "ended"
+    STALE_PAYMENT = "stale_payment"  # dated past its TTL: the sweeper cancels its session
+    EXPIRING_PAYMENT = "expiring_payment"  # its session expires as the customer pays again
     NOT_JSON = "not_json"
     BAD_FIELD = "bad_field"
 
 
 MALFORMED: Final = frozenset({Kind.NOT_JSON, Kind.BAD_FIELD})
+BACKDATED: Final = frozenset({Kind.STALE_PAYMENT, Kind.EXPIRING_PAYMENT})
+# Who is expected to cancel the session of each backdated kind.
+CANCELLED_BY: Final = {Kind.STALE_PAYMENT: "sweeper", Kind.EXPIRING_PAYMENT: "purge"}
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One Kafka message; `time` is the event's own `time` (the slot it was stamped with)."""
+    """One Kafka message; `time` is the event's own `time`: the slot it was stamped with, or
+    earlier for a backdated payment."""
 
     topic: str
     key: bytes | None
@@ -143,6 +152,7 @@ class _Run:
         # When each customer's current session is expected to stop being active (no longer
         # waiting or live); a payment before then is expected to be rejected.
         self.busy_until: dict[uuid.UUID, datetime] = {}
+        self.backdating = Backdating(sim.seed, sim.request_ttl)
 
     def next(self, now: datetime) -> Message:
         if self.due and self.due[0][0] <= now:
@@ -170,6 +180,12 @@ class _Run:
     def payment(self, now: datetime) -> Message:
         customer = self.pick_customer(now)
         data = self.payment_data(customer)
+        if now >= self.busy_until.get(customer, now):
+            backdate = self.backdating.choose()
+            if backdate is not None:
+                return (self.expiring if backdate == "expiring" else self.stale)(
+                    customer, data, now
+                )
         message = self.paid(data, Kind.PAYMENT, now)
         if now >= self.busy_until.get(customer, now):
             self.plan_session(customer, schemas.session_id_for_payment(data["payment_id"]), now)
@@ -178,14 +194,34 @@ class _Run:
             self.at(now + self.seconds(0.5, 5), partial(self.paid, data, Kind.PAYMENT_RETRY))
         return self.maybe_redeliver(message, now)
 
+    def stale(self, customer: uuid.UUID, data: dict[str, Any], now: datetime) -> Message:
+        self.busy_until[customer] = now
+        return self.paid(data, Kind.STALE_PAYMENT, self.backdating.stale(customer, now))
+
+    def expiring(self, customer: uuid.UUID, data: dict[str, Any], now: datetime) -> Message:
+        lead = self.backdating.expiring()
+        self.busy_until[customer] = datetime.max.replace(tzinfo=now.tzinfo)
+        self.at(now + lead, partial(self.paid_again, customer))
+        return self.paid(data, Kind.EXPIRING_PAYMENT, now + lead - self.sim.request_ttl)
+
+    def paid_again(self, customer: uuid.UUID, now: datetime) -> Message:
+        data = self.payment_data(customer)
+        self.plan_session(customer, schemas.session_id_for_payment(data["payment_id"]), now)
+        return self.paid(data, Kind.PAYMENT, now)
+
     def pick_customer(self, now: datetime) -> uuid.UUID:
         # Mostly customers without a session pay; the busier everyone is, the more often one
         # pays again while a session is still active (and is rejected).
         for _ in range(3):
             customer = self.rng.choice(self.customers)
-            if now >= self.busy_until.get(customer, now):
+            if now >= self.busy_until.get(customer, now) and not self.backdating.reserved(
+                customer, now
+            ):
                 return customer
-        return self.rng.choice(self.customers)
+        for _ in range(10):  # a stale payment's customer waits for the sweeper, if others can pay
+            if not self.backdating.reserved(customer := self.rng.choice(self.customers), now):
+                break
+        return customer
 
     def payment_data(self, customer: uuid.UUID) -> dict[str, Any]:
         session_type = self.rng.choice(tuple(PRICES))

@@ -9,11 +9,15 @@ import schemas
 from service.core.batch import BatchResult, decide_batch
 from service.core.ports import Store
 from service.core.sessions import Policy
-from service.handlers.outbox import outbox_row
+from service.handlers.outbox import NO_TRACES, Traces, outbox_rows
 
 
 async def handle_batch(
-    store: Store, events: Sequence[schemas.InputEvent], *, policy: Policy
+    store: Store,
+    events: Sequence[schemas.InputEvent],
+    *,
+    policy: Policy,
+    traces: Traces = NO_TRACES,
 ) -> BatchResult:
     payments = [e.data for e in events if isinstance(e, schemas.PaymentCompletedEvent)]
     named = list(
@@ -44,7 +48,7 @@ async def handle_batch(
                     fresh.discard(key)  # a second copy within the batch is a duplicate too
                     todo.append(event)
             result = decide_batch(snapshot, todo, policy=policy)
-            await store.write_result(result, [outbox_row(e) for e in result.emitted])
+            await store.write_result(result, outbox_rows(result, traces))
         if result.emitted:
             await store.announce_outbox()
         return result

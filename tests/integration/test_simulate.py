@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -44,3 +45,22 @@ async def test_a_simulation_refuses_a_rate_of_zero(
     code = await simulate(make_settings(), rate=0, customers=5, duration=1, seed=1)
     assert code == 2
     assert "--rate" in capsys.readouterr().err
+
+
+async def test_a_short_simulation_shows_cancellations_by_the_purge_and_by_the_sweeper(
+    make_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default TTL: without backdated payments nothing would expire in a run this short.
+    settings = make_settings(request_ttl_seconds=900)
+    async with running(settings):
+        code = await simulate(settings, rate=20, customers=10, duration=8, seed=3)
+    out = capsys.readouterr().out
+    assert code == 0
+    final = next(line for line in out.splitlines() if line.startswith("final tally"))
+    cancelled = re.search(r"cancelled (\d+) \(by purge (\d+), by sweeper (\d+)\)", final)
+    assert cancelled, final
+    total, by_purge, by_sweeper = map(int, cancelled.groups())
+    assert by_purge >= 1 and by_sweeper >= 1, final
+    assert total >= by_purge + by_sweeper
+    assert "cancelled by the purge, before the customer's new payment" in out
+    assert "paid late: cancelled by the sweeper" in out

@@ -4,22 +4,19 @@ promtool checks the rules' syntax and the unit tests feed them synthetic series;
 against what the service's registry actually exposes (names, label sets, types, histogram
 buckets), so a query that parses but matches nothing the service serves is caught.
 
-The scrape target is the `scrape_target` fixture: here prometheus-client's own HTTP server
-serving `service.adapters.metrics.REGISTRY`, with values that keep moving. Once the service
-serves /metrics itself, the fixture can start it and yield its address instead.
+The scrape target is the running service (`ServiceTarget`: the whole service in a thread of its
+own, on its own database and topics, fed a steady mixed stream), serving /metrics itself.
 """
 
 from __future__ import annotations
 
 import math
-import random
-import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from prometheus_client import start_http_server
 
-from service.adapters import metrics
+from tests.conftest import create_database, drop_database, settings_for
 from tests.observability.prometheus import JOB, Prometheus, running
 from tests.observability.promql import (
     Expression,
@@ -29,61 +26,25 @@ from tests.observability.promql import (
     for_prometheus,
     panel_queries,
 )
+from tests.observability.service_target import ServiceTarget
+from tests.servers import Servers
 
 pytestmark = pytest.mark.integration
 
 
-def _record_sample_values(stop: threading.Event) -> None:
-    """What a busy instance would record, every 50 ms until `stop`."""
-    rng = random.Random(7)
-    step = 0
-    while not stop.wait(0.05):
-        step += 1
-        for event_type, outcome in [
-            ("payment.completed", "created"),
-            ("payment.completed", "rejected"),
-            ("mechanic.accepted", "accepted"),
-            ("mechanic.accepted", "acceptance_rejected"),
-            ("session.ended", "completed"),
-            ("session.ended", "duplicate"),
-        ]:
-            metrics.events.labels(type=event_type, outcome=outcome).inc(rng.randint(1, 20))
-        for _ in range(10):
-            metrics.decision_seconds.observe(rng.lognormvariate(-4, 1.5))
-        metrics.batch_seconds.observe(rng.uniform(0.002, 0.2))
-        metrics.batch_events.observe(rng.randint(1, 2000))
-        for partition in range(3):
-            metrics.consumer_lag.labels(topic="payments.completed", partition=str(partition)).set(
-                rng.randint(0, 50)
-            )
-        metrics.outbox_backlog.set(rng.randint(0, 100))
-        metrics.outbox_oldest_age_seconds.set(rng.uniform(0, 1))
-        metrics.published.inc(rng.randint(1, 20))
-        if step % 5 == 0:
-            metrics.dlq.labels(reason="not_json").inc()
-            metrics.sweeper_closed.labels(reason="expired").inc()
-            metrics.retries.labels(loop="relay", kind="transient").inc()
-            metrics.poison_retries.inc()
-        metrics.ready.set(1)
-        metrics.parked_customers.set(1)
-        metrics.parked_events.set(3)
+@pytest.fixture(scope="module")
+async def target_dsn(servers: Servers) -> AsyncIterator[str]:
+    dsn = await create_database(servers)
+    yield dsn
+    await drop_database(servers, dsn)
 
 
 @pytest.fixture(scope="module")
-def scrape_target() -> Iterator[str]:
-    """host:port serving the service's /metrics for Prometheus to scrape."""
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=metrics.REGISTRY)
-    stop = threading.Event()
-    recorder = threading.Thread(target=_record_sample_values, args=(stop,), daemon=True)
-    recorder.start()
-    try:
-        yield f"127.0.0.1:{server.server_port}"
-    finally:
-        stop.set()
-        recorder.join(timeout=5)
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def scrape_target(servers: Servers, target_dsn: str) -> Iterator[str]:
+    """host:port of a running service's /metrics for Prometheus to scrape."""
+    settings = settings_for(servers, target_dsn, uuid.uuid4().hex[:10])
+    with ServiceTarget(settings) as target:
+        yield target.address
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +92,25 @@ def test_every_panel_query_returns_numbers_from_the_service_s_metrics(
     assert all(math.isfinite(value) for value in values), f"{query.where}: {values}"
 
 
-def test_the_alerts_on_parked_customers_and_dead_letters_see_the_sample_values(
-    prometheus: Prometheus,
-) -> None:
-    # Both conditions hold in the sample values; the alerts are pending or firing, not blind.
+def test_the_alerts_see_what_the_running_service_does(prometheus: Prometheus) -> None:
+    # Its stream has undecodable messages: the dead-letter alert is pending or firing, not
+    # blind. It is ready and scraped, so neither of those alerts holds.
     expressions = {e.where: e.expr for e in alert_expressions()}
 
-    assert prometheus.query(expressions["alert FulfillmentParkedCustomers"])
     assert prometheus.query(expressions["alert FulfillmentDeadLetters"])
+    assert not prometheus.query(expressions["alert FulfillmentNotReady"])
     assert not prometheus.query(expressions["alert FulfillmentTargetDown"])
+
+
+def test_the_sweeper_s_cancellations_and_the_decision_outcomes_reach_prometheus(
+    prometheus: Prometheus,
+) -> None:
+    closed = prometheus.query(
+        f'sum(fulfillment_sweeper_closed_total{{job="{JOB}",reason="expired"}})'
+    )
+    outcomes = prometheus.query(f'sum by (outcome) (fulfillment_events_total{{job="{JOB}"}})')
+
+    assert float(closed[0]["value"][1]) > 0
+    assert {"created", "rejected", "duplicate", "dead_lettered"} <= {
+        sample["metric"]["outcome"] for sample in outcomes
+    }

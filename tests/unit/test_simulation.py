@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -13,10 +14,19 @@ import schemas
 from bench.payments import payments_only
 from service.core.batch import Snapshot, decide_batch
 from service.core.sessions import Policy
-from service.entrypoints.simulated_stream import Kind, Message, Simulation
+from service.entrypoints.backdating import SWEEPER_GRACE
+from service.entrypoints.simulated_stream import (
+    BACKDATED,
+    CANCELLED_BY,
+    Kind,
+    Message,
+    Simulation,
+)
 
 T0 = datetime(2030, 1, 7, 9, 30, tzinfo=UTC)
 TTL = timedelta(seconds=30)
+MAX_LIVE = timedelta(hours=4)
+Payment = schemas.PaymentCompletedEvent
 DECODER = schemas.Decoder(schemas.DEFAULT_TOPICS.input_types())
 
 
@@ -27,6 +37,17 @@ def stream(n: int = 600, *, seed: int = 7, salt: str = "", customers: int = 10) 
 
 def decoded(messages: list[Message]) -> list[schemas.InputEvent]:
     return [DECODER.decode(m.value, m.topic) for m in messages if m.valid]
+
+
+def first_copies(events: list[schemas.InputEvent]) -> list[schemas.InputEvent]:
+    """What deduplication lets through: each (source, id) once."""
+    seen: set[tuple[str, str]] = set()
+    first = []
+    for event in events:
+        if (event.source, event.id) not in seen:
+            seen.add((event.source, event.id))
+            first.append(event)
+    return first
 
 
 def test_the_same_seed_gives_the_same_stream_byte_for_byte() -> None:
@@ -60,9 +81,80 @@ def test_every_malformed_message_is_refused_by_the_decoder() -> None:
 
 def test_event_times_advance_one_slot_per_message_from_the_start() -> None:
     messages = stream(200)
-    assert messages[0].time == T0
-    fresh = [(i, m) for i, m in enumerate(messages) if m.kind is not Kind.REDELIVERY]
+    fresh = [(i, m) for i, m in enumerate(messages) if m.kind not in {Kind.REDELIVERY, *BACKDATED}]
+    assert len(fresh) > 150
     assert all(m.time == T0 + timedelta(seconds=i / 2) for i, m in fresh)
+
+
+def test_the_first_two_payments_are_backdated_one_for_the_purge_and_one_for_the_sweeper() -> None:
+    first, second = stream(2)
+
+    assert (first.kind, second.kind) == (Kind.EXPIRING_PAYMENT, Kind.STALE_PAYMENT)
+    assert CANCELLED_BY[first.kind] == "purge" and CANCELLED_BY[second.kind] == "sweeper"
+
+
+def test_a_stale_payment_is_past_its_ttl_when_it_is_sent() -> None:
+    messages = stream()
+    stale = [(i, m) for i, m in enumerate(messages) if m.kind is Kind.STALE_PAYMENT]
+    assert len(stale) > 1
+    for slot, message in stale:
+        assert message.time < T0 + timedelta(seconds=slot / 2) - TTL
+
+
+def test_a_stale_payment_s_customer_pays_nothing_more_until_the_sweeper_has_been() -> None:
+    messages = stream(1200)
+    slots = [(T0 + timedelta(seconds=i / 2), m) for i, m in enumerate(messages)]
+    payments = [
+        (sent, m, DECODER.decode(m.value, m.topic))
+        for sent, m in slots
+        if m.valid and m.topic == schemas.DEFAULT_TOPICS.payments_completed
+    ]
+    stale = [(sent, e) for sent, m, e in payments if m.kind is Kind.STALE_PAYMENT]
+    assert len(stale) > 2
+    for sent, event in stale:
+        assert isinstance(event, Payment)
+        again = [
+            later
+            for later, m, e in payments
+            if isinstance(e, Payment)
+            and e.data.customer_id == event.data.customer_id
+            and m.kind is not Kind.REDELIVERY
+            and sent < later < sent + SWEEPER_GRACE
+        ]
+        assert again == [], (sent, again)
+
+
+def test_an_expiring_payment_s_session_expires_when_its_customer_pays_again() -> None:
+    messages = stream()
+    expiring = [m for m in messages if m.kind is Kind.EXPIRING_PAYMENT]
+    assert len(expiring) > 1
+    events = [(m, DECODER.decode(m.value, m.topic)) for m in messages if m.valid]
+    for at, (message, event) in enumerate(events):
+        if message.kind is not Kind.EXPIRING_PAYMENT:
+            continue
+        assert isinstance(event, Payment)
+        expires = message.time + TTL
+        later = [
+            e.time
+            for m, e in events[at + 1 :]
+            if isinstance(e, Payment)
+            and e.data.customer_id == event.data.customer_id
+            and m.kind is Kind.PAYMENT
+        ]
+        # The customer pays again at the expiry (in the first free slot, moments after), before
+        # the sweeper, which goes by the wall clock, is likely to have looked.
+        assert any(expires <= t < expires + timedelta(seconds=2) for t in later), (expires, later)
+
+
+def test_a_simulated_stream_decided_in_order_cancels_by_the_purge_from_its_first_minute() -> None:
+    sim = Simulation(10, 7, request_ttl=timedelta(minutes=15))
+    minute = list(islice(sim.messages(T0, rate=20), 1200))
+    events = first_copies(decoded(minute))
+    result = decide_batch(
+        Snapshot(), events, policy=Policy(request_ttl=timedelta(minutes=15), max_live=MAX_LIVE)
+    )
+    purged = [d for d in result.decisions if d.purged]
+    assert purged, "no stale session was cancelled by a purge in the first minute"
 
 
 def test_redeliveries_repeat_an_earlier_message_byte_for_byte() -> None:
@@ -87,11 +179,10 @@ def test_a_retried_payment_keeps_its_payment_id_under_a_new_event_id() -> None:
 
 def test_late_acceptances_come_at_or_after_the_session_expires() -> None:
     events = decoded(stream())
-    created_at = {
-        schemas.session_id_for_payment(e.data.payment_id): e.time
-        for e in events
-        if isinstance(e, schemas.PaymentCompletedEvent)
-    }
+    created_at: dict[uuid.UUID, datetime] = {}
+    for e in events:  # the first payment of a payment id creates its session, not a retry
+        if isinstance(e, schemas.PaymentCompletedEvent):
+            created_at.setdefault(schemas.session_id_for_payment(e.data.payment_id), e.time)
     late = [m for m in stream() if m.kind is Kind.LATE_ACCEPTANCE]
     assert late
     for message in late:

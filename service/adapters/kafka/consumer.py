@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -35,7 +35,10 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 import schemas
+from service.adapters.health import Health
+from service.adapters.kafka import batch_metrics, trace_context
 from service.adapters.retry import retrying
+from service.adapters.tracing import NO_TRACING, Tracing
 from service.core.batch import BatchResult
 from service.logs import log_decisions
 from service.settings import Settings
@@ -62,8 +65,9 @@ class Record(Protocol):
 
 
 # Decides a batch of decoded events and commits the decisions (the wiring binds the handler, its
-# store and its policy); raises what the store raises.
-DecideBatch = Callable[[Sequence[schemas.InputEvent]], Awaitable[BatchResult]]
+# store and its policy), given the traceparent of each event id that came with one; raises what
+# the store raises.
+DecideBatch = Callable[[Sequence[schemas.InputEvent], Mapping[str, str]], Awaitable[BatchResult]]
 
 
 class Abandoned(Exception):
@@ -83,6 +87,7 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._loop.joined = True
         log.info(
             "partitions_assigned", partitions=sorted(f"{p.topic}-{p.partition}" for p in assigned)
         )
@@ -97,8 +102,13 @@ class ConsumerLoop:
         decide: DecideBatch,
         *,
         on_committed: Callable[[], None] = lambda: None,
+        health: Health | None = None,
+        tracing: Tracing = NO_TRACING,
+        name: str = "consumer",
     ) -> None:
+        self.name = name  # for readiness: which of an instance's consumers is backing off
         self._settings = settings
+        self._tracing = tracing
         self._consumer = consumer
         self._producer = producer
         self._decide = decide
@@ -107,6 +117,11 @@ class ConsumerLoop:
         self.batch_lock = asyncio.Lock()
         self.revoking = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._health = health or Health()
+        self._types = settings.topics.input_types()
+        # Readiness: the group has given this consumer its assignment (possibly empty, when
+        # there are more consumers than partitions) at least once.
+        self.joined = False
 
     def subscribe(self) -> None:
         inputs = list(self._settings.topics.input_types())
@@ -150,24 +165,38 @@ class ConsumerLoop:
     async def _process(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         events: list[schemas.InputEvent] = []
         dead: list[tuple[Record, schemas.DecodeError]] = []
+        traces: dict[str, str] = {}
+        began = time.time_ns()
         for records in fetched.values():
             for record in records:
+                value = record.value or b""
                 try:
-                    events.append(
-                        self._decoder.decode(record.value or b"", record.topic, record.headers)
-                    )
+                    event = self._decoder.decode(value, record.topic, record.headers)
                 except schemas.DecodeError as error:
                     dead.append((record, error))
+                    continue
+                events.append(event)
+                trace = trace_context.of_record(record.headers, value)
+                if trace is not None:
+                    traces[event.id] = trace
         started = time.perf_counter()
         if events:
-            result = await self._retrying("decide", self._decide, events)
-            log_decisions(result.decisions)
+            result = await self._retrying("decide", lambda e: self._decide(e, traces), events)
+            log_decisions(result.decisions, traces)
+            batch_metrics.record_decided(events, result)
             if result.emitted:
                 self._on_committed()
         decided = time.perf_counter()
+        decided_ns = time.time_ns()
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
+            batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
         await self._commit(fetched)
+        batch_metrics.record_batch(len(events) + len(dead), time.perf_counter() - started)
+        if traces and self._tracing is not NO_TRACING:
+            self._tracing.consumed(
+                traces.values(), fetched=began, decided=decided_ns, committed=time.time_ns()
+            )
         log.debug(
             "batch_committed",
             events=len(events),
@@ -234,9 +263,13 @@ class ConsumerLoop:
         Raises Abandoned when shutdown or a revocation comes during a backoff.
         """
         cap = self._settings.retry_backoff_max_seconds
-        async for attempt in retrying(what, cap=cap, sleep=self._backoff):
+        key = f"{self.name} {what}"
+        retries = retrying(what, cap=cap, sleep=self._backoff, health=self._health, health_key=key)
+        async for attempt in retries:
             with attempt:
-                return await action(arg)
+                result = await action(arg)
+                self._health.recovered(key)
+                return result
         raise AssertionError("unreachable")
 
     async def _backoff(self, seconds: float) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from typing import Any
 
 import structlog
@@ -24,17 +25,31 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 import schemas
+from service.adapters import metrics
+from service.adapters.health import Health
+from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
 from service.adapters.retry import retrying
+from service.adapters.tracing import NO_TRACING, Tracing
 from service.settings import Settings
 
 log = structlog.get_logger("service.relay")
 
 
 class Relay:
-    def __init__(self, settings: Settings, pool: Pool, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        producer: AIOKafkaProducer,
+        *,
+        health: Health | None = None,
+        tracing: Tracing = NO_TRACING,
+    ) -> None:
         self._settings = settings
+        self._tracing = tracing
+        self._health = health or Health()
         self._pool = pool
         self._producer = producer
         self._wake = asyncio.Event()
@@ -57,7 +72,7 @@ class Relay:
         # Keep trying through outages; once stopping, give up after a few attempts.
         give_up = lambda state: self._stopping.is_set() and state.attempt_number > 3  # noqa: E731
         try:
-            async for attempt in retrying("relay", cap=cap, stop=give_up):
+            async for attempt in retrying("relay", cap=cap, stop=give_up, health=self._health):
                 with attempt:
                     await self._lead()
         except Exception as error:
@@ -66,6 +81,7 @@ class Relay:
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
             await outbox.prepare_relay_connection(conn)
+            self._health.recovered("relay")
             await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
             try:
                 leader = False
@@ -110,22 +126,29 @@ class Relay:
             if builder is None:
                 builder = builders[partition] = self._producer.create_batch()
             value: bytes = row["value"]
-            headers: list[tuple[str, bytes]] = []
+            headers = headers_for(row["traceparent"])
             if self._binary:
-                headers, value = schemas.binary_from_structured(value)
-            if builder.append(key=row["key"], value=value, timestamp=None, headers=headers) is None:
+                attributes, value = schemas.binary_from_structured(value)
+                headers = [*attributes, *headers]
+            appended = builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
+            if appended is None:
                 # At most one batch per partition in flight: were a first batch to fail and a
                 # second to succeed, a customer's later events would overtake earlier ones.
                 # This row and the rest wait for the next round.
                 break
             taken += 1
+        sent = time.time_ns()
         delivered = [
             await self._producer.send_batch(builder, topic, partition=partition)
             for partition, builder in builders.items()
         ]
         await asyncio.gather(*delivered)
+        if self._tracing is not NO_TRACING:
+            traced = [r["traceparent"] for r in rows[:taken] if r["traceparent"]]
+            self._tracing.published(traced, sent=sent, acknowledged=time.time_ns())
         await outbox.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
         self.published += taken
+        metrics.published.inc(taken)
         # A full round (or one cut short by a full batch) means more may be waiting.
         return taken if taken == len(rows) else self._settings.relay_batch_size
 

@@ -57,8 +57,8 @@ INSERT_PAYMENTS = (
     "SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])"
 )
 INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, key, value) "
-    "SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[])"
+    "INSERT INTO outbox (event_id, key, value, traceparent) "
+    "SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::text[])"
 )
 # Its own transaction, committed without waiting for the WAL flush. Inside the deciding
 # transaction, NOTIFY takes a database-wide lock that is held through the commit's flush, so
@@ -71,8 +71,15 @@ NOTIFY_OUTBOX = (
 # published again, with the same ids, which the relay's at-least-once contract allows anyway.
 RELAY_SESSION = "SET synchronous_commit TO off"
 
-OUTBOX_NEXT = "SELECT seq, key, value FROM outbox ORDER BY seq LIMIT $1"
+OUTBOX_NEXT = "SELECT seq, key, value, traceparent FROM outbox ORDER BY seq LIMIT $1"
 OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
+# For the watch loop, once per interval: the oldest row through the primary key, one index page.
+OUTBOX_BACKLOG = (
+    "SELECT (SELECT count(*) FROM outbox) AS rows, "
+    "COALESCE((SELECT extract(epoch FROM now() - created_at) FROM outbox ORDER BY seq LIMIT 1), 0)"
+    "::float8 AS oldest_age"
+)
+PING = "SELECT 1"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 

@@ -70,6 +70,7 @@ class PostgresStore:
                     [r.event_id for r in outbox],
                     [r.key for r in outbox],
                     [r.value for r in outbox],
+                    [r.traceparent for r in outbox],
                 )
         except asyncpg.IntegrityConstraintViolationError as error:
             raise ConstraintViolated(f"{error.__class__.__name__}: {error}") from error

@@ -1,0 +1,107 @@
+"""The watch loop: once an interval, off the hot path, asks PostgreSQL and Kafka whether they
+answer and reads what only they know (outbox backlog, consumer lag), for readiness and metrics.
+
+Each check is bounded by the interval, so an outage that makes a call hang reads as a failure
+within two intervals. Raises nothing out of `run`: a failed check is a readiness problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+
+from service.adapters import metrics
+from service.adapters.health import NOT_CHECKED, Health
+from service.adapters.postgres import sql
+from service.adapters.postgres.pool import Pool
+
+log = structlog.get_logger("service.watch")
+
+POSTGRESQL = "postgresql"
+KAFKA = "kafka"
+
+
+class Watch:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        pool: Pool,
+        kafka: Any,  # an aiokafka client (AIOKafkaClient): `fetch_all_metadata()`
+        consumers: Sequence[AIOKafkaConsumer],
+        health: Health,
+    ) -> None:
+        self._interval = interval
+        self._pool = pool
+        self._kafka = kafka
+        self._consumers = consumers
+        self._health = health
+        self._stopping = asyncio.Event()
+        self._lag_series: set[tuple[str, str]] = set()
+        health.expect(POSTGRESQL, KAFKA)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            await self.check_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def check_once(self) -> None:
+        await asyncio.gather(
+            self._check(POSTGRESQL, self._database), self._check(KAFKA, self._broker)
+        )
+        await self._lag()
+
+    async def _check(self, name: str, probe: Callable[[], Any]) -> None:
+        before = self._health.problems().get(name)
+        try:
+            async with asyncio.timeout(self._interval):
+                await probe()
+        except Exception as error:  # any failure to answer is the answer
+            problem = f"{error.__class__.__name__}: {error}" if str(error) else repr(error)
+            if before is None or before == NOT_CHECKED:
+                log.warning("dependency_unavailable", dependency=name, error=problem)
+            self._health.checked(name, problem)
+            return
+        if before is not None and before != NOT_CHECKED:
+            log.info("dependency_available", dependency=name)
+        self._health.checked(name, None)
+
+    async def _database(self) -> None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(sql.OUTBOX_BACKLOG)
+        assert row is not None
+        metrics.outbox_backlog.set(row["rows"])
+        metrics.outbox_oldest_age_seconds.set(row["oldest_age"])
+
+    async def _broker(self) -> None:
+        await self._kafka.fetch_all_metadata()
+
+    async def _lag(self) -> None:
+        """High watermark minus position, for the partitions this instance's consumers own."""
+        seen: set[tuple[str, str]] = set()
+        for consumer in self._consumers:
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                if high is None:  # nothing fetched from it yet
+                    continue
+                try:
+                    async with asyncio.timeout(self._interval):
+                        position = await consumer.position(tp)
+                except Exception:  # revoked meanwhile, or no position yet: next time
+                    continue
+                labels = (tp.topic, str(tp.partition))
+                metrics.consumer_lag.labels(*labels).set(max(0, high - position))
+                seen.add(labels)
+        for gone in self._lag_series - seen:
+            with contextlib.suppress(KeyError):
+                metrics.consumer_lag.remove(*gone)
+        self._lag_series = seen
