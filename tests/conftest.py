@@ -3,6 +3,7 @@ each test gets its own database, topics and consumer group."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -44,7 +45,16 @@ async def drop_database(servers: Servers, dsn: str) -> None:
     name = urlsplit(dsn).path.lstrip("/")
     admin = await asyncpg.connect(servers.database_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(10):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except asyncpg.InsufficientPrivilegeError:
+                # An autovacuum worker in the database: FORCE may not end it without
+                # pg_signal_backend (`make up` grants it); it finishes on its own.
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
 

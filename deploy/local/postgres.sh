@@ -156,6 +156,9 @@ BEGIN
 END
 \$\$;
 ALTER ROLE $PG_APP_USER WITH LOGIN CREATEDB PASSWORD '$PG_APP_PASSWORD';
+-- Tests drop their databases WITH (FORCE); PostgreSQL refuses that while an autovacuum worker
+-- is in the database unless the role may signal backends.
+GRANT pg_signal_backend TO $PG_APP_USER;
 SELECT 'CREATE DATABASE $PG_APP_DB OWNER $PG_APP_USER'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_APP_DB')
 \gexec
