@@ -52,7 +52,7 @@ KAFKA_SCRAM_USER=fulfillment
 KAFKA_SCRAM_PASSWORD=fulfillment-secret
 # Any valid 22-char base64 UUID works; fixed so the data dir is reproducible.
 KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-sFu1fi11mentLoca1Kafka}"
-KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx2g}"
 KAFKA_READY_TIMEOUT=120
 KAFKA_STOP_TIMEOUT=30
 
