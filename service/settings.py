@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
+from uuid import UUID
 
-from pydantic import Field, PostgresDsn, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PostgresDsn, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import schemas
 from schemas import topics
@@ -63,9 +64,22 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(5000, ge=1, le=100_000)
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
     retry_backoff_max_seconds: float = Field(30.0, gt=0)
+    # Retries of a batch failing with something that is not an outage, before the failing
+    # events are searched out and their customers parked.
+    poison_retries: int = Field(5, ge=0, le=1000)
+    # Test hook: deciding an event of these customers raises, as a bug would. Empty (unset) in
+    # production, where it costs nothing.
+    failpoint_customers: Annotated[frozenset[UUID], NoDecode] = frozenset()
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("failpoint_customers", mode="before")
+    @classmethod
+    def _uuid_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(UUID(part.strip()) for part in value.split(",") if part.strip())
+        return value
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:

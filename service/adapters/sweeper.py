@@ -18,6 +18,7 @@ from uuid import UUID
 
 import structlog
 
+from service.adapters.parked_metrics import record_parked
 from service.adapters.retry import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.ports import Store
@@ -58,6 +59,7 @@ class Sweeper:
             try:
                 await self.sweep_once()
                 await self.prune_once()
+                await self.count_parked()
             except TRANSIENT as error:
                 log.warning("sweep_retry", error=repr(error))
             except Exception:  # a bug: loud, and tried again at the next interval
@@ -98,6 +100,11 @@ class Sweeper:
         if pruned:
             log.info("pruned_dedupe_records", count=pruned)
         return pruned
+
+    async def count_parked(self) -> None:
+        """Refresh the parked gauges: a release by an operator's command changes them too."""
+        async with self._open_store() as store:
+            record_parked(await store.parked_totals())
 
 
 def _seconds(value: int) -> timedelta:

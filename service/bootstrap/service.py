@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -18,10 +18,13 @@ from service.adapters import postgres
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.relay import Relay
+from service.adapters.parked_metrics import record_parked
+from service.adapters.poison import DecideContained
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
 from service.bootstrap.factory import Clients
 from service.core.batch import BatchResult
+from service.core.parking import EventKey
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
@@ -61,13 +64,25 @@ async def create_topics(clients: Clients) -> list[str]:
 
 def build_decider(
     settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
-) -> Callable[[Sequence[schemas.InputEvent]], Awaitable[BatchResult]]:
+) -> DecideContained:
     """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store."""
     policy = settings.policy
+    # Passed only when set, so that a handler standing in for the real one need not know it.
+    failpoint = {"failpoint": settings.failpoint_customers} if settings.failpoint_customers else {}
 
-    async def decide(events: Sequence[schemas.InputEvent]) -> BatchResult:
+    async def decide(
+        events: Sequence[schemas.InputEvent],
+        *,
+        poison: Mapping[EventKey, str] | None = None,
+        trial: bool = False,
+    ) -> BatchResult:
         async with postgres.store_of(pool) as store:
-            return await handle(store, events, policy=policy)
+            result = await handle(
+                store, events, policy=policy, poison=poison, trial=trial, **failpoint
+            )
+            if result.parked and not trial:
+                record_parked(await store.parked_totals())
+            return result
 
     return decide
 

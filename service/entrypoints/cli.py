@@ -11,6 +11,11 @@ from pathlib import Path
 
 import structlog
 
+from service.entrypoints.operator_cli import (
+    COMMANDS,
+    add_operator_commands,
+    run_operator_command,
+)
 from service.settings import ConfigurationError, Settings, load_settings
 
 
@@ -52,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--to-datetime", type=_datetime, metavar="T", help="RFC 3339 time")
     replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="default: all input topics")
     replay.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    add_operator_commands(commands)
     return root
 
 
@@ -98,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve_processes(settings)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command in COMMANDS:
+            return run_operator_command(settings, args)
         if args.command == "simulate":
             from service.entrypoints.simulate import simulate
 

@@ -35,9 +35,9 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 import schemas
+from service.adapters.poison import DecideContained, PoisonGuard
 from service.adapters.retry import retrying
-from service.core.batch import BatchResult
-from service.logs import log_decisions
+from service.logs import log_decisions, log_parked
 from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
@@ -60,7 +60,7 @@ class Record(Protocol):
 
 # Decides a batch of decoded events and commits the decisions (the wiring binds the handler, its
 # store and its policy); raises what the store raises.
-DecideBatch = Callable[[Sequence[schemas.InputEvent]], Awaitable[BatchResult]]
+DecideBatch = DecideContained
 
 
 class Abandoned(Exception):
@@ -155,8 +155,11 @@ class ConsumerLoop:
                     dead.append((record, error))
         started = time.perf_counter()
         if events:
-            result = await self._retrying("decide", self._decide, events)
+            # A failure that is not an outage ends, after its retries, in parking (poison.py).
+            guard = PoisonGuard(self._decide, retries=self._settings.poison_retries)
+            result = await self._retrying("decide", guard, events)
             log_decisions(result.decisions)
+            log_parked(result.parked)
             if result.emitted:
                 self._on_committed()
         decided = time.perf_counter()

@@ -101,3 +101,28 @@ APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
 MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 ADVISORY_LOCK = "SELECT pg_advisory_lock($1)"
+
+# Parking (migration 0003). A customer's parked rows are read and written under that
+# customer's lock, like everything else decided about them, so parking and release are serial
+# with the customer's batches.
+PARKED_CUSTOMERS = (
+    "SELECT DISTINCT customer_id FROM parked_events WHERE customer_id = ANY($1::uuid[])"
+)
+PARK_EVENTS = (
+    "INSERT INTO parked_events (customer_id, source, event_id, type, body, reason) "
+    "SELECT customer_id, source, event_id, type, body, reason "
+    "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[]) "
+    "WITH ORDINALITY AS p(customer_id, source, event_id, type, body, reason, n) "
+    # In the given order, so seq follows arrival order.
+    "ORDER BY n ON CONFLICT (source, event_id) DO NOTHING"
+)
+_PARKED_COLUMNS = "seq, customer_id, source, event_id, type, body, reason, parked_at"
+PARKED_EVENTS_OF = (
+    f"SELECT {_PARKED_COLUMNS} FROM parked_events WHERE customer_id = ANY($1::uuid[]) "
+    "ORDER BY seq LIMIT $2"
+)
+PARKED_EVENTS_ALL = f"SELECT {_PARKED_COLUMNS} FROM parked_events ORDER BY seq LIMIT $1"
+UNPARK = "DELETE FROM parked_events WHERE seq = ANY($1::bigint[])"
+PARKED_TOTALS = (
+    "SELECT count(DISTINCT customer_id) AS customers, count(*) AS events FROM parked_events"
+)

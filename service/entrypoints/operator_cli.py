@@ -1,0 +1,60 @@
+"""The operator commands' part of the command line: `parked`, `dlq`, `sessions`, `purge-stale`.
+Each prints text, or JSON with `--json`; each that changes anything has `--dry-run`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+from uuid import UUID
+
+from service.settings import Settings
+
+COMMANDS = ("parked",)
+
+
+def _uuid(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UUID") from None
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_operator_commands(commands: Any) -> None:
+    parked = commands.add_parser(
+        "parked", help="customers parked behind a poison event: list, show, release"
+    )
+    parked_sub = parked.add_subparsers(dest="parked_command", required=True, metavar="ACTION")
+    _json_flag(parked_sub.add_parser("list", help="parked customers, their event counts"))
+    show = parked_sub.add_parser("show", help="a customer's parked events, in order")
+    show.add_argument("customer", type=_uuid, metavar="CUSTOMER")
+    _json_flag(show)
+    release = parked_sub.add_parser(
+        "release", help="decide parked events again, in order (after a fix)"
+    )
+    target = release.add_mutually_exclusive_group(required=True)
+    target.add_argument("customer", type=_uuid, nargs="?", metavar="CUSTOMER")
+    target.add_argument("--all", action="store_true", help="every parked customer")
+    release.add_argument("--dry-run", action="store_true", help="decide, roll back, report")
+    _json_flag(release)
+
+
+def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "parked":
+        from service.entrypoints.parked import parked_command
+
+        return asyncio.run(
+            parked_command(
+                settings,
+                args.parked_command,
+                customer=getattr(args, "customer", None),
+                everything=getattr(args, "all", False),
+                dry_run=getattr(args, "dry_run", False),
+                as_json=args.json,
+            )
+        )
+    raise AssertionError(f"not an operator command: {args.command}")
