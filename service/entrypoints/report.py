@@ -17,7 +17,8 @@ NOT_FOUND = 3  # nothing matched what was asked for
 PARTLY = 4  # done, except what still fails (left where it was)
 
 
-def emit_json(value: Any, out: TextIO = sys.stdout) -> None:
+def emit_json(value: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # read at the call: tests and callers may replace it
     out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
@@ -42,10 +43,10 @@ def _cell(value: Any) -> str:
 class Progress:
     """`done/total, rate/s, ETA` on one rewritten stderr line, only when stderr is a terminal."""
 
-    def __init__(self, what: str, total: int, err: TextIO = sys.stderr) -> None:
+    def __init__(self, what: str, total: int, err: TextIO | None = None) -> None:
         self._what = what
         self._total = total
-        self._err = err
+        self._err = err = err or sys.stderr
         self._shown = err.isatty() and total > 1
         self._started = time.monotonic()
         self.done = 0
