@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(5000, ge=1, le=100_000)
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
     retry_backoff_max_seconds: float = Field(30.0, gt=0)
+    # Bounds on every wait in PostgreSQL, so that a frozen peer or a half-dead connection turns
+    # into an error and a retry instead of a stall. A lock wait fails after `lock_timeout`; a
+    # session of the service idle inside a transaction (a frozen instance holding customer
+    # locks) is ended by the server after `idle_in_transaction`, which releases its locks.
+    db_statement_timeout_seconds: float = Field(60.0, gt=0)
+    db_lock_timeout_seconds: float = Field(5.0, gt=0)
+    db_idle_in_transaction_timeout_seconds: float = Field(30.0, gt=0)
+    # TCP keepalives on both ends of each PostgreSQL connection: idle seconds before the first
+    # probe; three probes `idle / 3` apart then declare the peer dead.
+    db_keepalive_idle_seconds: int = Field(30, ge=3)
     # Retries of a batch failing with something that is not an outage, before the failing
     # events are searched out and their customers parked.
     poison_retries: int = Field(5, ge=0, le=1000)

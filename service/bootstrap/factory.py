@@ -13,6 +13,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from service.adapters import postgres
 from service.settings import Settings
 
+# The largest record a consumer fetches from one partition in one request, and so the largest
+# input the DLQ must be able to hold, with room for the error headers and the record overhead.
+MAX_FETCH_BYTES = 4 * 1024 * 1024
+DLQ_HEADER_ROOM = 64 * 1024
+DLQ_MAX_MESSAGE_BYTES = MAX_FETCH_BYTES + DLQ_HEADER_ROOM
+
 
 class Clients:
     def __init__(self, settings: Settings) -> None:
@@ -28,7 +34,7 @@ class Clients:
             "group_id": self.settings.group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
-            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            "max_partition_fetch_bytes": MAX_FETCH_BYTES,
             "fetch_max_wait_ms": 100,
             # Several consumers per process join one after another; a short heartbeat lets the
             # group settle in about a second instead of three.
@@ -43,6 +49,9 @@ class Clients:
             "linger_ms": 2,
             # Room for a whole round of the outbox per partition, under the broker's 1 MiB limit.
             "max_batch_size": 900_000,
+            # A dead-lettered record is the largest the consumer can fetch, plus the error
+            # headers: it must never be refused for its size (the DLQ topic is created to match).
+            "max_request_size": DLQ_MAX_MESSAGE_BYTES,
         }
         return AIOKafkaProducer(**(self._kafka() | options | overrides))
 
@@ -58,5 +67,31 @@ class Clients:
         finally:
             await admin.close()
 
-    async def pool(self, *, size: int) -> postgres.Pool:
-        return await postgres.create_pool(self.settings.dsn, size=size)
+    async def pool(self, *, size: int, bounded: bool = True) -> postgres.Pool:
+        """`bounded=False` only for migrations, whose statements and lock waits may be long."""
+        if not bounded:
+            return await postgres.create_pool(self.settings.dsn, size=size)
+        s = self.settings
+        idle = s.db_keepalive_idle_seconds
+        return await postgres.create_pool(
+            s.dsn,
+            size=size,
+            server_settings={
+                "statement_timeout": _ms(s.db_statement_timeout_seconds),
+                "lock_timeout": _ms(s.db_lock_timeout_seconds),
+                "idle_in_transaction_session_timeout": _ms(
+                    s.db_idle_in_transaction_timeout_seconds
+                ),
+                # The server's end: a dead instance's locks go when its connection does.
+                "tcp_keepalives_idle": str(idle),
+                "tcp_keepalives_interval": str(max(1, idle // 3)),
+                "tcp_keepalives_count": "3",
+            },
+            # The client's own bound on each statement, should the server stop answering.
+            command_timeout=s.db_statement_timeout_seconds + 5,
+            init=postgres.keepalive_init(idle),
+        )
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"

@@ -22,7 +22,7 @@ from service.adapters.parked_metrics import record_parked
 from service.adapters.poison import DecideContained
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
-from service.bootstrap.factory import Clients
+from service.bootstrap.factory import DLQ_MAX_MESSAGE_BYTES, Clients
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
 from service.core.ports import Store
@@ -59,6 +59,8 @@ async def create_topics(clients: Clients) -> list[str]:
             settings.topics.all(),
             partitions=settings.topic_partitions,
             replication_factor=settings.topic_replication_factor,
+            # Dead-lettering must never fail for size (the producer's max_request_size matches).
+            configs={settings.topics.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}},
         )
 
 

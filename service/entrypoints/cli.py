@@ -65,7 +65,7 @@ async def _migrate(settings: Settings) -> int:
     from service.adapters.postgres import migrate
     from service.bootstrap.factory import Clients
 
-    pool = await Clients(settings).pool(size=1)
+    pool = await Clients(settings).pool(size=1, bounded=False)
     try:
         async with pool.acquire() as conn:
             ran = await migrate.migrate(conn)

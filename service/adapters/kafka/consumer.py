@@ -43,6 +43,7 @@ from service.settings import Settings
 log = structlog.get_logger("service.consumer")
 
 COMMIT_TIMEOUT = 15.0
+PRODUCE_TIMEOUT = 30.0
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -200,7 +201,8 @@ class ConsumerLoop:
                     self._settings.topics.dlq, value=record.value, key=record.key, headers=headers
                 )
             )
-        await asyncio.gather(*sent)
+        # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff.
+        await asyncio.wait_for(asyncio.gather(*sent), PRODUCE_TIMEOUT)
 
     async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         owned = self._consumer.assignment()
