@@ -10,7 +10,7 @@ from uuid import UUID
 
 from service.settings import Settings
 
-COMMANDS = ("parked",)
+COMMANDS = ("parked", "sessions")
 
 
 def _uuid(text: str) -> UUID:
@@ -41,6 +41,22 @@ def add_operator_commands(commands: Any) -> None:
     target.add_argument("--all", action="store_true", help="every parked customer")
     release.add_argument("--dry-run", action="store_true", help="decide, roll back, report")
     _json_flag(release)
+    _add_sessions(commands)
+
+
+def _add_sessions(commands: Any) -> None:
+    sessions = commands.add_parser(
+        "sessions", help="a customer's sessions and what stops them booking"
+    )
+    sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True)
+    show = sessions_sub.add_parser(
+        "show", help="sessions, the payment's outcome, whether parked: why can't they book?"
+    )
+    which = show.add_mutually_exclusive_group(required=True)
+    which.add_argument("--customer", type=_uuid, metavar="ID")
+    which.add_argument("--session", type=_uuid, metavar="ID")
+    which.add_argument("--payment", metavar="ID")
+    _json_flag(show)
 
 
 def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -54,6 +70,18 @@ def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
                 customer=getattr(args, "customer", None),
                 everything=getattr(args, "all", False),
                 dry_run=getattr(args, "dry_run", False),
+                as_json=args.json,
+            )
+        )
+    if args.command == "sessions":
+        from service.entrypoints.sessions import show_sessions
+
+        return asyncio.run(
+            show_sessions(
+                settings,
+                customer=args.customer,
+                session=args.session,
+                payment=args.payment,
                 as_json=args.json,
             )
         )

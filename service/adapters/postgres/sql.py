@@ -126,3 +126,18 @@ UNPARK = "DELETE FROM parked_events WHERE seq = ANY($1::bigint[])"
 PARKED_TOTALS = (
     "SELECT count(DISTINCT customer_id) AS customers, count(*) AS events FROM parked_events"
 )
+
+# Support lookups (`fulfillment sessions show`): read-only, by primary key or an index.
+SESSIONS_OF_CUSTOMER = (
+    f"SELECT {_COLUMNS} FROM sessions WHERE customer_id = $1 ORDER BY created_at DESC LIMIT $2"
+)
+SESSION_BY_ID = f"SELECT {_COLUMNS} FROM sessions WHERE id = $1"
+PAYMENT_BY_ID = (
+    "SELECT payment_id, customer_id, event_id, outcome, session_id FROM payments "
+    "WHERE payment_id = $1"
+)
+# parked_events is small (what waits for an operator), so reading its bodies is cheap.
+PARKED_PAYMENT = (
+    "SELECT customer_id FROM parked_events WHERE type = 'payment.completed' "
+    "AND convert_from(body, 'UTF8')::jsonb #>> '{data,payment_id}' = $1 LIMIT 1"
+)
