@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from schemas import DecodeErrorKind
 from service.settings import Settings
 
-COMMANDS = ("parked", "sessions")
+COMMANDS = ("parked", "sessions", "dlq")
 
 
 def _uuid(text: str) -> UUID:
@@ -42,6 +44,50 @@ def add_operator_commands(commands: Any) -> None:
     release.add_argument("--dry-run", action="store_true", help="decide, roll back, report")
     _json_flag(release)
     _add_sessions(commands)
+    _add_dlq(commands)
+
+
+def _origin(text: str) -> str:
+    from service.adapters.kafka.dead_letters import parse_origin
+
+    try:
+        return parse_origin(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. 2026-11-24T09:30:00Z)")
+    return value
+
+
+def _add_dlq(commands: Any) -> None:
+    kinds = [k.value for k in DecodeErrorKind]
+    dlq = commands.add_parser("dlq", help="the dead-letter topic: list, show, redrive")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    listing = dlq_sub.add_parser("list", help="dead letters: origin, reason, time")
+    listing.add_argument("--since", type=_datetime, metavar="T", help="dead-lettered from T on")
+    listing.add_argument("--reason", choices=kinds, help="only this error kind")
+    _json_flag(listing)
+    show = dlq_sub.add_parser("show", help="one dead letter: bytes, key, headers, error")
+    show.add_argument("origins", type=_origin, nargs=1, metavar="TOPIC:PARTITION:OFFSET")
+    _json_flag(show)
+    again = dlq_sub.add_parser(
+        "redrive", help="republish originals to their topics, without the error headers"
+    )
+    target = again.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "origins", type=_origin, nargs="*", default=[], metavar="TOPIC:PARTITION:OFFSET"
+    )
+    target.add_argument("--all", action="store_true", help="every dead letter")
+    target.add_argument("--reason", choices=kinds, help="every dead letter of this kind")
+    again.add_argument("--dry-run", action="store_true", help="say what would be sent")
+    _json_flag(again)
 
 
 def _add_sessions(commands: Any) -> None:
@@ -82,6 +128,21 @@ def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
                 customer=args.customer,
                 session=args.session,
                 payment=args.payment,
+                as_json=args.json,
+            )
+        )
+    if args.command == "dlq":
+        from service.entrypoints.dlq import dlq_command
+
+        return asyncio.run(
+            dlq_command(
+                settings,
+                args.dlq_command,
+                since=getattr(args, "since", None),
+                reason=getattr(args, "reason", None),
+                origins=args.origins,
+                everything=getattr(args, "all", False),
+                dry_run=getattr(args, "dry_run", False),
                 as_json=args.json,
             )
         )
