@@ -95,13 +95,17 @@ def build_sweeper(
     *,
     sweep: SweepHandler = sweep_customers,
     on_committed: Callable[[], None] = lambda: None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Sweeper:
     policy = settings.policy
 
     async def sweep_due(store: Store, customers: Sequence[UUID], now: datetime) -> BatchResult:
         return await sweep(store, customers, now=now, policy=policy)
 
-    return Sweeper(settings, lambda: postgres.store_of(pool), sweep_due, on_committed=on_committed)
+    timing = {} if clock is None else {"clock": clock}
+    return Sweeper(
+        settings, lambda: postgres.store_of(pool), sweep_due, on_committed=on_committed, **timing
+    )
 
 
 class Service:

@@ -12,7 +12,7 @@ from uuid import UUID
 from schemas import DecodeErrorKind
 from service.settings import Settings
 
-COMMANDS = ("parked", "sessions", "dlq")
+COMMANDS = ("parked", "sessions", "dlq", "purge-stale")
 
 
 def _uuid(text: str) -> UUID:
@@ -45,6 +45,11 @@ def add_operator_commands(commands: Any) -> None:
     _json_flag(release)
     _add_sessions(commands)
     _add_dlq(commands)
+    purge = commands.add_parser(
+        "purge-stale", help="close the sessions due now, each with its session.* event"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="say what would be closed")
+    _json_flag(purge)
 
 
 def _origin(text: str) -> str:
@@ -146,4 +151,8 @@ def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
                 as_json=args.json,
             )
         )
+    if args.command == "purge-stale":
+        from service.entrypoints.purge_stale import purge_stale
+
+        return asyncio.run(purge_stale(settings, dry_run=args.dry_run, as_json=args.json))
     raise AssertionError(f"not an operator command: {args.command}")
