@@ -5,10 +5,13 @@ the failpoint is gone, `parked release` decides them once and in order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from structlog.testing import capture_logs
 
@@ -16,7 +19,7 @@ import schemas
 from service.entrypoints import report
 from service.entrypoints.parked import parked_command
 from tests.fault.tools import Offsets, fetchval, outcomes_by_payment, wait_drained, wall_now
-from tests.harness import Outcomes, Producer, running
+from tests.harness import Outcomes, Producer, payment, running
 
 pytestmark = pytest.mark.fault
 
@@ -107,3 +110,58 @@ async def test_a_failing_customer_is_parked_with_later_events_others_flow_and_re
         (schemas.SESSION_REJECTED, "alice-3"),
     ]
     assert all(len(v) == 1 for v in outcomes_by_payment(after.events).values())
+
+
+@pytest.mark.timeout(120)
+async def test_inputs_that_decode_but_fail_later_stop_nobody_else_on_their_partition(
+    make_settings: Any,
+) -> None:
+    """Each is contained wherever it is caught: refused at decode (on the DLQ once, with its
+    reason) where the decoder knows the limit, else parked with its customer after the retries.
+    Either way the good payments around it on the same partition get their outcomes."""
+    settings = make_settings(poison_retries=1, retry_backoff_max_seconds=0.2)
+    now = wall_now()
+    good = {f"good-{i}": uuid.uuid4() for i in range(3)}
+    overflowing = orjson.loads(payment(uuid.uuid4(), "overflow", time=now))
+    # Valid as RFC 3339, but 0001-01-01T00:10+01:00 is before year 1 in UTC.
+    overflowing["time"] = "0001-01-01T00:10:00+01:00"
+    overflowing["id"] = "overflow"
+    # 1,024 characters, 4,096 bytes that do not compress: over PostgreSQL's B-tree limit for
+    # the dedupe key (a repetitive id would be compressed under it).
+    huge_id = orjson.loads(payment(uuid.uuid4(), "huge-id", time=now))
+    chars = random.Random(12).choices(range(0x20000, 0x2A6DF), k=1024)
+    huge_id["id"] = "".join(map(chr, chars))
+    bad = {"overflow": orjson.dumps(overflowing), "huge-id": orjson.dumps(huge_id)}
+    stream = [
+        ("good-0", None),
+        ("overflow", bad["overflow"]),
+        ("good-1", None),
+        ("huge-id", bad["huge-id"]),
+        ("good-2", None),
+    ]
+    async with (
+        Outcomes(settings) as outcomes,
+        Outcomes(settings, topic=settings.topic_dlq) as dlq,
+        Producer(settings) as producer,
+        running(settings),
+    ):
+        started = asyncio.get_running_loop().time()
+        for name, value in stream:
+            if value is None:
+                await producer.pay(good[name], name, time=now, event_id=name, partition=0)
+            else:
+                await producer.send(settings.topic_payments, value, partition=0)
+        await outcomes.wait_for(
+            lambda o: set(good) <= set(outcomes_by_payment(o.events)), within=30
+        )
+        flowed_in = asyncio.get_running_loop().time() - started
+        await wait_drained(settings)
+        parked = await fetchval(
+            settings.dsn, "SELECT array_agg(type || ':' || left(event_id, 20)) FROM parked_events"
+        )
+    assert flowed_in < 20
+    assert outcomes_by_payment(outcomes.events) == {g: [schemas.SESSION_CREATED] for g in good}
+    dead = [dict(r.headers) for r in dlq.records]
+    parked_count = len(parked or [])
+    assert parked_count + len(dead) == len(bad)  # each once, in one place or the other
+    assert all(h[schemas.DLQ_ERROR_REASON] for h in dead)

@@ -114,7 +114,7 @@ PARK_EVENTS = (
     "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[]) "
     "WITH ORDINALITY AS p(customer_id, source, event_id, type, body, reason, n) "
     # In the given order, so seq follows arrival order.
-    "ORDER BY n ON CONFLICT (source, event_id) DO NOTHING"
+    "ORDER BY n ON CONFLICT DO NOTHING"
 )
 _PARKED_COLUMNS = "seq, customer_id, source, event_id, type, body, reason, parked_at"
 PARKED_EVENTS_OF = (

@@ -13,9 +13,10 @@ CREATE TABLE parked_events (
     body        bytea NOT NULL,
     -- Why: the failure of the poison event itself, or that its customer was already parked.
     reason      text NOT NULL,
-    parked_at   timestamptz NOT NULL DEFAULT now(),
-    -- A redelivery of a parked event is parked once.
-    UNIQUE (source, event_id)
+    parked_at   timestamptz NOT NULL DEFAULT now()
 );
+-- A redelivery of a parked event is parked once. On digests, not the ids themselves: an event
+-- may be parked precisely because its id is too large for a B-tree entry (over 2,704 bytes).
+CREATE UNIQUE INDEX parked_events_once ON parked_events (md5(source), md5(event_id));
 -- "Is this customer parked?" on every batch, and a customer's events in order on release.
 CREATE INDEX parked_events_by_customer ON parked_events (customer_id, seq);
