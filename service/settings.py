@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # TCP keepalives on both ends of each PostgreSQL connection: idle seconds before the first
     # probe; three probes `idle / 3` apart then declare the peer dead.
     db_keepalive_idle_seconds: int = Field(30, ge=3)
+    # Every produce the loops await (the relay's batches, dead letters) fails after this, and is
+    # retried, instead of waiting on a broker that stopped answering.
+    kafka_produce_timeout_seconds: float = Field(30.0, gt=0)
     # Retries of a batch failing with something that is not an outage, before the failing
     # events are searched out and their customers parked.
     poison_retries: int = Field(5, ge=0, le=1000)

@@ -149,7 +149,7 @@ class Service:
 
     async def _run_loops(self, pool: postgres.Pool, producer: AIOKafkaProducer) -> None:
         settings = self.settings
-        relay = Relay(settings, pool, producer)
+        relay = Relay(settings, pool, producer, new_producer=self.clients.producer)
         sweeper = build_sweeper(settings, pool, sweep=self._sweep, on_committed=relay.wake)
         decide = build_decider(settings, pool, handle=self._handle)
         consumers = [self.clients.consumer() for _ in range(settings.consumers)]

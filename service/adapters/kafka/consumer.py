@@ -43,7 +43,6 @@ from service.settings import Settings
 log = structlog.get_logger("service.consumer")
 
 COMMIT_TIMEOUT = 15.0
-PRODUCE_TIMEOUT = 30.0
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -202,7 +201,7 @@ class ConsumerLoop:
                 )
             )
         # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff.
-        await asyncio.wait_for(asyncio.gather(*sent), PRODUCE_TIMEOUT)
+        await asyncio.wait_for(asyncio.gather(*sent), self._settings.kafka_produce_timeout_seconds)
 
     async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         owned = self._consumer.assignment()

@@ -71,10 +71,16 @@ NOTIFY_OUTBOX = (
 # published again, with the same ids, which the relay's at-least-once contract allows anyway.
 RELAY_SESSION = "SET synchronous_commit TO off"
 
-OUTBOX_NEXT = "SELECT seq, key, value FROM outbox ORDER BY seq LIMIT $1"
+OUTBOX_NEXT = "SELECT seq, key, value FROM outbox WHERE seq > $2 ORDER BY seq LIMIT $1"
 OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
+# A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low), objsubid 1.
+HOLDS_LOCK = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND objsubid = 1 "
+    "AND ((classid::bigint << 32) | objid::bigint) = $1)"
+)
 
 DUE_CUSTOMERS = (
     "(SELECT customer_id FROM sessions WHERE status = 'waiting' AND expires_at <= $1 LIMIT $3) "
