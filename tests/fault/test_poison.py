@@ -16,6 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import schemas
+from service.adapters.metrics import REGISTRY
 from service.entrypoints import report
 from service.entrypoints.parked import parked_command
 from tests.fault.tools import Offsets, fetchval, outcomes_by_payment, wait_drained, wall_now
@@ -67,6 +68,8 @@ async def test_a_failing_customer_is_parked_with_later_events_others_flow_and_re
             assert await offsets.count(broken.topic_dlq) == 0
         assert await parked_ids(broken.dsn) == ["alice-1", "alice-2", "alice-3"]
         assert not {"alice-1", "alice-2", "alice-3"} & set(outcomes_by_payment(outcomes.events))
+        assert REGISTRY.get_sample_value("fulfillment_parked_customers") == 1
+        assert REGISTRY.get_sample_value("fulfillment_parked_events") == 3
         assert any(e["event"] == "poison_parked" for e in logs)
 
         capsys.readouterr()

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import schemas
 from service.adapters.memory_store import MemoryDatabase
+from service.adapters.metrics import REGISTRY
 from service.adapters.poison import DecideContained, PoisonGuard, find_poison
 from service.core.batch import BatchResult
 from service.core.parking import BEHIND_PARKED, EventKey, key_of, owners_in_batch, set_aside
@@ -135,8 +136,10 @@ async def test_a_release_whose_first_event_still_fails_keeps_it_and_the_rest_par
     with pytest.raises(FailpointHit):
         await release([p.event() for p in before])
     guard = PoisonGuard(release, retries=1)
+    retried = REGISTRY.get_sample_value("fulfillment_poison_retries_total") or 0.0
     with pytest.raises(FailpointHit):  # the one retry allowed
         await guard([p.event() for p in before])
+    assert REGISTRY.get_sample_value("fulfillment_poison_retries_total") == retried + 1
     result = await guard([p.event() for p in before])  # then contained
     assert result.decisions == () and result.parked == ()
     assert await store.parked_events() == before
