@@ -130,7 +130,7 @@ async def _release(
         report.emit_json({"dry_run": dry_run, "released": [r.as_dict() for r in results]})
     else:
         verb = "would decide" if dry_run else "decided"
-        for r in results:
+        for r in results if found else []:
             who = r.customer_id or "events without a customer"
             print(f"{who}: {verb} {len(r.decided)}, still parked {len(r.still_parked)}")
             for row in r.still_parked[:1]:
