@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
@@ -91,7 +92,10 @@ class Settings(BaseSettings):
     @classmethod
     def _uuid_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return frozenset(UUID(part.strip()) for part in value.split(",") if part.strip())
+            text = value.strip()
+            # Comma-separated, or a JSON list (as the settings dump themselves).
+            parts = json.loads(text) if text.startswith("[") else text.split(",")
+            return frozenset(UUID(str(part).strip()) for part in parts if str(part).strip())
         return value
 
     @model_validator(mode="after")
