@@ -4,11 +4,12 @@ parked events once, in order, or leaves a still-failing one (and what follows it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
@@ -16,7 +17,14 @@ from service.adapters.memory_store import MemoryDatabase
 from service.adapters.metrics import REGISTRY
 from service.adapters.poison import DecideContained, PoisonGuard, find_poison
 from service.core.batch import BatchResult
-from service.core.parking import BEHIND_PARKED, EventKey, key_of, owners_in_batch, set_aside
+from service.core.parking import (
+    BEHIND_PARKED,
+    EventKey,
+    customer_in_batch,
+    key_of,
+    owners_in_batch,
+    set_aside,
+)
 from service.core.ports import Store
 from service.handlers.consume import FailpointHit, handle_batch
 from service.handlers.release import release_parked
@@ -169,3 +177,48 @@ def test_set_aside_keeps_arrival_order_and_parks_everything_after_a_customer_s_f
             key_of(e) in poison for e in events[: index + 1] if e.data.customer_id == customer
         )
         assert (event.id in parked_ids) == (customer in held or earlier_poison)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    script=st.lists(
+        st.tuples(st.integers(0, 4), st.booleans(), st.integers(0, 40)), min_size=1, max_size=14
+    ),
+    bad=st.sets(st.integers(0, 4), max_size=3),
+)
+def test_containment_parks_exactly_the_failing_customers_and_decides_the_rest_as_if_alone(
+    script: list[tuple[int, bool, int]], bad: set[int]
+) -> None:
+    customers = [UUID(int=i + 1) for i in range(5)]
+    events: list[schemas.InputEvent] = []
+    for n, (who, accept, minute) in enumerate(script):
+        if accept and events:
+            # An acceptance of the session of some earlier payment in the batch.
+            target = events[minute % len(events)]
+            if isinstance(target, schemas.PaymentCompletedEvent):
+                events.append(
+                    acceptance(
+                        session_for(target.data.payment_id),
+                        at=T0 + minutes(minute),
+                        event_id=f"a{n}",
+                    )
+                )
+                continue
+        events.append(payment(f"p{n}", customers[who], at=T0 + minutes(minute)))
+    failing = frozenset(customers[i] for i in bad)
+
+    async def run() -> tuple[list[str], list[str], list[str]]:
+        contained_db, alone_db = MemoryDatabase(), MemoryDatabase()
+        store = contained_db.store()
+        guard = PoisonGuard(decider(store, failpoint=failing), retries=0)
+        result = await guard(events)
+        owners = owners_in_batch(events, {})
+        kept = [e for e in events if customer_in_batch(e, owners) not in failing]
+        alone = await decider(alone_db.store())(kept)
+        parked = [p.event_id for p in contained_db.tables.parked]
+        return [d.event_id for d in result.decisions], [d.event_id for d in alone.decisions], parked
+
+    contained, alone, parked = asyncio.run(run())
+    owners = owners_in_batch(events, {})
+    assert contained == alone  # everyone else: the same decisions, in the same order
+    assert parked == [e.id for e in events if customer_in_batch(e, owners) in failing]
