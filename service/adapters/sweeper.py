@@ -77,13 +77,36 @@ class Sweeper:
                 )
                 if not due:
                     break
-                result = await self._sweep(store, due, now)
-                results.append(result)
-                log_decisions(result.decisions)
-                if result.emitted:
-                    self._on_committed()
+                try:
+                    chunk = [await self._sweep(store, due, now)]
+                except TRANSIENT:
+                    raise
+                except Exception:
+                    # One customer's session that cannot be closed (a bug) must not keep the
+                    # whole chunk open: each alone, the failing ones left for the next sweep.
+                    log.exception("sweep_chunk_failed", customers=len(due))
+                    chunk = await self._one_by_one(store, due, now)
+                    due = []  # what failed is due again at once: leave it to the next sweep
+                for result in chunk:
+                    results.append(result)
+                    log_decisions(result.decisions)
+                    if result.emitted:
+                        self._on_committed()
                 if len(due) < SWEEP_CHUNK:
                     break
+        return results
+
+    async def _one_by_one(
+        self, store: Store, customers: Sequence[UUID], now: datetime
+    ) -> list[BatchResult]:
+        results = []
+        for customer in customers:
+            try:
+                results.append(await self._sweep(store, [customer], now))
+            except TRANSIENT:
+                raise
+            except Exception:
+                log.exception("sweep_customer_failed", customer_id=customer)
         return results
 
     async def prune_once(self) -> int:
