@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from schemas import DecodeErrorKind
+from service.entrypoints import report
 from service.settings import Settings
 
 COMMANDS = ("parked", "sessions", "dlq", "purge-stale")
@@ -111,6 +113,22 @@ def _add_sessions(commands: Any) -> None:
 
 
 def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Runs one operator command; a server that refuses or cannot be reached ends in one line
+    on stderr and exit code 1 (the database's own outages are the caller's to report)."""
+    import asyncpg
+    from aiokafka.errors import KafkaError
+
+    try:
+        return _run(settings, args)
+    except KafkaError as error:
+        print(f"fulfillment: Kafka at {settings.kafka_bootstrap_servers}: {error}", file=sys.stderr)
+        return report.FAILED
+    except asyncpg.PostgresError as error:
+        print(f"fulfillment: PostgreSQL refused: {error}", file=sys.stderr)
+        return report.FAILED
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "parked":
         from service.entrypoints.parked import parked_command
 
@@ -145,7 +163,7 @@ def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
                 args.dlq_command,
                 since=getattr(args, "since", None),
                 reason=getattr(args, "reason", None),
-                origins=args.origins,
+                origins=getattr(args, "origins", []),
                 everything=getattr(args, "all", False),
                 dry_run=getattr(args, "dry_run", False),
                 as_json=args.json,
