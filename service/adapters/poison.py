@@ -8,9 +8,10 @@ batch commits once, in one transaction: every other customer's events decided, t
 events and their customers' later events parked (service/core/parking.py). Nothing is decided
 twice (the trials roll back) and each customer's order holds (parked events keep theirs).
 
-A failure that hits every event (a broken deployment) parks every customer it meets; `fulfillment
-parked release --all` brings them back once it is fixed. An outage during the search (TRANSIENT)
-ends it: the batch is retried as any other.
+Each search finds at most `MAX_NEW_POISON` events, then backs off and goes on: the cost of a
+search stays bounded, and a failure that hits every event (a broken deployment) parks customers
+slowly (`fulfillment parked release --all` brings them back once it is fixed). An outage
+during the search (TRANSIENT) ends it: the batch is retried as any other.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from service.core.parking import EventKey, key_of
 log = structlog.get_logger("service.poison")
 
 MAX_REASON_CHARS = 1000
+MAX_NEW_POISON = 16
 
 
 class DecideContained(Protocol):
@@ -63,10 +65,29 @@ class PoisonGuard:
             if self._failures <= self._retries:
                 metrics.poison_retries.inc()
                 raise
-        self.poison = await find_poison(self._decide, events, self.poison)
+        known = set(self.poison)
+        try:
+            self.poison = await find_poison(self._decide, events, self.poison)
+        except SearchPaused as paused:
+            # Many events failing at once: keep what was found, back off, search on. A batch
+            # failing everywhere (a broken deployment) then parks at most MAX_NEW_POISON events'
+            # customers per backoff, and a revocation can take the partitions in between.
+            self.poison = paused.poison
+            log.error("poison_search_paused", found=len(self.poison))
+            raise paused.failure from None
         for (source, event_id), reason in self.poison.items():
-            log.error("poison_parked", source=source, event_id=event_id, reason=reason)
+            if (source, event_id) not in known:
+                log.error("poison_parked", source=source, event_id=event_id, reason=reason)
         return await self._decide(events, poison=self.poison)
+
+
+class SearchPaused(Exception):
+    """`MAX_NEW_POISON` poison events found in one search; the batch still fails."""
+
+    def __init__(self, poison: dict[EventKey, str], failure: Exception) -> None:
+        super().__init__(f"{len(poison)} poison events so far")
+        self.poison = poison
+        self.failure = failure
 
 
 async def find_poison(
@@ -77,12 +98,15 @@ async def find_poison(
     """The poison events of `events` (with `known` ones), by key, each with its failure.
 
     Raises the failure itself when parking the poison events does not make the batch pass (the
-    parking fails too), and TRANSIENT errors as they come."""
+    parking fails too), SearchPaused after finding `MAX_NEW_POISON` (each costs a binary search
+    of trial decisions), and TRANSIENT errors as they come."""
     poison = dict(known)
     while True:
         failure = await _trial(decide, events, poison)
         if failure is None:
             return poison
+        if len(poison) - len(known) >= MAX_NEW_POISON:
+            raise SearchPaused(poison, failure)
         # events[:passing] decides, events[:failing] does not; the empty prefix decides nothing.
         passing, failing = 0, len(events)
         while failing - passing > 1:

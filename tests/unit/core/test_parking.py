@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import schemas
 from service.adapters.memory_store import MemoryDatabase
 from service.adapters.metrics import REGISTRY
-from service.adapters.poison import DecideContained, PoisonGuard, find_poison
+from service.adapters.poison import MAX_NEW_POISON, DecideContained, PoisonGuard, find_poison
 from service.core.batch import BatchResult
 from service.core.parking import (
     BEHIND_PARKED,
@@ -222,3 +222,20 @@ def test_containment_parks_exactly_the_failing_customers_and_decides_the_rest_as
     owners = owners_in_batch(events, {})
     assert contained == alone  # everyone else: the same decisions, in the same order
     assert parked == [e.id for e in events if customer_in_batch(e, owners) in failing]
+
+
+async def test_a_batch_failing_everywhere_is_searched_in_bounded_steps_with_backoff_between() -> (
+    None
+):
+    db = MemoryDatabase()
+    store = db.store()
+    customers = [UUID(int=i + 1) for i in range(MAX_NEW_POISON * 2 + 3)]
+    events = [payment(f"p{i}", c) for i, c in enumerate(customers)]
+    guard = PoisonGuard(decider(store, failpoint=frozenset(customers)), retries=0)
+    for found in (MAX_NEW_POISON, 2 * MAX_NEW_POISON):
+        with pytest.raises(FailpointHit):  # paused: the loop backs off before the next step
+            await guard(events)
+        assert len(guard.poison) == found
+        assert db.tables.parked == []  # nothing committed while the batch still fails
+    result = await guard(events)
+    assert [p.event_id for p in result.parked] == [e.id for e in events]
