@@ -118,6 +118,9 @@ async def test_a_stop_during_a_database_outage_returns_within_a_bound_and_loses_
             service = Service(settings)
             task = asyncio.create_task(service.run())
             try:
+                # Running first: an outage during start-up is a failed start, not this test.
+                await producer.pay(uuid.uuid4(), "warm-up", time=wall_now(), partition=0)
+                await outcomes.wait_for(lambda o: "warm-up" in outcomes_by_payment(o.events))
                 async with unreachable(servers, settings.dsn):
                     await producer.pay(customer, "during-outage", time=wall_now(), partition=0)
 
@@ -136,4 +139,9 @@ async def test_a_stop_during_a_database_outage_returns_within_a_bound_and_loses_
                 await outcomes.wait_for(lambda o: "during-outage" in outcomes_by_payment(o.events))
                 await wait_drained(settings)
     assert stopped_in < 30, f"stopping took {stopped_in:.1f} s"
-    assert outcomes_by_payment(outcomes.events) == {"during-outage": [schemas.SESSION_CREATED]}
+    # At least once: the outage may cut the relay off between a publish and its delete, so a
+    # row can be published again, with the same id. One outcome each, by id.
+    distinct = list({e.id: e for e in outcomes.events}.values())
+    assert outcomes_by_payment(distinct) == {
+        p: [schemas.SESSION_CREATED] for p in ("warm-up", "during-outage")
+    }
