@@ -13,6 +13,7 @@ import orjson
 import structlog
 
 from service.core.batch import Decision
+from service.core.parking import ParkedEvent
 from service.core.traceparent import trace_id
 
 SERVICE: Final = "session-fulfillment"
@@ -82,4 +83,17 @@ def log_decisions(decisions: Iterable[Decision], traces: Mapping[str, str] | Non
             session_id=decision.session_id,
             payment_id=decision.payment_id,
             purged=decision.purged,
+        )
+
+
+def log_parked(parked: Iterable[ParkedEvent]) -> None:
+    """One `parked` line per event set aside behind a poison event."""
+    for event in parked:
+        _decisions.warning(
+            "parked",
+            event_id=event.event_id,
+            source=event.source,
+            type=event.type,
+            customer_id=event.customer_id,
+            reason=event.reason,
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import (
     AfterValidator,
@@ -18,7 +20,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 import schemas
 from schemas import topics
@@ -126,6 +133,25 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(5000, ge=1, le=100_000)
     relay_poll_interval_seconds: float = Field(1.0, gt=0)
     retry_backoff_max_seconds: float = Field(30.0, gt=0)
+    # Bounds on every wait in PostgreSQL, so that a frozen peer or a half-dead connection turns
+    # into an error and a retry instead of a stall. A lock wait fails after `lock_timeout`; a
+    # session of the service idle inside a transaction (a frozen instance holding customer
+    # locks) is ended by the server after `idle_in_transaction`, which releases its locks.
+    db_statement_timeout_seconds: float = Field(60.0, gt=0)
+    db_lock_timeout_seconds: float = Field(5.0, gt=0)
+    db_idle_in_transaction_timeout_seconds: float = Field(30.0, gt=0)
+    # TCP keepalives on both ends of each PostgreSQL connection: idle seconds before the first
+    # probe; three probes `idle / 3` apart then declare the peer dead.
+    db_keepalive_idle_seconds: int = Field(30, ge=3)
+    # Every produce the loops await (the relay's batches, dead letters) fails after this, and is
+    # retried, instead of waiting on a broker that stopped answering.
+    kafka_produce_timeout_seconds: float = Field(30.0, gt=0)
+    # Retries of a batch failing with something that is not an outage, before the failing
+    # events are searched out and their customers parked.
+    poison_retries: int = Field(5, ge=0, le=1000)
+    # Test hook: deciding an event of these customers raises, as a bug would. Empty (unset) in
+    # production, where it costs nothing.
+    failpoint_customers: Annotated[frozenset[UUID], NoDecode] = frozenset()
 
     # How `sessions.events` is written: CloudEvents structured mode (the value is the whole
     # event) or binary mode (attributes as ce_* headers, the value is the data).
@@ -155,6 +181,16 @@ class Settings(BaseSettings):
     def _security_options_agree(self) -> Settings:
         check_security(self)
         return self
+
+    @field_validator("failpoint_customers", mode="before")
+    @classmethod
+    def _uuid_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            # Comma-separated, or a JSON list (as the settings dump themselves).
+            parts = json.loads(text) if text.startswith("[") else text.split(",")
+            return frozenset(UUID(str(part).strip()) for part in parts if str(part).strip())
+        return value
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:

@@ -14,6 +14,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from uuid import UUID
 
 from service.core.batch import BatchResult, PaymentRecord, Snapshot
 from service.core.outcomes import Kind
+from service.core.parking import ParkedEvent
 from service.core.ports import ConstraintViolated, OutboxRow
 from service.core.sessions import Session, Status
 
@@ -33,6 +35,8 @@ class _Tables:
     payments: dict[str, PaymentRecord] = field(default_factory=dict)
     processed: dict[tuple[str, str], datetime] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
+    parked: list[ParkedEvent] = field(default_factory=list)
+    parked_seq: int = 0
 
 
 class MemoryDatabase:
@@ -65,12 +69,14 @@ class MemoryStore:
         assert not self._in_transaction, "no nested transactions"
         async with self._db.writer:
             tables = self._db.tables
-            before = _Tables(
-                set(tables.customers),
-                dict(tables.sessions),
-                dict(tables.payments),
-                dict(tables.processed),
-                list(tables.outbox),
+            before = dataclasses.replace(
+                tables,
+                customers=set(tables.customers),
+                sessions=dict(tables.sessions),
+                payments=dict(tables.payments),
+                processed=dict(tables.processed),
+                outbox=list(tables.outbox),
+                parked=list(tables.parked),
             )
             self._in_transaction = True
             try:
@@ -178,6 +184,42 @@ class MemoryStore:
             for _, key in old[:limit]:
                 del self.tables.processed[key]
             return min(len(old), limit)
+
+    async def parked_customers(self, customer_ids: Sequence[UUID]) -> set[UUID]:
+        wanted = set(customer_ids)
+        return {p.customer_id for p in self.tables.parked if p.customer_id in wanted}
+
+    async def park(self, events: Sequence[ParkedEvent]) -> int:
+        tables = self.tables
+        known = {p.key for p in tables.parked}
+        added = 0
+        for event in events:
+            if event.key in known:
+                continue
+            known.add(event.key)
+            tables.parked_seq += 1
+            tables.parked.append(
+                dataclasses.replace(event, seq=tables.parked_seq, parked_at=self._db.clock())
+            )
+            added += 1
+        return added
+
+    async def parked_events(
+        self, customer_ids: Sequence[UUID] | None = None, *, limit: int = 10_000
+    ) -> list[ParkedEvent]:
+        parked = self.tables.parked
+        if customer_ids is not None:
+            wanted = set(customer_ids)
+            parked = [p for p in parked if p.customer_id in wanted]
+        return parked[:limit]
+
+    async def unpark(self, seqs: Sequence[int]) -> None:
+        gone = set(seqs)
+        self.tables.parked = [p for p in self.tables.parked if p.seq not in gone]
+
+    async def parked_totals(self) -> tuple[int, int]:
+        parked = self.tables.parked
+        return len({p.customer_id for p in parked if p.customer_id is not None}), len(parked)
 
 
 def _check_row(session: Session) -> None:

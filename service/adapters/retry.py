@@ -27,6 +27,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.ObjectNotInPrerequisiteStateError,
     # Retrying is the remedy PostgreSQL prescribes for these.
     asyncpg.DeadlockDetectedError,
+    # lock_timeout: a peer holds a customer's lock too long (a frozen instance, whose session
+    # the server ends after idle_in_transaction_session_timeout). Not the event's fault.
+    asyncpg.LockNotAvailableError,
     asyncpg.SerializationError,
     KafkaConnectionError,
     KafkaTimeoutError,

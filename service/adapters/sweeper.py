@@ -20,6 +20,7 @@ import structlog
 
 from service.adapters import metrics
 from service.adapters.health import Health
+from service.adapters.parked_metrics import record_parked
 from service.adapters.retry import TRANSIENT, count_retry
 from service.core.batch import BatchResult
 from service.core.ports import Store
@@ -63,6 +64,7 @@ class Sweeper:
                 await self.sweep_once()
                 await self.prune_once()
                 self._health.recovered("sweep")
+                await self.count_parked()
             except TRANSIENT as error:
                 log.warning("sweep_retry", error=repr(error))
                 self._failed(error)
@@ -82,14 +84,25 @@ class Sweeper:
                 )
                 if not due:
                     break
-                result = await self._sweep(store, due, now)
-                results.append(result)
-                log_decisions(result.decisions)
-                for decision in result.decisions:
-                    if decision.outcome.reason is not None:
-                        metrics.sweeper_closed.labels(reason=decision.outcome.reason.value).inc()
-                if result.emitted:
-                    self._on_committed()
+                try:
+                    chunk = [await self._sweep(store, due, now)]
+                except TRANSIENT:
+                    raise
+                except Exception:
+                    # One customer's session that cannot be closed (a bug) must not keep the
+                    # whole chunk open: each alone, the failing ones left for the next sweep.
+                    log.exception("sweep_chunk_failed", customers=len(due))
+                    chunk = await self._one_by_one(store, due, now)
+                    due = []  # what failed is due again at once: leave it to the next sweep
+                for result in chunk:
+                    results.append(result)
+                    log_decisions(result.decisions)
+                    for decision in result.decisions:
+                        if decision.outcome.reason is not None:
+                            reason = decision.outcome.reason.value
+                            metrics.sweeper_closed.labels(reason=reason).inc()
+                    if result.emitted:
+                        self._on_committed()
                 if len(due) < SWEEP_CHUNK:
                     break
         return results
@@ -97,6 +110,19 @@ class Sweeper:
     def _failed(self, error: BaseException) -> None:
         count_retry("sweep", error)
         self._health.backing_off("sweep", error)
+
+    async def _one_by_one(
+        self, store: Store, customers: Sequence[UUID], now: datetime
+    ) -> list[BatchResult]:
+        results = []
+        for customer in customers:
+            try:
+                results.append(await self._sweep(store, [customer], now))
+            except TRANSIENT:
+                raise
+            except Exception:
+                log.exception("sweep_customer_failed", customer_id=customer)
+        return results
 
     async def prune_once(self) -> int:
         retention = self._settings.dedupe_retention_seconds
@@ -112,6 +138,11 @@ class Sweeper:
         if pruned:
             log.info("pruned_dedupe_records", count=pruned)
         return pruned
+
+    async def count_parked(self) -> None:
+        """Refresh the parked gauges: a release by an operator's command changes them too."""
+        async with self._open_store() as store:
+            record_parked(await store.parked_totals())
 
 
 def _seconds(value: int) -> timedelta:

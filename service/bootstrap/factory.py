@@ -23,6 +23,12 @@ from service.settings import ConfigurationError, Settings
 # authentication and every other refusal by the server.
 POSTGRES_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
+# The largest record a consumer fetches from one partition in one request, and so the largest
+# input the DLQ must be able to hold, with room for the error headers and the record overhead.
+MAX_FETCH_BYTES = 4 * 1024 * 1024
+DLQ_HEADER_ROOM = 64 * 1024
+DLQ_MAX_MESSAGE_BYTES = MAX_FETCH_BYTES + DLQ_HEADER_ROOM
+
 
 class Clients:
     def __init__(self, settings: Settings) -> None:
@@ -86,7 +92,7 @@ class Clients:
             "group_id": self.settings.group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
-            "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            "max_partition_fetch_bytes": MAX_FETCH_BYTES,
             "fetch_max_wait_ms": 100,
             # Several consumers per process join one after another; a short heartbeat lets the
             # group settle in about a second instead of three.
@@ -101,6 +107,9 @@ class Clients:
             "linger_ms": 2,
             # Room for a whole round of the outbox per partition, under the broker's 1 MiB limit.
             "max_batch_size": 900_000,
+            # A dead-lettered record is the largest the consumer can fetch, plus the error
+            # headers: it must never be refused for its size (the DLQ topic is created to match).
+            "max_request_size": DLQ_MAX_MESSAGE_BYTES,
         }
         return AIOKafkaProducer(**(self._kafka() | options | overrides))
 
@@ -116,13 +125,42 @@ class Clients:
         finally:
             await admin.close()
 
-    async def pool(self, *, size: int) -> postgres.Pool:
+    async def pool(self, *, size: int, bounded: bool = True) -> postgres.Pool:
         """Raises Unreachable (with asyncpg's error as the cause) when no connection opens.
-        TLS comes from the URL (sslmode, sslrootcert) or FULFILLMENT_DATABASE_SSLROOTCERT."""
+        TLS comes from the URL (sslmode, sslrootcert) or FULFILLMENT_DATABASE_SSLROOTCERT.
+        `bounded=False` only for migrations, whose statements and lock waits may be long."""
         try:
-            return await postgres.create_pool(self.settings.dsn, size=size)
+            if not bounded:
+                return await postgres.create_pool(self.settings.dsn, size=size)
+            return await self._bounded_pool(size)
         except POSTGRES_CONNECT_ERRORS as error:
             raise Unreachable("PostgreSQL", self.settings.database_address, error) from error
+
+    async def _bounded_pool(self, size: int) -> postgres.Pool:
+        s = self.settings
+        idle = s.db_keepalive_idle_seconds
+        return await postgres.create_pool(
+            s.dsn,
+            size=size,
+            server_settings={
+                "statement_timeout": _ms(s.db_statement_timeout_seconds),
+                "lock_timeout": _ms(s.db_lock_timeout_seconds),
+                "idle_in_transaction_session_timeout": _ms(
+                    s.db_idle_in_transaction_timeout_seconds
+                ),
+                # The server's end: a dead instance's locks go when its connection does.
+                "tcp_keepalives_idle": str(idle),
+                "tcp_keepalives_interval": str(max(1, idle // 3)),
+                "tcp_keepalives_count": "3",
+            },
+            # The client's own bound on each statement, should the server stop answering.
+            command_timeout=s.db_statement_timeout_seconds + 5,
+            init=postgres.keepalive_init(idle),
+        )
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
 
 
 def _reason(error: OSError) -> str:

@@ -18,14 +18,16 @@ import schemas
 from service.adapters import postgres
 from service.adapters.health import Health
 from service.adapters.kafka.admin import ensure_topics
-from service.adapters.kafka.consumer import ConsumerLoop
+from service.adapters.kafka.consumer import ConsumerLoop, DecideBatch
 from service.adapters.kafka.relay import Relay
+from service.adapters.parked_metrics import record_parked
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
 from service.adapters.tracing import tracing_from_environment
-from service.bootstrap.factory import Clients
+from service.bootstrap.factory import DLQ_MAX_MESSAGE_BYTES, Clients
 from service.bootstrap.probes import Probes
 from service.core.batch import BatchResult
+from service.core.parking import EventKey
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
@@ -61,20 +63,39 @@ async def create_topics(clients: Clients) -> list[str]:
             settings.topics.all(),
             partitions=settings.topic_partitions,
             replication_factor=settings.topic_replication_factor,
+            # Dead-lettering must never fail for size (the producer's max_request_size matches).
+            configs={settings.topics.dlq: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}},
         )
 
 
 def build_decider(
     settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
-) -> Callable[[Sequence[schemas.InputEvent], Mapping[str, str]], Awaitable[BatchResult]]:
+) -> DecideBatch:
     """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store."""
     policy = settings.policy
+    # Passed only when set, so that a handler standing in for the real one need not know it.
+    failpoint = {"failpoint": settings.failpoint_customers} if settings.failpoint_customers else {}
 
     async def decide(
-        events: Sequence[schemas.InputEvent], traces: Mapping[str, str]
+        events: Sequence[schemas.InputEvent],
+        *,
+        traces: Mapping[str, str] | None = None,
+        poison: Mapping[EventKey, str] | None = None,
+        trial: bool = False,
     ) -> BatchResult:
         async with postgres.store_of(pool) as store:
-            return await handle(store, events, policy=policy, traces=traces)
+            result = await handle(
+                store,
+                events,
+                policy=policy,
+                traces=traces or {},
+                poison=poison,
+                trial=trial,
+                **failpoint,
+            )
+            if result.parked and not trial:
+                record_parked(await store.parked_totals())
+            return result
 
     return decide
 
@@ -86,18 +107,21 @@ def build_sweeper(
     sweep: SweepHandler = sweep_customers,
     on_committed: Callable[[], None] = lambda: None,
     health: Health | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Sweeper:
     policy = settings.policy
 
     async def sweep_due(store: Store, customers: Sequence[UUID], now: datetime) -> BatchResult:
         return await sweep(store, customers, now=now, policy=policy)
 
+    timing = {} if clock is None else {"clock": clock}
     return Sweeper(
         settings,
         lambda: postgres.store_of(pool),
         sweep_due,
         on_committed=on_committed,
         health=health,
+        **timing,
     )
 
 
@@ -146,7 +170,14 @@ class Service:
         settings = self.settings
         health = Health()
         tracing = tracing_from_environment(SERVICE, version(SERVICE))
-        relay = Relay(settings, pool, producer, health=health, tracing=tracing)
+        relay = Relay(
+            settings,
+            pool,
+            producer,
+            health=health,
+            tracing=tracing,
+            new_producer=self.clients.producer,
+        )
         sweeper = build_sweeper(
             settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health
         )

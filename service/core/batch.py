@@ -22,6 +22,7 @@ from service.core.decide import (
     expire,
 )
 from service.core.outcomes import Kind, Verdict
+from service.core.parking import ParkedEvent
 from service.core.sessions import Policy, Session
 
 
@@ -62,6 +63,8 @@ class BatchResult:
     payments: tuple[PaymentRecord, ...]
     emitted: tuple[Emitted, ...]
     decisions: tuple[Decision, ...]
+    # Set aside behind a poison event instead of decided (service/core/parking.py).
+    parked: tuple[ParkedEvent, ...] = ()
 
 
 class _Ledger:

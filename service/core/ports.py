@@ -15,6 +15,7 @@ from typing import Protocol
 from uuid import UUID
 
 from service.core.batch import BatchResult, Snapshot
+from service.core.parking import ParkedEvent
 from service.core.sessions import Session
 
 
@@ -91,4 +92,29 @@ class Store(Protocol):
     async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:
         """Forget processed-event records older than `older_than`, oldest first, at most
         `limit`; returns how many went."""
+        ...
+
+    async def parked_customers(self, customer_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of the customers who have parked events."""
+        ...
+
+    async def park(self, events: Sequence[ParkedEvent]) -> int:
+        """Append events to the parked ones, in the given order (their `seq` and `parked_at`
+        are assigned here); an event parked already, by (source, id), is not added again.
+        Returns how many were added."""
+        ...
+
+    async def parked_events(
+        self, customer_ids: Sequence[UUID] | None = None, *, limit: int = 10_000
+    ) -> list[ParkedEvent]:
+        """Parked events in arrival order: the given customers', or all (those without a
+        customer included) when `customer_ids` is None; at most `limit`."""
+        ...
+
+    async def unpark(self, seqs: Sequence[int]) -> None:
+        """Remove these parked events (by `seq`), released to be decided."""
+        ...
+
+    async def parked_totals(self) -> tuple[int, int]:
+        """(parked customers, parked events), for the metrics."""
         ...

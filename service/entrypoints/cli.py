@@ -12,10 +12,15 @@ from pathlib import Path
 
 import structlog
 
+from service.entrypoints.operator_cli import (
+    COMMANDS,
+    add_operator_commands,
+    run_operator_command,
+)
 from service.settings import ConfigurationError, Settings, load_settings
 
 # Commands that talk to Kafka: each first makes one connection, to report a refusal's cause.
-KAFKA_COMMANDS = frozenset({"run", "simulate", "replay"})
+KAFKA_COMMANDS = frozenset({"run", "simulate", "replay", "dlq"})
 
 
 def _datetime(text: str) -> datetime:
@@ -59,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--to-datetime", type=_datetime, metavar="T", help="RFC 3339 time")
     replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="default: all input topics")
     replay.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    add_operator_commands(commands)
     return root
 
 
@@ -66,7 +72,7 @@ async def _migrate(settings: Settings) -> int:
     from service.adapters.postgres import migrate
     from service.bootstrap.factory import Clients
 
-    pool = await Clients(settings).pool(size=1)
+    pool = await Clients(settings).pool(size=1, bounded=False)
     try:
         async with pool.acquire() as conn:
             ran = await migrate.migrate(conn)
@@ -126,6 +132,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return serve_processes(settings)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command in COMMANDS:
+        return run_operator_command(settings, args)
     if args.command == "simulate":
         from service.entrypoints.simulate import simulate
 

@@ -1,15 +1,37 @@
-"""One batch of input events, decided in one transaction: lock the customers, claim the events
-(dedupe), load what they touch, decide, write the state change and the outbox rows."""
+"""One batch of input events, decided in one transaction: lock the customers, set aside what is
+parked, claim the rest (dedupe), load what they touch, decide, write the state change, the
+outbox rows and the parked events."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from uuid import UUID
 
 import schemas
 from service.core.batch import BatchResult, decide_batch
+from service.core.parking import (
+    EventKey,
+    ParkedEvent,
+    customer_in_batch,
+    owners_in_batch,
+    set_aside,
+)
 from service.core.ports import Store
 from service.core.sessions import Policy
 from service.handlers.outbox import NO_TRACES, Traces, outbox_rows
+
+
+class FailpointHit(Exception):
+    """Raised on purpose for a customer named by FULFILLMENT_FAILPOINT_CUSTOMERS: stands in for
+    a bug, to exercise parking."""
+
+
+class _Trial(Exception):
+    """Carries a trial's result out of its transaction, which therefore rolls back."""
+
+    def __init__(self, result: BatchResult) -> None:
+        self.result = result
 
 
 async def handle_batch(
@@ -18,6 +40,38 @@ async def handle_batch(
     *,
     policy: Policy,
     traces: Traces = NO_TRACES,
+    poison: Mapping[EventKey, str] | None = None,
+    trial: bool = False,
+    releasing: Sequence[ParkedEvent] = (),
+    failpoint: frozenset[UUID] = frozenset(),
+) -> BatchResult:
+    """Decide `events` in arrival order and commit.
+
+    `traces`: the trace context of the events that carried one, kept on the outputs they cause.
+    `poison`: events (by key) to park with their customer instead of deciding. `trial`: decide
+    and write, then roll back; the result says what would have been committed. `releasing`: the
+    parked events that `events` were decoded from, all of their customers' parked events up to
+    some point; their customers' parked state does not hold them back, those decided now leave
+    `parked_events` in this transaction, those parked again keep their place. The result's
+    `parked` lists only events newly parked.
+    """
+    try:
+        return await _handle(
+            store, events, policy, traces, poison or {}, trial, releasing, failpoint
+        )
+    except _Trial as done:
+        return done.result
+
+
+async def _handle(
+    store: Store,
+    events: Sequence[schemas.InputEvent],
+    policy: Policy,
+    traces: Traces,
+    poison: Mapping[EventKey, str],
+    trial: bool,
+    releasing: Sequence[ParkedEvent],
+    failpoint: frozenset[UUID],
 ) -> BatchResult:
     payments = [e.data for e in events if isinstance(e, schemas.PaymentCompletedEvent)]
     named = list(
@@ -29,8 +83,9 @@ async def handle_batch(
     if payers:
         await store.ensure_customers(payers)
     owners = set((await store.customers_of_sessions(named)).values())
+    released = {p.customer_id for p in releasing if p.customer_id is not None}
     while True:
-        customers = sorted(payers | owners)
+        customers = sorted(payers | owners | released)
         async with store.transaction():
             await store.lock_customers(customers)
             snapshot = await store.load_snapshot(customers, named, [p.payment_id for p in payments])
@@ -40,15 +95,39 @@ async def handle_batch(
             if late:
                 owners |= late
                 continue
-            fresh = await store.claim_events([(e.source, e.id) for e in events])
+            held = await store.parked_customers(customers) - released
+            session_owners = owners_in_batch(events, snapshot.sessions)
+            deciding, parked = set_aside(events, session_owners, held=held, poison=poison)
+            if releasing:
+                # What stays parked keeps its place (its seq), so the order holds for the next
+                # release; only what is decided now leaves the table.
+                staying = {p.key for p in parked}
+                await store.unpark([p.seq for p in releasing if p.key not in staying])
+                parked = [p for p in parked if p.key not in {r.key for r in releasing}]
+            fresh = await store.claim_events([(e.source, e.id) for e in deciding])
             todo = []
-            for event in events:
+            for event in deciding:
                 key = (event.source, event.id)
                 if key in fresh:
                     fresh.discard(key)  # a second copy within the batch is a duplicate too
                     todo.append(event)
+            if failpoint:
+                _trip(failpoint, todo, session_owners)
             result = decide_batch(snapshot, todo, policy=policy)
             await store.write_result(result, outbox_rows(result, traces))
+            await store.park(parked)
+            result = dataclasses.replace(result, parked=tuple(parked))
+            if trial:
+                raise _Trial(result)
         if result.emitted:
             await store.announce_outbox()
         return result
+
+
+def _trip(
+    failpoint: frozenset[UUID], events: Sequence[schemas.InputEvent], owners: Mapping[UUID, UUID]
+) -> None:
+    for event in events:
+        customer = customer_in_batch(event, owners)
+        if customer in failpoint:
+            raise FailpointHit(f"failpoint: deciding {event.type} {event.id!r} of {customer}")

@@ -1,6 +1,8 @@
 """A bug while deciding valid events (R8): loud, retried, never skipped or dead-lettered, and the
-offset stays put; and a batch backing off from such a bug when its partitions are revoked is
-abandoned, so the group can move on, and decided exactly once by whoever owns it next (R7)."""
+offset stays put while it is retried (after FULFILLMENT_POISON_RETRIES it is parked instead:
+tests/fault/test_poison.py); and a batch backing off from such a bug when its partitions are
+revoked is abandoned, so the group can move on, and decided exactly once by whoever owns it
+next (R7)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ class Bug:
 async def test_a_bug_while_deciding_keeps_the_offset_and_the_event_is_decided_once_when_fixed(
     make_settings: Any,
 ) -> None:
-    settings = make_settings(retry_backoff_max_seconds=0.3)
+    # Retried without end here: parking after the retries is tests/fault/test_poison.py's.
+    settings = make_settings(retry_backoff_max_seconds=0.3, poison_retries=1000)
     bug = Bug()
     customer = uuid.uuid4()
     with capture_logs() as logs:
@@ -79,7 +82,7 @@ async def test_a_batch_backing_off_when_its_partitions_are_revoked_is_abandoned_
     make_settings: Any,
 ) -> None:
     # A long cap: were the backoff not cut short by the revocation, the group would wait on it.
-    settings = make_settings(retry_backoff_max_seconds=60)
+    settings = make_settings(retry_backoff_max_seconds=60, poison_retries=1000)
     bug = Bug()
     customers = [uuid.uuid4() for _ in range(24)]
     now = wall_now()

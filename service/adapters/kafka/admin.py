@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 from aiokafka.structs import OffsetAndMetadata
 
@@ -18,16 +19,27 @@ log = structlog.get_logger("service.topics")
 
 
 async def ensure_topics(
-    admin: AIOKafkaAdminClient, names: Sequence[str], *, partitions: int, replication_factor: int
+    admin: AIOKafkaAdminClient,
+    names: Sequence[str],
+    *,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
-    """Create the topics of `names` that are missing; existing topics are left as they are.
-    Returns the names it created."""
+    """Create the topics of `names` that are missing, each with its `configs` entry (topic
+    configs such as `max.message.bytes`); existing topics are left as they are. Returns the
+    names it created."""
     existing = set(await admin.list_topics())
     missing = [name for name in names if name not in existing]
     if missing:
         await admin.create_topics(
             [
-                NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=replication_factor,
+                    topic_configs=dict((configs or {}).get(name, {})),
+                )
                 for name in missing
             ]
         )
@@ -70,3 +82,12 @@ async def committed_offsets(
         group_id, partitions=list(partitions)
     )
     return result
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+    """The topic's configuration, name -> value (defaults included)."""
+    (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    ((error_code, error_message, _type, _name, entries),) = response.resources
+    if error_code:
+        raise for_code(error_code)(f"describing topic {topic!r}: {error_message}")
+    return {entry[0]: entry[1] for entry in entries}

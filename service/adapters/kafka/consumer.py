@@ -37,10 +37,12 @@ from aiokafka.structs import OffsetAndMetadata
 import schemas
 from service.adapters.health import Health
 from service.adapters.kafka import batch_metrics, trace_context
+from service.adapters.poison import DecideContained, PoisonGuard
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
 from service.core.batch import BatchResult
-from service.logs import log_decisions
+from service.core.parking import EventKey
+from service.logs import log_decisions, log_parked
 from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
@@ -64,10 +66,19 @@ class Record(Protocol):
     headers: Sequence[tuple[str, bytes | None]]
 
 
-# Decides a batch of decoded events and commits the decisions (the wiring binds the handler, its
-# store and its policy), given the traceparent of each event id that came with one; raises what
-# the store raises.
-DecideBatch = Callable[[Sequence[schemas.InputEvent], Mapping[str, str]], Awaitable[BatchResult]]
+class DecideBatch(Protocol):
+    """Decides a batch of decoded events and commits the decisions (the wiring binds the
+    handler, its store and its policy), given the traceparent of each event id that came with
+    one; parks `poison`, or with `trial` rolls everything back. Raises what the store raises."""
+
+    def __call__(
+        self,
+        events: Sequence[schemas.InputEvent],
+        *,
+        traces: Mapping[str, str] | None = None,
+        poison: Mapping[EventKey, str] | None = None,
+        trial: bool = False,
+    ) -> Awaitable[BatchResult]: ...
 
 
 class Abandoned(Exception):
@@ -181,8 +192,11 @@ class ConsumerLoop:
                     traces[event.id] = trace
         started = time.perf_counter()
         if events:
-            result = await self._retrying("decide", lambda e: self._decide(e, traces), events)
+            # A failure that is not an outage ends, after its retries, in parking (poison.py).
+            guard = PoisonGuard(self._with_traces(traces), retries=self._settings.poison_retries)
+            result = await self._retrying("decide", guard, events)
             log_decisions(result.decisions, traces)
+            log_parked(result.parked)
             batch_metrics.record_decided(events, result)
             if result.emitted:
                 self._on_committed()
@@ -204,6 +218,19 @@ class ConsumerLoop:
             decide_ms=round((decided - started) * 1000, 2),
             total_ms=round((time.perf_counter() - started) * 1000, 2),
         )
+
+    def _with_traces(self, traces: Mapping[str, str]) -> DecideContained:
+        decide = self._decide
+
+        async def decide_traced(
+            events: Sequence[schemas.InputEvent],
+            *,
+            poison: Mapping[EventKey, str] | None = None,
+            trial: bool = False,
+        ) -> BatchResult:
+            return await decide(events, traces=traces, poison=poison, trial=trial)
+
+        return decide_traced
 
     async def _dead_letter(self, dead: list[tuple[Record, schemas.DecodeError]]) -> None:
         now = datetime.now(UTC)
@@ -234,7 +261,8 @@ class ConsumerLoop:
                     self._settings.topics.dlq, value=value, key=key, headers=headers
                 )
             )
-        await asyncio.gather(*sent)
+        # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff.
+        await asyncio.wait_for(asyncio.gather(*sent), self._settings.kafka_produce_timeout_seconds)
 
     async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         owned = self._consumer.assignment()

@@ -9,6 +9,18 @@ it had sent but not yet deleted are sent again, with the same ids (at-least-once
 reason its deletes commit without waiting for the WAL flush: a server crash can only bring back
 rows that were already sent, so a slow fsync never holds up the next round.
 
+Each partition stands alone: a batch the broker refuses or cannot take (its leader gone, a
+record over the topic's size) leaves that partition's rows in the outbox, held back for a
+while, and every other partition keeps publishing; rows behind held ones are read page by page
+(up to `MAX_PAGES` pages a round). Before each send the leader checks, on its own connection,
+that it still holds the lock (a fence): a leader whose connection died cannot send rows another
+leader is already sending. What remains is a send already on the wire when the connection
+dies: the server frees the lock only once it notices (TCP keepalives, about a minute by
+default), by which time that send has been acknowledged or has failed
+(`FULFILLMENT_KAFKA_PRODUCE_TIMEOUT_SECONDS`), so
+at worst the new leader repeats rows the old one published, with the same ids. A producer that
+aiokafka has failed for good (closed, fenced, out of sequence) is replaced by a new one.
+
 Raises nothing out of `run`: broker and database faults are retried with backoff.
 """
 
@@ -18,10 +30,19 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    IllegalStateError,
+    InvalidProducerEpoch,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import murmur2
 
 import schemas
@@ -36,6 +57,22 @@ from service.settings import Settings
 
 log = structlog.get_logger("service.relay")
 
+MAX_PAGES = 4
+REPLACE_AFTER = 3
+# After these the idempotent producer cannot send again: it is replaced.
+PRODUCER_BROKEN = (
+    ProducerClosed,
+    ProducerFenced,
+    IllegalStateError,
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    UnknownProducerId,
+)
+
+
+class LostLeadership(ConnectionError):
+    """The relay's connection no longer holds the leader's lock: an outage, retried."""
+
 
 class Relay:
     def __init__(
@@ -46,12 +83,19 @@ class Relay:
         *,
         health: Health | None = None,
         tracing: Tracing = NO_TRACING,
+        new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
+        """`new_producer` builds a replacement for a producer that failed for good (the
+        relay then owns and stops the replacements); without it such a failure is retried."""
         self._settings = settings
         self._tracing = tracing
         self._health = health or Health()
         self._pool = pool
         self._producer = producer
+        self._new_producer = new_producer
+        self._own_producer = False
+        self._held: dict[int, float] = {}  # partition -> monotonic time until it is held back
+        self._failed_rounds = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
@@ -77,6 +121,9 @@ class Relay:
                     await self._lead()
         except Exception as error:
             log.error("relay_stopped_with_unpublished_rows", error=repr(error))
+        finally:
+            if self._own_producer:
+                await self._producer.stop()
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
@@ -111,46 +158,137 @@ class Relay:
         self._wake.set()
 
     async def _publish(self, conn: Connection) -> int:
-        rows = await outbox.next_outbox(conn, self._settings.relay_batch_size)
-        if not rows:
-            return 0
+        try:
+            sent, delivered, failed = await self._publish_round(conn)
+        except (TimeoutError, *PRODUCER_BROKEN) as error:
+            await self._producer_failed(error)
+            raise
+        if delivered:
+            self._failed_rounds = 0
+        elif failed is not None:
+            await self._producer_failed(failed)
+        return sent
+
+    async def _producer_failed(self, error: Exception) -> None:
+        """A round in which the producer delivered nothing. aiokafka's producer, once failed
+        for good, may raise or may just never answer: either way it is replaced, at once for an
+        error that says so, after `REPLACE_AFTER` such rounds in a row otherwise."""
+        self._failed_rounds += 1
+        if self._new_producer is None:
+            return
+        if isinstance(error, PRODUCER_BROKEN) or self._failed_rounds >= REPLACE_AFTER:
+            await self._replace_producer(error)
+
+    async def _publish_round(self, conn: Connection) -> tuple[int, bool, Exception | None]:
+        """(what `_publish` returns, whether anything was delivered, a failure if any)."""
+        limit = self._settings.relay_batch_size
         topic = self._settings.topics.sessions_events
-        count = len(await self._producer.partitions_for(topic))
+        timeout = self._settings.kafka_produce_timeout_seconds
+        count = len(await asyncio.wait_for(self._producer.partitions_for(topic), timeout))
+        now = time.monotonic()
+        # A partition held back, or whose batch is full, has all its later rows wait too: a
+        # customer's later events never overtake earlier ones.
+        blocked = {p for p, until in self._held.items() if until > now}
         # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
-        # one `send()` coroutine per message.
+        # one `send()` coroutine per message. At most one batch per partition in flight.
         builders: dict[int, Any] = {}
-        taken = 0
-        for row in rows:
-            partition = partition_for(row["key"], count)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = self._producer.create_batch()
-            value: bytes = row["value"]
-            headers = headers_for(row["traceparent"])
-            if self._binary:
-                attributes, value = schemas.binary_from_structured(value)
-                headers = [*attributes, *headers]
-            appended = builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
-            if appended is None:
-                # At most one batch per partition in flight: were a first batch to fail and a
-                # second to succeed, a customer's later events would overtake earlier ones.
-                # This row and the rest wait for the next round.
+        seqs: dict[int, list[int]] = {}
+        traced: dict[int, list[str]] = {}
+        after, taken, more = 0, 0, False
+        for _ in range(MAX_PAGES):
+            rows = await outbox.next_outbox(conn, limit, after)
+            for row in rows:
+                partition = partition_for(row["key"], count)
+                if partition in blocked:
+                    continue
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = self._producer.create_batch()
+                value: bytes = row["value"]
+                headers = headers_for(row["traceparent"])
+                if self._binary:
+                    attributes, value = schemas.binary_from_structured(value)
+                    headers = [*attributes, *headers]
+                if (
+                    builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
+                    is None
+                ):
+                    blocked.add(partition)
+                    more = True
+                    continue
+                seqs.setdefault(partition, []).append(row["seq"])
+                if row["traceparent"]:
+                    traced.setdefault(partition, []).append(row["traceparent"])
+                taken += 1
+            if len(rows) < limit:
                 break
-            taken += 1
-        sent = time.time_ns()
-        delivered = [
-            await self._producer.send_batch(builder, topic, partition=partition)
-            for partition, builder in builders.items()
-        ]
-        await asyncio.gather(*delivered)
+            more = True
+            if taken >= limit:
+                break
+            after = rows[-1]["seq"]
+        if not taken:
+            return (limit if more and not self._held else 0), False, None
+        if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):
+            raise LostLeadership("the relay's connection no longer holds the leader's lock")
+        sent = {p: seqs[p] for p in builders if p in seqs}
+        sent_ns = time.time_ns()
+        outcomes = await self._send(topic, {p: builders[p] for p in sent})
+        delivered = [p for p, error in outcomes.items() if error is None]
         if self._tracing is not NO_TRACING:
-            traced = [r["traceparent"] for r in rows[:taken] if r["traceparent"]]
-            self._tracing.published(traced, sent=sent, acknowledged=time.time_ns())
-        await outbox.delete_outbox(conn, [r["seq"] for r in rows[:taken]])
-        self.published += taken
-        metrics.published.inc(taken)
-        # A full round (or one cut short by a full batch) means more may be waiting.
-        return taken if taken == len(rows) else self._settings.relay_batch_size
+            acknowledged = [t for p in delivered for t in traced.get(p, ())]
+            self._tracing.published(acknowledged, sent=sent_ns, acknowledged=time.time_ns())
+        await outbox.delete_outbox(conn, [seq for p in delivered for seq in sent[p]])
+        published = sum(len(sent[p]) for p in delivered)
+        self.published += published
+        metrics.published.inc(published)
+        failure = await self._hold_failed(outcomes)
+        count_sent = limit if more else sum(len(sent[p]) for p in delivered)
+        return count_sent, bool(delivered), failure
+
+    async def _send(self, topic: str, builders: dict[int, Any]) -> dict[int, Exception | None]:
+        """Each partition's batch; its error, or None once the broker acknowledged it."""
+        timeout = self._settings.kafka_produce_timeout_seconds
+        async with asyncio.timeout(timeout):
+            futures = {
+                p: await self._producer.send_batch(builder, topic, partition=p)
+                for p, builder in builders.items()
+            }
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures.values(), return_exceptions=True), timeout
+            )
+        except TimeoutError as error:
+            return dict.fromkeys(futures, error)
+        return {
+            p: r if isinstance(r, Exception) else None
+            for p, r in zip(futures, results, strict=True)
+        }
+
+    async def _hold_failed(self, outcomes: dict[int, Exception | None]) -> Exception | None:
+        """Hold back the partitions whose batch failed; returns one of their errors."""
+        failed = {p: e for p, e in outcomes.items() if e is not None}
+        for partition in outcomes:
+            if partition not in failed:
+                self._held.pop(partition, None)
+        hold = min(self._settings.retry_backoff_max_seconds, 5.0)
+        for partition, error in failed.items():
+            self._held[partition] = time.monotonic() + hold
+            log.warning("relay_partition_failed", partition=partition, error=repr(error))
+        errors: list[Exception] = list(failed.values())
+        errors.sort(key=lambda e: not isinstance(e, PRODUCER_BROKEN))  # one that says so first
+        return errors[0] if errors else None
+
+    async def _replace_producer(self, error: Exception) -> None:
+        log.warning("relay_producer_replaced", error=repr(error))
+        old, owned = self._producer, self._own_producer
+        self._producer = self._new_producer() if self._new_producer else old
+        await self._producer.start()
+        self._own_producer = True
+        self._held.clear()
+        self._failed_rounds = 0
+        if owned:
+            with contextlib.suppress(Exception):
+                await old.stop()
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -1,6 +1,6 @@
 """PostgreSQL: the store, the outbox statements, migrations and the connection pool."""
 
-from service.adapters.postgres.pool import Connection, Pool, create_pool
+from service.adapters.postgres.pool import Connection, Pool, create_pool, keepalive_init
 from service.adapters.postgres.sql import OUTBOX_CHANNEL, RELAY_LOCK_KEY
 from service.adapters.postgres.store import PostgresStore, store_of
 
@@ -11,5 +11,6 @@ __all__ = [
     "Pool",
     "PostgresStore",
     "create_pool",
+    "keepalive_init",
     "store_of",
 ]

@@ -15,8 +15,9 @@ async def prepare_relay_connection(conn: Connection) -> None:
     await conn.execute(sql.RELAY_SESSION)
 
 
-async def next_outbox(conn: Connection, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(sql.OUTBOX_NEXT, limit)
+async def next_outbox(conn: Connection, limit: int, after: int = 0) -> list[asyncpg.Record]:
+    """The next `limit` rows in seq order, from after `after`."""
+    return await conn.fetch(sql.OUTBOX_NEXT, limit, after)
 
 
 async def delete_outbox(conn: Connection, seqs: Sequence[int]) -> None:
@@ -29,3 +30,8 @@ async def try_lock(conn: Connection, key: int) -> bool:
 
 async def unlock(conn: Connection, key: int) -> None:
     await conn.execute(sql.UNLOCK, key)
+
+
+async def holds_lock(conn: Connection, key: int) -> bool:
+    """Whether this connection's session holds the advisory lock `key` (the relay's fence)."""
+    return bool(await conn.fetchval(sql.HOLDS_LOCK, key))

@@ -7,6 +7,8 @@ when the server is unreachable.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -25,3 +27,22 @@ async def create_pool(dsn: str, *, size: int = 4, **options: Any) -> Pool:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, **options)
     assert pool is not None
     return pool
+
+
+def keepalive_init(idle: int) -> Callable[[Connection], Awaitable[None]]:
+    """A pool `init` that turns on TCP keepalives on the client's end of each connection
+    (asyncpg has no option for it): a server that vanished without a FIN is noticed within
+    `idle * 2` seconds instead of the kernel's two hours."""
+
+    async def init(conn: Connection) -> None:
+        transport = getattr(conn, "_transport", None)
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return  # a Unix socket: no network to fail silently
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's defaults apply
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, idle // 3))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+
+    return init

@@ -71,7 +71,7 @@ NOTIFY_OUTBOX = (
 # published again, with the same ids, which the relay's at-least-once contract allows anyway.
 RELAY_SESSION = "SET synchronous_commit TO off"
 
-OUTBOX_NEXT = "SELECT seq, key, value, traceparent FROM outbox ORDER BY seq LIMIT $1"
+OUTBOX_NEXT = "SELECT seq, key, value, traceparent FROM outbox WHERE seq > $2 ORDER BY seq LIMIT $1"
 OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 # For the watch loop, once per interval: the oldest row through the primary key, one index page.
 OUTBOX_BACKLOG = (
@@ -82,6 +82,12 @@ OUTBOX_BACKLOG = (
 PING = "SELECT 1"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
+# A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low), objsubid 1.
+HOLDS_LOCK = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND objsubid = 1 "
+    "AND ((classid::bigint << 32) | objid::bigint) = $1)"
+)
 
 DUE_CUSTOMERS = (
     "(SELECT customer_id FROM sessions WHERE status = 'waiting' AND expires_at <= $1 LIMIT $3) "
@@ -108,3 +114,43 @@ APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
 MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 ADVISORY_LOCK = "SELECT pg_advisory_lock($1)"
+
+# Parking (migration 0003). A customer's parked rows are read and written under that
+# customer's lock, like everything else decided about them, so parking and release are serial
+# with the customer's batches.
+PARKED_CUSTOMERS = (
+    "SELECT DISTINCT customer_id FROM parked_events WHERE customer_id = ANY($1::uuid[])"
+)
+PARK_EVENTS = (
+    "INSERT INTO parked_events (customer_id, source, event_id, type, body, reason) "
+    "SELECT customer_id, source, event_id, type, body, reason "
+    "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[]) "
+    "WITH ORDINALITY AS p(customer_id, source, event_id, type, body, reason, n) "
+    # In the given order, so seq follows arrival order.
+    "ORDER BY n ON CONFLICT DO NOTHING"
+)
+_PARKED_COLUMNS = "seq, customer_id, source, event_id, type, body, reason, parked_at"
+PARKED_EVENTS_OF = (
+    f"SELECT {_PARKED_COLUMNS} FROM parked_events WHERE customer_id = ANY($1::uuid[]) "
+    "ORDER BY seq LIMIT $2"
+)
+PARKED_EVENTS_ALL = f"SELECT {_PARKED_COLUMNS} FROM parked_events ORDER BY seq LIMIT $1"
+UNPARK = "DELETE FROM parked_events WHERE seq = ANY($1::bigint[])"
+PARKED_TOTALS = (
+    "SELECT count(DISTINCT customer_id) AS customers, count(*) AS events FROM parked_events"
+)
+
+# Support lookups (`fulfillment sessions show`): read-only, by primary key or an index.
+SESSIONS_OF_CUSTOMER = (
+    f"SELECT {_COLUMNS} FROM sessions WHERE customer_id = $1 ORDER BY created_at DESC LIMIT $2"
+)
+SESSION_BY_ID = f"SELECT {_COLUMNS} FROM sessions WHERE id = $1"
+PAYMENT_BY_ID = (
+    "SELECT payment_id, customer_id, event_id, outcome, session_id FROM payments "
+    "WHERE payment_id = $1"
+)
+# parked_events is small (what waits for an operator), so reading its bodies is cheap.
+PARKED_PAYMENT = (
+    "SELECT customer_id FROM parked_events WHERE type = 'payment.completed' "
+    "AND convert_from(body, 'UTF8')::jsonb #>> '{data,payment_id}' = $1 LIMIT 1"
+)

@@ -14,6 +14,7 @@ from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Connection, Pool
 from service.core.batch import BatchResult, PaymentRecord, Snapshot
 from service.core.outcomes import Reason
+from service.core.parking import ParkedEvent
 from service.core.ports import ConstraintViolated, OutboxRow
 from service.core.sessions import Session, Status
 
@@ -88,6 +89,41 @@ class PostgresStore:
     async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:
         status = await self.conn.execute(sql.PRUNE_PROCESSED, older_than, limit)
         return int(status.split()[-1])
+
+    async def parked_customers(self, customer_ids: Sequence[UUID]) -> set[UUID]:
+        rows = await self.conn.fetch(sql.PARKED_CUSTOMERS, customer_ids)
+        return {r["customer_id"] for r in rows}
+
+    async def park(self, events: Sequence[ParkedEvent]) -> int:
+        if not events:
+            return 0
+        status = await self.conn.execute(
+            sql.PARK_EVENTS,
+            [e.customer_id for e in events],
+            [e.source for e in events],
+            [e.event_id for e in events],
+            [e.type for e in events],
+            [e.body for e in events],
+            [e.reason for e in events],
+        )
+        return int(status.split()[-1])
+
+    async def parked_events(
+        self, customer_ids: Sequence[UUID] | None = None, *, limit: int = 10_000
+    ) -> list[ParkedEvent]:
+        if customer_ids is None:
+            rows = await self.conn.fetch(sql.PARKED_EVENTS_ALL, limit)
+        else:
+            rows = await self.conn.fetch(sql.PARKED_EVENTS_OF, customer_ids, limit)
+        return [ParkedEvent(**dict(r)) for r in rows]
+
+    async def unpark(self, seqs: Sequence[int]) -> None:
+        await self.conn.execute(sql.UNPARK, seqs)
+
+    async def parked_totals(self) -> tuple[int, int]:
+        row = await self.conn.fetchrow(sql.PARKED_TOTALS)
+        assert row is not None
+        return row["customers"], row["events"]
 
 
 @asynccontextmanager

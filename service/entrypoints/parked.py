@@ -1,0 +1,201 @@
+"""`fulfillment parked list | show CUSTOMER | release (CUSTOMER | --all) [--dry-run]`.
+
+Release decides a customer's parked events again, in their order, in one transaction per
+customer (and per chunk of `CHUNK` events), exactly as the consumer would have: an event that
+still fails stays parked, in its place, with every later event of that customer; those before it
+are decided. Events parked without a customer (their session was unknown) are released together
+with `--all`. `--dry-run` decides in a transaction that is rolled back and says what would come
+of it. The outputs reach Kafka through the outbox, published by the running service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+import schemas
+from service.adapters.poison import find_poison
+from service.core.batch import BatchResult
+from service.core.parking import EventKey, ParkedEvent
+from service.core.ports import Store
+from service.entrypoints import report
+from service.entrypoints.database import operator_store
+from service.handlers.release import release_parked
+from service.settings import Settings
+
+CHUNK = 1000
+LIST_LIMIT = 1_000_000
+
+
+@dataclass
+class Released:
+    customer_id: UUID | None
+    decided: list[dict[str, Any]] = field(default_factory=list)
+    still_parked: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "decided": self.decided,
+            "still_parked": self.still_parked,
+        }
+
+
+async def parked_command(
+    settings: Settings,
+    action: str,
+    *,
+    customer: UUID | None = None,
+    everything: bool = False,
+    dry_run: bool = False,
+    as_json: bool = False,
+) -> int:
+    async with operator_store(settings) as store:
+        if action == "list":
+            return await _list(store, as_json)
+        if action == "show":
+            assert customer is not None
+            return await _show(store, customer, as_json)
+        return await _release(settings, store, customer, everything, dry_run, as_json)
+
+
+def _event_row(p: ParkedEvent) -> dict[str, Any]:
+    return {
+        "seq": p.seq,
+        "parked_at": p.parked_at,
+        "customer_id": p.customer_id,
+        "type": p.type,
+        "source": p.source,
+        "event_id": p.event_id,
+        "reason": p.reason,
+    }
+
+
+async def _list(store: Store, as_json: bool) -> int:
+    customers: dict[UUID | None, dict[str, Any]] = {}
+    for p in await store.parked_events(limit=LIST_LIMIT):
+        entry = customers.setdefault(
+            p.customer_id,
+            {"customer_id": p.customer_id, "events": 0, "since": p.parked_at, "reason": p.reason},
+        )
+        entry["events"] += 1
+    rows = list(customers.values())
+    if as_json:
+        report.emit_json(rows)
+    elif rows:
+        report.table(rows, ["customer_id", "events", "since", "reason"])
+    else:
+        print("no parked events")
+    return report.OK
+
+
+async def _show(store: Store, customer: UUID, as_json: bool) -> int:
+    events = await store.parked_events([customer], limit=LIST_LIMIT)
+    rows = [_event_row(p) | {"event": orjson.loads(p.body)} for p in events]
+    if as_json:
+        report.emit_json({"customer_id": customer, "parked": rows})
+    elif rows:
+        report.table(rows, ["seq", "parked_at", "type", "source", "event_id", "reason"])
+    else:
+        print(f"customer {customer} has no parked events")
+    return report.OK if rows else report.NOT_FOUND
+
+
+async def _release(
+    settings: Settings,
+    store: Store,
+    customer: UUID | None,
+    everything: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
+    if everything:
+        groups: dict[UUID | None, None] = dict.fromkeys(
+            p.customer_id for p in await store.parked_events(limit=LIST_LIMIT)
+        )
+    else:
+        groups = {customer: None}
+    progress = report.Progress("customers released", len(groups))
+    results = []
+    for group in groups:
+        results.append(await _release_one(settings, store, group, dry_run))
+        progress.step()
+    progress.finish()
+    found = any(r.decided or r.still_parked for r in results)
+    if as_json:
+        report.emit_json({"dry_run": dry_run, "released": [r.as_dict() for r in results]})
+    else:
+        verb = "would decide" if dry_run else "decided"
+        for r in results if found else []:
+            who = r.customer_id or "events without a customer"
+            print(f"{who}: {verb} {len(r.decided)}, still parked {len(r.still_parked)}")
+            for row in r.still_parked[:1]:
+                print(f"  first still parked: {row['event_id']} ({row['reason']})")
+        if not found:
+            print("no parked events")
+    if not found:
+        return report.NOT_FOUND
+    return report.PARTLY if any(r.still_parked for r in results) else report.OK
+
+
+async def _release_one(
+    settings: Settings, store: Store, customer: UUID | None, dry_run: bool
+) -> Released:
+    released = Released(customer)
+    policy, failpoint = settings.policy, settings.failpoint_customers
+    offset = 0
+    while True:
+        if customer is None:
+            # Those without a customer block nobody: all of them, in order.
+            everyone = await store.parked_events(limit=LIST_LIMIT)
+            chunk = [p for p in everyone if p.customer_id is None][offset : offset + CHUNK]
+        else:
+            chunk = (await store.parked_events([customer], limit=offset + CHUNK))[offset:]
+        if not chunk:
+            return released
+
+        async def decide(
+            events: Sequence[schemas.InputEvent],
+            *,
+            poison: Mapping[EventKey, str] | None = None,
+            trial: bool = False,
+            chunk: list[ParkedEvent] = chunk,
+        ) -> BatchResult:
+            # The poison search tries prefixes of the chunk: release the same prefix.
+            return await release_parked(
+                store,
+                chunk[: len(events)],
+                policy=policy,
+                poison=poison,
+                trial=trial or dry_run,
+                failpoint=failpoint,
+            )
+
+        events = [p.event() for p in chunk]
+        poison = await find_poison(decide, events, {})
+        result = await decide(events, poison=poison)
+        staying = _staying(chunk, poison, customer)
+        released.decided += [
+            {"event_id": d.event_id, "type": d.event_type, "outcome": d.outcome.label}
+            for d in result.decisions
+        ]
+        released.still_parked += [
+            _event_row(p) | {"reason": poison.get(p.key, p.reason)} for p in staying
+        ]
+        if staying and customer is not None:
+            return released  # the rest waits behind the one that still fails
+        # What stayed keeps its place; in a dry run nothing left.
+        offset += len(staying) if not dry_run else len(chunk)
+
+
+def _staying(
+    chunk: Sequence[ParkedEvent], poison: Mapping[EventKey, str], customer: UUID | None
+) -> list[ParkedEvent]:
+    if customer is None:
+        return [p for p in chunk if p.key in poison]
+    first = next((i for i, p in enumerate(chunk) if p.key in poison), len(chunk))
+    return list(chunk[first:])
