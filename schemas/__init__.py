@@ -66,6 +66,7 @@ from schemas.inputs import (
     SessionEnded,
     SessionEndedEvent,
 )
+from schemas.output_bytes import encode_output
 from schemas.outputs import (
     OUTPUT_EVENT_CLASSES,
     OutputEvent,
@@ -151,6 +152,7 @@ __all__ = [
     "decode_output",
     "dlq_headers",
     "encode",
+    "encode_output",
     "output_event",
     "output_event_id",
     "output_event_id_text",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -198,3 +199,42 @@ def test_an_output_event_decodes_back_to_itself(
     assert encoded == compact.encode()
     assert event.time.tzinfo is UTC
     assert json.loads(encoded)["time"].endswith("Z")
+
+
+# What JSON escapes, or might be tempted to, drawn far more often than plain text draws it.
+json_tricky_ids = st.text(
+    st.one_of(st.sampled_from('"\\/\n\t\x01\x1f\x7f\u2028\u00e9\U0001f600'), stored_text),
+    min_size=1,
+    max_size=64,
+)
+
+
+@given(
+    data=output_data(),
+    causation_id=json_tricky_ids,
+    time=aware_times,
+    derived=st.booleans(),
+    id=json_tricky_ids,
+)
+def test_the_fast_encoder_writes_the_models_bytes_for_every_output_type(
+    data: schemas.OutputEventData, causation_id: str, time: datetime, derived: bool, id: str
+) -> None:
+    event = schemas.output_event(
+        data, causation_id=causation_id, time=time, id=None if derived else id
+    )
+
+    fast = schemas.encode_output(data, id=event.id, time=time, causation_id=causation_id)
+
+    assert fast == schemas.encode(event)
+
+
+def test_the_fast_encoder_refuses_a_naive_time() -> None:
+    data = schemas.SessionCompleted(
+        session_id=UUID(int=1),
+        customer_id=UUID(int=2),
+        reason="ended",
+        completed_at=datetime.now(UTC),
+    )
+
+    with pytest.raises(ValueError, match="naive datetime"):
+        schemas.encode_output(data, id="x", time=datetime(2026, 1, 1), causation_id="c")
