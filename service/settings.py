@@ -6,7 +6,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, PostgresDsn, ValidationError, model_validator
+from pydantic import Field, PostgresDsn, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import schemas
@@ -14,6 +14,7 @@ from schemas import topics
 from service.core.sessions import Policy
 
 ENV_PREFIX = "FULFILLMENT_"
+MAX_PROCESSES = 64
 
 
 class Settings(BaseSettings):
@@ -56,8 +57,9 @@ class Settings(BaseSettings):
     # Consumers in this process, each a member of the group with its own partitions: while one
     # waits on PostgreSQL another decides. Correct for any number, as separate instances are.
     consumers: int = Field(2, ge=1, le=16)
-    # Instances run by `fulfillment run` (this process and children): one core each.
-    processes: int = Field(1, ge=1, le=64)
+    # Instances run by `fulfillment run` (this process and children): one core each. `auto`:
+    # as many as the CPUs this process may use (see service/bootstrap/cpus.py).
+    processes: int | Literal["auto"] = "auto"
     batch_size: int = Field(2000, ge=1, le=100_000)
     batch_linger_ms: int = Field(5, ge=0)
     relay_batch_size: int = Field(5000, ge=1, le=100_000)
@@ -66,6 +68,17 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> int | str:
+        # One check, one message: a union of int and "auto" would report one error per member.
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+            raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_PROCESSES}")
+        return int(text)
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:
