@@ -8,9 +8,13 @@ from service.core.ports import OutboxRow
 
 
 def outbox_row(emitted: Emitted) -> OutboxRow:
-    # Straight from the decided parts: the bytes `schemas.encode(schemas.output_event(...))`
-    # would write (a property test holds them equal), without an envelope model per event.
-    value = schemas.encode_output(
-        emitted.data, id=emitted.id, time=emitted.time, causation_id=emitted.causation_id
+    # Straight from the decided record: the bytes `schemas.encode(schemas.output_event(...))`
+    # writes for its model (a property test holds them equal), with no model built per event.
+    value = schemas.encode_fields(
+        emitted.fields,
+        id=emitted.id,
+        time=emitted.time,
+        causation_id=emitted.causation_id,
+        subject=emitted.subject,
     )
     return OutboxRow(emitted.id, emitted.key.encode(), value)
