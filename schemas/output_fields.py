@@ -167,4 +167,12 @@ def encode_fields(
     for name in _TIMES[type(record)]:
         data[name] = utc(data[name])
     event["data"] = data
-    return orjson.dumps(event, option=orjson.OPT_UTC_Z)
+    return orjson.dumps(event, default=_text_of_uuid, option=orjson.OPT_UTC_Z)
+
+
+def _text_of_uuid(value: object) -> str:
+    # orjson writes uuid.UUID itself but not its subclasses, such as the one asyncpg returns
+    # for the sessions it loads: their canonical text is the same.
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not part of an output event")

@@ -245,6 +245,27 @@ def test_the_fast_encoder_writes_the_models_bytes_for_every_output_type(
     assert schemas.to_model(record) == data
 
 
+class _DatabaseUUID(UUID):
+    """Like the UUID type a database driver returns (asyncpg's is a subclass too)."""
+
+
+def test_the_fast_encoder_writes_a_uuid_subclass_as_the_model_does() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    record = schemas.CompletedFields(
+        session_id=_DatabaseUUID(int=1),
+        customer_id=_DatabaseUUID(int=2),
+        reason="ended",
+        completed_at=at,
+    )
+    event = schemas.output_event(schemas.to_model(record), causation_id="c", time=at)
+
+    fast = schemas.encode_fields(
+        record, id=event.id, time=at, causation_id="c", subject=event.subject
+    )
+
+    assert fast == schemas.encode(event)
+
+
 def test_the_fast_encoder_refuses_a_naive_time() -> None:
     record = schemas.CompletedFields(
         session_id=UUID(int=1),
