@@ -65,11 +65,10 @@ class PostgresStore:
             if result.payments:
                 await self.conn.execute(sql.INSERT_PAYMENTS, *_payment_columns(result.payments))
             if outbox:
-                await self.conn.execute(
-                    sql.INSERT_OUTBOX,
-                    [r.event_id for r in outbox],
-                    [r.key for r in outbox],
-                    [r.value for r in outbox],
+                await self.conn.copy_records_to_table(
+                    sql.OUTBOX_TABLE,
+                    records=[(r.event_id, r.key, r.value) for r in outbox],
+                    columns=sql.OUTBOX_COPY_COLUMNS,
                 )
         except asyncpg.IntegrityConstraintViolationError as error:
             raise ConstraintViolated(f"{error.__class__.__name__}: {error}") from error
