@@ -78,6 +78,8 @@ test: install tools up lint
 	$(TEST_ENV) $(BIN)/pytest -q
 
 bench: install up
+	@# The plots need matplotlib, kept out of the service's own dependencies.
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra bench --locked --quiet
 	$(TEST_ENV) $(BIN)/python -m bench.throughput
 
 clean:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bench.kafka_io import OutcomeReader
-from bench.procstats import RssWatch, cpu_between, cpu_snapshot
+from bench.procstats import RssWatch, cores_by_process, cpu_between, cpu_snapshot
 from bench.service_proc import ServiceProcess
 
 
@@ -34,6 +34,8 @@ class Drain:
     cpu: dict[str, float]  # average cores used, by group, from the first outcome to the last
     per_bucket: list[int]  # outcomes per `bucket` seconds since started_at
     bucket: int
+    stamps: list[float]  # each payment's first outcome, epoch seconds (for the plots)
+    cores_by_process: dict[str, float]  # each service instance, then the other groups
 
     @property
     def seconds(self) -> float:
@@ -102,6 +104,7 @@ async def drain(
     per_bucket = [0] * (int((last - service.started_at) // bucket) + 1)
     for stamp in stamps:
         per_bucket[max(0, int((stamp - service.started_at) // bucket))] += 1
+    counted_from = steady if steady and steady.at < after.at else before
     figures = Drain(
         n=n,
         started_at=service.started_at,
@@ -109,8 +112,10 @@ async def drain(
         last_outcome=last,
         types=dict(types),
         peak_rss=watch.peak,
-        cpu=cpu_between(steady if steady and steady.at < after.at else before, after),
+        cpu=cpu_between(counted_from, after),
         per_bucket=per_bucket,
         bucket=bucket,
+        stamps=sorted(stamps),
+        cores_by_process=cores_by_process(counted_from, after),
     )
     return figures, watch

@@ -74,6 +74,27 @@ def cpu_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float]:
     return used
 
 
+def cores_by_process(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float]:
+    """Cores used on average between the snapshots by each busy service process (one per
+    instance, numbered in pid order), by its idle ones together, then by the other groups."""
+    seconds = end.at - start.at
+    busy: list[float] = []
+    idle = 0.0
+    groups = {"postgres": 0.0, "kafka": 0.0, "bench": 0.0, "other": 0.0}
+    for pid, (name, cpu, parent) in sorted(end.by_pid.items()):
+        before = start.by_pid.get(pid)
+        spent = (cpu - (before[1] if before else 0.0)) / seconds
+        group = _group(pid, name, parent, end.by_pid)
+        if group != "service":
+            groups[group] += spent
+        elif spent >= 0.01:
+            busy.append(spent)
+        else:
+            idle += spent  # multiprocessing's resource tracker
+    instances = {f"service {i}": cores for i, cores in enumerate(busy, start=1)}
+    return instances | {"service, idle processes": idle} | groups
+
+
 def _group(pid: int, name: str, parent: int, by_pid: dict[int, tuple[str, float, int]]) -> str:
     if name.startswith("postgres") or name.startswith("pgbench"):
         return "postgres"

@@ -131,13 +131,10 @@ async def table_stats(dsn: str) -> list[TableStats]:
 
 
 def overrides(servers: Servers, dsn: str, suffix: str) -> dict[str, Any]:
-    """What the benchmark changes from the service's defaults: where to read and write, and how
-    many instances to run: one per core (FULFILLMENT_PROCESSES=2, one consumer each), as the
-    service would be deployed on this 2-core box. Everything else (batch size, relay, sweeper,
-    logging) stays as shipped; `--set processes=1 --set consumers=2` measures a single process."""
+    """What the benchmark changes from the service's defaults: where to read and write. The
+    rest (instances: `auto`, one per usable CPU; consumers, batch size, relay, sweeper, logging)
+    stays as shipped; `--set processes=1` measures a single process."""
     return {
-        "processes": 2,
-        "consumers": 1,
         "kafka_bootstrap_servers": servers.kafka,
         "database_url": dsn,
         "group_id": f"bench-{suffix}",

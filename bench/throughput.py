@@ -3,6 +3,8 @@ PostgreSQL; prints figures and asserts nothing. See bench/README.md for what eac
 
     make bench                                   # N = 200,000
     .venv/bin/python -m bench.throughput --n 20000
+
+It writes its summary (report.txt) and plots (PNG) into --out.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.disturbance import Disturbance, Watching
 from bench.drain import Aborted, drain
 from bench.kafka_io import OutcomeReader, produce_all
 from bench.latency import steady_load
+from bench.mixed import mixed_drain, mixed_messages
 from bench.payments import payments_only
+from bench.plots import PlotsUnavailable, write_plots
 from bench.reference import (
     Ceiling,
     PerEvent,
@@ -34,7 +39,7 @@ from bench.reference import (
     per_event,
     pgbench_ceiling,
 )
-from bench.report import Figures, log_stats, summary
+from bench.report import P99_RATE, P99_SECONDS, Figures, log_stats, summary
 from bench.service_proc import ServiceProcess
 from bench.stack import (
     Databases,
@@ -47,6 +52,7 @@ from bench.stack import (
 )
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.entrypoints.simulated_stream import Message
 from service.logs import configure_logging
 from service.settings import Settings
 
@@ -64,11 +70,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=default_n, help="payments to drain (BENCH_N)")
     parser.add_argument("--ref-n", type=int, default=5000, help="payments for reference (a)")
     parser.add_argument("--pgbench-seconds", type=int, default=15)
-    parser.add_argument("--latency-rate", type=float, default=2000.0, help="payments per second")
+    parser.add_argument(
+        "--mixed-n",
+        type=int,
+        default=None,
+        help="messages of the simulate generator's mix to drain (default: --n); 0 skips it",
+    )
+    parser.add_argument("--latency-rate", type=float, default=P99_RATE, help="payments per second")
     parser.add_argument(
         "--latency-seconds",
         type=float,
-        default=60.0,
+        default=P99_SECONDS,
         help="long enough to include the kernel writing this phase's own pages back (after 30 s)",
     )
     parser.add_argument("--seed", type=int, default=1)
@@ -88,7 +100,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a service setting for this run, e.g. --set consumers=1 (FULFILLMENT_CONSUMERS)",
     )
     parser.add_argument("--keep-log", action="store_true", help="keep the service's log file")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where report.txt and the plots go (default: .local/bench/<UTC time>)",
+    )
+    args = parser.parse_args(argv)
+    if args.mixed_n is None:
+        args.mixed_n = args.n
+    if args.out is None:
+        args.out = Path(".local/bench") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return args
 
 
 @contextlib.asynccontextmanager
@@ -187,6 +210,23 @@ async def run(args: argparse.Namespace) -> int:
         # After the exit: the service's sessions have flushed their statistics by then.
         figures.tables = await table_stats(settings.dsn)
         figures.log = log_stats(service.log_path)
+        if args.mixed_n > 0:
+            values, settings, messages = await prepare_mixed(
+                args, servers, databases, suffix, used, figures
+            )
+            service = ServiceProcess(values, workdir / "mixed.log")
+            step(f"mixed: starting the service (log: {service.log_path})")
+            reader = OutcomeReader(servers.kafka, settings.topic_sessions)
+            await reader.start(partitions=settings.topic_partitions, from_end=False)
+            try:
+                async with watching(servers, suffix, figures.disturbance, "mixed"):
+                    figures.mixed = await mixed_drain(
+                        service, settings, reader, messages, stall=args.stall
+                    )
+            finally:
+                await reader.stop()
+            await service.stop()
+            step(f"mixed: {figures.mixed.rate:,.0f} events/s")
     except (Aborted, Stalled) as error:
         keep_log = True
         print(f"\nbench aborted: {error}", file=sys.stderr)
@@ -206,10 +246,40 @@ async def run(args: argparse.Namespace) -> int:
         if not keep_log:
             shutil.rmtree(workdir, ignore_errors=True)
     figures.load_after = os.getloadavg()
-    print(summary(figures, os.cpu_count() or 0), flush=True)
+    text = summary(figures, os.cpu_count() or 0)
+    print(text, flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.txt").write_text(text.lstrip("\n") + "\n")
+    try:
+        plots = [str(p) for p in write_plots(figures, args.out)]
+        print(f"report and plots: {args.out}/report.txt {' '.join(plots)}")
+    except PlotsUnavailable as error:
+        print(f"report: {args.out}/report.txt; no plots: {error}")
     if keep_log and service:
         print(f"service log kept: {service.log_path}")
     return 0
+
+
+async def prepare_mixed(
+    args: argparse.Namespace,
+    servers: Servers,
+    databases: Databases,
+    suffix: str,
+    used: list[Settings],
+    figures: Figures,
+) -> tuple[dict[str, Any], Settings, list[Message]]:
+    """A fresh database and topics for the mixed stream, preloaded with it."""
+    values = overrides(servers, await databases.create(f"bench_{suffix}_m"), f"{suffix}-m")
+    values["log_level"] = args.log_level
+    values.update(figures.settings)
+    settings = settings_of(values)
+    used.append(settings)
+    await create_topics(Clients(settings))
+    customers = max(1, args.mixed_n // 4)
+    step(f"mixed: preloading {args.mixed_n:,} messages of the simulate generator's mix")
+    messages = mixed_messages(args.mixed_n, customers, datetime.now(UTC), args.seed, settings)
+    await produce_all(servers.kafka, messages)
+    return values, settings, messages
 
 
 async def reference_a(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any, Final, Literal
+from typing import IO, Any, Final, Literal
 from uuid import UUID
 
 import orjson
@@ -42,6 +43,8 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     processors: list[structlog.typing.Processor]
+    global _decision_lines
+    _decision_lines = None
     if use_json:
         processors = [
             *shared,
@@ -49,6 +52,8 @@ def configure_logging(
             structlog.processors.JSONRenderer(serializer=_dumps),
         ]
         factory: Callable[..., Any] = structlog.BytesLoggerFactory(sys.stderr.buffer)
+        if logging.getLevelName(level) <= logging.INFO:
+            _decision_lines = _DecisionLines(processors, sys.stderr.buffer)
     else:
         processors = [*shared, structlog.dev.ConsoleRenderer()]
         factory = structlog.PrintLoggerFactory(sys.stderr)
@@ -65,17 +70,68 @@ def configure_logging(
 
 
 _decisions = structlog.get_logger("service.decisions")
+_STAMP = structlog.processors.TimeStamper(fmt="iso", utc=True)
 
 
-def log_decisions(decisions: Iterable[Decision], traces: Mapping[str, str] | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class _DecisionLines:
+    """The `decided` lines of a batch written as the JSON renderer would write them, but with
+    one clock reading, one context lookup and one write per batch instead of a trip through the
+    processor chain per line: that chain was about 8 % of a busy instance's CPU."""
+
+    processors: list[structlog.typing.Processor]  # those configured with it, to notice a change
+    out: IO[bytes]
+
+    def write(self, decisions: Sequence[Decision], traces: Mapping[str, str]) -> None:
+        if not decisions:
+            return
+        head = {**structlog.contextvars.get_contextvars(), "event": "decided"}
+        tail = {"level": "info", **_STAMP(None, "info", {})}
+        self.out.write(
+            b"".join(
+                orjson.dumps(
+                    {
+                        **head,
+                        **_trace_of(d, traces),
+                        "event_id": d.event_id,
+                        "type": d.event_type,
+                        "outcome": d.outcome.label,
+                        "customer_id": d.customer_id,
+                        "session_id": d.session_id,
+                        "payment_id": d.payment_id,
+                        "purged": d.purged,
+                        **tail,
+                    },
+                    default=_default,
+                    option=orjson.OPT_APPEND_NEWLINE,
+                )
+                for d in decisions
+            )
+        )
+        self.out.flush()
+
+
+_decision_lines: _DecisionLines | None = None
+
+
+def _trace_of(decision: Decision, traces: Mapping[str, str]) -> dict[str, str]:
+    trace = traces.get(decision.event_id) if traces else None
+    return {} if trace is None else {"trace_id": trace_id(trace)}
+
+
+def log_decisions(decisions: Sequence[Decision], traces: Mapping[str, str] | None = None) -> None:
     """One `decided` line per decision (R10), whoever decided it (a batch or the sweeper), with
     the trace id of the event's traceparent when it came with one (`traces`: event id ->)."""
+    traces = traces or {}
+    lines = _decision_lines
+    # Only while the configuration is still ours: tests capture logs by reconfiguring structlog.
+    if lines is not None and structlog.get_config()["processors"] is lines.processors:
+        lines.write(decisions, traces)
+        return
     for decision in decisions:
-        trace = traces.get(decision.event_id) if traces else None
-        extra = {} if trace is None else {"trace_id": trace_id(trace)}
         _decisions.info(
             "decided",
-            **extra,
+            **_trace_of(decision, traces),
             event_id=decision.event_id,
             type=decision.event_type,
             outcome=decision.outcome.label,

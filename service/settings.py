@@ -69,6 +69,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 # Values never echoed in an error, whatever is wrong with them.
 SECRET_FIELDS = frozenset({"database_url", "kafka_sasl_password", "kafka_ssl_key_password"})
 
+MAX_PROCESSES = 64
+
 
 class Settings(BaseSettings):
     """Read from `FULFILLMENT_*` environment variables; defaults match `make up`'s local stack."""
@@ -126,8 +128,9 @@ class Settings(BaseSettings):
     # Consumers in this process, each a member of the group with its own partitions: while one
     # waits on PostgreSQL another decides. Correct for any number, as separate instances are.
     consumers: int = Field(2, ge=1, le=16)
-    # Instances run by `fulfillment run` (this process and children): one core each.
-    processes: int = Field(1, ge=1, le=64)
+    # Instances run by `fulfillment run` (this process and children): one core each. `auto`:
+    # as many as the CPUs this process may use (see service/bootstrap/cpus.py).
+    processes: int | Literal["auto"] = "auto"
     batch_size: int = Field(2000, ge=1, le=100_000)
     batch_linger_ms: int = Field(5, ge=0)
     relay_batch_size: int = Field(5000, ge=1, le=100_000)
@@ -191,6 +194,17 @@ class Settings(BaseSettings):
             parts = json.loads(text) if text.startswith("[") else text.split(",")
             return frozenset(UUID(str(part).strip()) for part in parts if str(part).strip())
         return value
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> int | str:
+        # One check, one message: a union of int and "auto" would report one error per member.
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+            raise ValueError(f"must be 'auto' or a whole number from 1 to {MAX_PROCESSES}")
+        return int(text)
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:

@@ -16,9 +16,10 @@ from multiprocessing.synchronize import Event
 
 import structlog
 
+from service.bootstrap.cpus import usable_cpus
 from service.bootstrap.service import Service
 from service.logs import configure_logging
-from service.settings import Settings
+from service.settings import MAX_PROCESSES, Settings
 
 log = structlog.get_logger("service.app")
 
@@ -77,8 +78,15 @@ def _serve_child(ready: Event, index: int) -> None:
         sys.exit(1)
 
 
+def instances(settings: Settings) -> int:
+    """`FULFILLMENT_PROCESSES`, with `auto` the CPUs this process may use (affinity, quota)."""
+    if settings.processes == "auto":
+        return min(usable_cpus(), MAX_PROCESSES)
+    return settings.processes
+
+
 def serve_processes(settings: Settings) -> int:
-    """`settings.processes` instances: this process and the rest as children, each a full
+    """`instances(settings)`: this process and the rest as children, each a full
     instance (consumers, relay candidate, sweeper), exactly as separate deployments would be.
     Python runs one core per process; a stop signal to this process is passed on to them."""
     context = multiprocessing.get_context("spawn")
@@ -87,7 +95,9 @@ def serve_processes(settings: Settings) -> int:
     # after the interpreter has restored the default action while exiting).
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-    ready = [context.Event() for _ in range(1, settings.processes)]
+    count = instances(settings)
+    log.info("instances", processes=count, configured=settings.processes)
+    ready = [context.Event() for _ in range(1, count)]
     children = [
         context.Process(target=_serve_child, args=(r, i), name=f"fulfillment-{i}")
         for i, r in enumerate(ready, start=1)

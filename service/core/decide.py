@@ -25,7 +25,15 @@ class Emitted:
     time: datetime
     key: str  # the customer id; the session id only where no customer is known
     causation_id: str
-    data: schemas.OutputEventData
+    # Plain frozen data, encoded straight to the outbox; `data` is its contract model.
+    fields: schemas.OutputFields
+    subject: str | None  # the session id; None for session.rejected
+
+    @property
+    def data(self) -> schemas.OutputEventData:
+        """The published `data` as the contract's model (validated on each call: for tests and
+        tools, not the hot path)."""
+        return schemas.to_model(self.fields)
 
 
 def identity(event: schemas.InputEvent) -> str:
@@ -40,17 +48,23 @@ def _emit(
     causation: str,
     key: object,
     time: datetime,
-    data: schemas.OutputEventData,
+    data: schemas.OutputFields,
     origin: str | None = None,
 ) -> Emitted:
-    """`origin` (default: the causation id) is what the output id derives from."""
+    """`origin` (default: the causation id) is what the output id derives from: its last part
+    is the subject, or the customer for a rejection, which has no subject."""
+    if isinstance(data, schemas.RejectedFields):
+        subject, id_key = None, str(data.customer_id)
+    else:
+        subject = id_key = str(data.session_id)
     return Emitted(
         type=type_,
-        id=schemas.output_event_id_text(origin or causation, type_, data.subject or data.id_key),
+        id=schemas.output_event_id_text(origin or causation, type_, id_key),
         time=time,
         key=str(key),
         causation_id=causation,
-        data=data,
+        fields=data,
+        subject=subject,
     )
 
 
@@ -72,11 +86,10 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
             causation=session.created_event_id,
             key=session.customer_id,
             time=session.expires_at,
-            data=schemas.SessionCancelled(
+            data=schemas.CancelledFields(
                 session_id=session.id,
                 customer_id=session.customer_id,
                 payment_id=session.payment_id,
-                reason="expired",
                 cancelled_at=session.expires_at,
             ),
         )
@@ -97,7 +110,7 @@ def _complete(
         origin=origin,
         key=session.customer_id,
         time=at,
-        data=schemas.SessionCompleted(
+        data=schemas.CompletedFields(
             session_id=session.id,
             customer_id=session.customer_id,
             reason=reason.value,
@@ -122,6 +135,8 @@ def decide_payment(
     """A fresh payment (its payment_id never decided) for a customer whose expired sessions
     are already purged: create a waiting session, or reject when one is still active."""
     payment = event.data
+    # In UTC once, here: every time derived from it is then written without converting again.
+    now = schemas.utc(event.time)
     if active is not None:
         return Outcome(
             verdict=Verdict(Kind.REJECTED),  # the reason is always active_session
@@ -132,30 +147,30 @@ def decide_payment(
                     causation=event.id,
                     origin=identity(event),
                     key=payment.customer_id,
-                    time=event.time,
-                    data=schemas.SessionRejected(
+                    time=now,
+                    data=schemas.RejectedFields(
                         payment_id=payment.payment_id,
                         customer_id=payment.customer_id,
-                        reason="active_session",
                         active_session_id=active.id,
                     ),
                 ),
             ),
         )
     session_id = schemas.session_id_for_payment(payment.payment_id)
+    expires_at = now + policy.request_ttl
     created = _emit(
         schemas.SESSION_CREATED,
         causation=event.id,
         origin=identity(event),
         key=payment.customer_id,
-        time=event.time,
-        data=schemas.SessionCreated(
+        time=now,
+        data=schemas.CreatedFields(
             session_id=session_id,
             customer_id=payment.customer_id,
             payment_id=payment.payment_id,
             session_type=payment.session_type,
-            created_at=event.time,
-            expires_at=event.time + policy.request_ttl,
+            created_at=now,
+            expires_at=expires_at,
         ),
     )
     session = Session(
@@ -164,8 +179,8 @@ def decide_payment(
         payment_id=payment.payment_id,
         session_type=str(payment.session_type),
         status=Status.WAITING,
-        created_at=event.time,
-        expires_at=event.time + policy.request_ttl,
+        created_at=now,
+        expires_at=expires_at,
         created_event_id=created.id,
     )
     return Outcome(
@@ -202,7 +217,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
                     origin=identity(event),
                     key=target.customer_id if target else accepted.session_id,
                     time=event.time,
-                    data=schemas.SessionAcceptanceRejected(
+                    data=schemas.AcceptanceRejectedFields(
                         session_id=accepted.session_id,
                         mechanic_id=accepted.mechanic_id,
                         reason=(reason or Reason.UNKNOWN_SESSION).value,
@@ -216,7 +231,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
         origin=identity(event),
         key=target.customer_id,
         time=event.time,
-        data=schemas.SessionAccepted(
+        data=schemas.AcceptedFields(
             session_id=target.id,
             customer_id=target.customer_id,
             mechanic_id=accepted.mechanic_id,

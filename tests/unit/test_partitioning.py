@@ -4,7 +4,11 @@ other producers keying by customer id put that customer's events on the same par
 from __future__ import annotations
 
 import pytest
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given
+from hypothesis import strategies as st
 
+from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.relay import partition_for
 
 # Apache Kafka's own test vectors for Utils.murmur2 (clients' UtilsTest.testMurmur2), as the
@@ -26,3 +30,8 @@ def test_the_partition_is_the_java_clients_choice(
 ) -> None:
     # Java: Utils.toPositive(Utils.murmur2(key)) % numPartitions
     assert partition_for(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
+
+
+@given(key=st.binary(max_size=200))
+def test_the_word_by_word_murmur2_is_aiokafkas_murmur2(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key)

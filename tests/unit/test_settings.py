@@ -28,6 +28,9 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
         ("FULFILLMENT_BATCH_SIZE", "lots"),
         ("FULFILLMENT_DATABASE_URL", "mysql://nope"),
         ("FULFILLMENT_LOG_FORMAT", "xml"),
+        ("FULFILLMENT_PROCESSES", "0"),
+        ("FULFILLMENT_PROCESSES", "65"),
+        ("FULFILLMENT_PROCESSES", "many"),
     ],
 )
 def test_an_invalid_value_is_refused_naming_the_variable(
@@ -38,6 +41,17 @@ def test_an_invalid_value_is_refused_naming_the_variable(
         load_settings()
     assert str(caught.value).startswith(f"{name}: ")
     assert repr(value) in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "parsed"), [(None, "auto"), ("AUTO", "auto"), ("3", 3)])
+def test_processes_is_auto_unless_a_count_is_given(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, parsed: object
+) -> None:
+    if value is None:
+        monkeypatch.delenv("FULFILLMENT_PROCESSES", raising=False)
+    else:
+        monkeypatch.setenv("FULFILLMENT_PROCESSES", value)
+    assert load_settings().processes == parsed
 
 
 def test_the_command_exits_2_with_one_line_on_invalid_configuration(

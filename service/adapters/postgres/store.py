@@ -12,7 +12,7 @@ import asyncpg
 
 from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Connection, Pool
-from service.core.batch import BatchResult, PaymentRecord, Snapshot
+from service.core.batch import BatchResult, Snapshot
 from service.core.outcomes import Reason
 from service.core.parking import ParkedEvent
 from service.core.ports import ConstraintViolated, OutboxRow
@@ -62,16 +62,25 @@ class PostgresStore:
             if result.updated:
                 await self.conn.execute(sql.UPDATE_SESSIONS, *_columns(result.updated))
             if result.inserted:
-                await self.conn.execute(sql.INSERT_SESSIONS, *_columns(result.inserted))
+                await self.conn.copy_records_to_table(
+                    sql.SESSIONS_TABLE,
+                    records=[_session_row(x) for x in result.inserted],
+                    columns=sql.SESSION_COPY_COLUMNS,
+                )
             if result.payments:
-                await self.conn.execute(sql.INSERT_PAYMENTS, *_payment_columns(result.payments))
+                await self.conn.copy_records_to_table(
+                    sql.PAYMENTS_TABLE,
+                    records=[
+                        (p.payment_id, p.customer_id, p.event_id, p.outcome.value, p.session_id)
+                        for p in result.payments
+                    ],
+                    columns=sql.PAYMENT_COPY_COLUMNS,
+                )
             if outbox:
-                await self.conn.execute(
-                    sql.INSERT_OUTBOX,
-                    [r.event_id for r in outbox],
-                    [r.key for r in outbox],
-                    [r.value for r in outbox],
-                    [r.traceparent for r in outbox],
+                await self.conn.copy_records_to_table(
+                    sql.OUTBOX_TABLE,
+                    records=[(r.event_id, r.key, r.value, r.traceparent) for r in outbox],
+                    columns=sql.OUTBOX_COPY_COLUMNS,
                 )
         except asyncpg.IntegrityConstraintViolationError as error:
             raise ConstraintViolated(f"{error.__class__.__name__}: {error}") from error
@@ -168,11 +177,20 @@ def _columns(sessions: Sequence[Session]) -> list[list[Any]]:
     ]
 
 
-def _payment_columns(payments: Sequence[PaymentRecord]) -> list[list[Any]]:
-    return [
-        [p.payment_id for p in payments],
-        [p.customer_id for p in payments],
-        [p.event_id for p in payments],
-        [p.outcome.value for p in payments],
-        [p.session_id for p in payments],
-    ]
+def _session_row(s: Session) -> tuple[Any, ...]:
+    # In the order of sql.SESSION_COPY_COLUMNS.
+    return (
+        s.id,
+        s.customer_id,
+        s.payment_id,
+        s.session_type,
+        s.status.value,
+        s.created_at,
+        s.expires_at,
+        s.created_event_id,
+        s.mechanic_id,
+        s.accepted_at,
+        s.accepted_event_id,
+        s.closed_at,
+        None if s.close_reason is None else s.close_reason.value,
+    )

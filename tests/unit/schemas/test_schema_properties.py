@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import schemas
+from schemas.output_fields import RECORD_OF
 
 DECODER = schemas.Decoder(schemas.DEFAULT_TOPICS.input_types())
 
@@ -200,3 +204,86 @@ def test_an_output_event_decodes_back_to_itself(
     assert encoded == compact.encode()
     assert event.time.tzinfo is UTC
     assert json.loads(encoded)["time"].endswith("Z")
+
+
+# What JSON escapes, or might be tempted to, drawn far more often than plain text draws it.
+json_tricky_ids = st.text(
+    st.one_of(st.sampled_from('"\\/\n\t\x01\x1f\x7f\u2028\u00e9\U0001f600'), stored_text),
+    min_size=1,
+    max_size=64,
+)
+
+
+@given(
+    data=output_data(),
+    causation_id=json_tricky_ids,
+    time=aware_times,
+    derived=st.booleans(),
+    id=json_tricky_ids,
+)
+def test_the_fast_encoder_writes_the_models_bytes_for_every_output_type(
+    data: schemas.OutputEventData, causation_id: str, time: datetime, derived: bool, id: str
+) -> None:
+    event = schemas.output_event(
+        data, causation_id=causation_id, time=time, id=None if derived else id
+    )
+    # As the decisions make it: times in whatever offset they were computed in.
+    record = schemas.fields_of(data)
+    east = timezone(timedelta(hours=5, minutes=30))
+    record = replace(
+        record,
+        **{
+            f.name: getattr(record, f.name).astimezone(east)
+            for f in dataclass_fields(record)
+            if isinstance(getattr(record, f.name), datetime)
+        },
+    )
+
+    fast = schemas.encode_fields(
+        record, id=event.id, time=time, causation_id=causation_id, subject=event.subject
+    )
+
+    assert fast == schemas.encode(event)
+    assert schemas.to_model(record) == data
+
+
+class _DatabaseUUID(UUID):
+    """Like the UUID type a database driver returns (asyncpg's is a subclass too)."""
+
+
+def test_the_fast_encoder_writes_a_uuid_subclass_as_the_model_does() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    record = schemas.CompletedFields(
+        session_id=_DatabaseUUID(int=1),
+        customer_id=_DatabaseUUID(int=2),
+        reason="ended",
+        completed_at=at,
+    )
+    event = schemas.output_event(schemas.to_model(record), causation_id="c", time=at)
+
+    fast = schemas.encode_fields(
+        record, id=event.id, time=at, causation_id="c", subject=event.subject
+    )
+
+    assert fast == schemas.encode(event)
+
+
+def test_the_fast_encoder_refuses_a_naive_time() -> None:
+    record = schemas.CompletedFields(
+        session_id=UUID(int=1),
+        customer_id=UUID(int=2),
+        reason="ended",
+        completed_at=datetime(2026, 1, 1),
+    )
+
+    with pytest.raises(ValueError, match="naive datetime"):
+        schemas.encode_fields(
+            record, id="x", time=datetime.now(UTC), causation_id="c", subject=None
+        )
+
+
+def test_every_output_model_has_a_record_with_its_fields() -> None:
+    # Their order may differ (a dataclass puts defaults last): the encoder follows the model's.
+    assert len(RECORD_OF) == len(schemas.OUTPUT_EVENT_CLASSES)
+    for model, record in RECORD_OF.items():
+        assert {f.name for f in dataclass_fields(record)} == set(model.model_fields)
