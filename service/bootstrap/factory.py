@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from service.adapters import postgres
+from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES, MAX_FETCH_BYTES
 from service.bootstrap.reach import Unreachable, reach_kafka
 from service.kafka_security import uses_sasl, uses_tls
 from service.settings import ConfigurationError, Settings
@@ -22,15 +23,6 @@ from service.settings import ConfigurationError, Settings
 # What asyncpg raises when it cannot open a connection: refused, unknown host, TLS, timeout,
 # authentication and every other refusal by the server.
 POSTGRES_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-# The largest record a consumer fetches from one partition in one request, and so the largest
-# input the DLQ must be able to hold, with room for the error headers and the record overhead.
-# 1 MiB is room for a batch's share of any partition (2,000 events are under 1 MiB); more only
-# buffers records the loop cannot take yet: 4 MiB cost about 25 MiB of RSS per consumer. A single
-# larger message is still fetched whole (the broker's rule).
-MAX_FETCH_BYTES = 1024 * 1024
-DLQ_HEADER_ROOM = 64 * 1024
-DLQ_MAX_MESSAGE_BYTES = MAX_FETCH_BYTES + DLQ_HEADER_ROOM
 
 
 class Clients:

@@ -20,11 +20,12 @@ from service.adapters.health import Health
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop, DecideBatch
 from service.adapters.kafka.relay import Relay
+from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.parked_metrics import record_parked
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
 from service.adapters.tracing import tracing_from_environment
-from service.bootstrap.factory import DLQ_MAX_MESSAGE_BYTES, Clients
+from service.bootstrap.factory import Clients
 from service.bootstrap.probes import Probes
 from service.core.batch import BatchResult
 from service.core.parking import EventKey

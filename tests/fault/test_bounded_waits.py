@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 import schemas
 from service.adapters.kafka.admin import topic_configs
-from service.bootstrap.factory import DLQ_MAX_MESSAGE_BYTES, Clients
+from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
+from service.bootstrap.factory import Clients
 from service.bootstrap.service import Service
 from tests.fault.test_outages import unreachable
 from tests.fault.tools import fetchval, outcomes_by_payment, wait_drained, wait_until, wall_now

@@ -37,6 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 import schemas
 from service.adapters.health import Health
 from service.adapters.kafka import batch_metrics, trace_context
+from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.poison import DecideContained, PoisonGuard
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
@@ -48,9 +49,6 @@ from service.settings import Settings
 log = structlog.get_logger("service.consumer")
 
 COMMIT_TIMEOUT = 15.0
-# A dead letter must always fit: under both the producer's max_request_size and the broker's
-# max.message.bytes (1 MiB each by default), whatever the original's size.
-DLQ_RECORD_MAX_BYTES = 1_000_000
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -254,7 +252,7 @@ class ConsumerLoop:
                 offset=record.offset,
                 error=error,
                 failed_at=now,
-                max_bytes=DLQ_RECORD_MAX_BYTES,
+                max_bytes=DLQ_MAX_MESSAGE_BYTES,
             )
             sent.append(
                 await self._producer.send(
