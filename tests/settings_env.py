@@ -18,6 +18,10 @@ def environment_of(settings: Settings, **extra: str) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, frozenset | set):
+            if not value:
+                continue
+            value = ",".join(sorted(str(v) for v in value))
         text = str(value).lower() if isinstance(value, bool) else str(value)
         env[ENV_PREFIX + name.upper()] = text
     return env | extra

@@ -81,6 +81,11 @@ class Clients:
         """Returns once Kafka accepts a connection; raises Unreachable with the cause."""
         await reach_kafka(self._kafka())
 
+    async def check_postgres(self) -> None:
+        """Returns once PostgreSQL accepts a connection; raises Unreachable with the cause."""
+        pool = await self.pool(size=1, bounded=False)
+        await pool.close()
+
     def consumer(self, **overrides: Any) -> AIOKafkaConsumer:
         """A member of the service's group by default; `group_id=None` for a plain reader."""
         options: dict[str, Any] = {

@@ -127,8 +127,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
         asyncio.run(Clients(settings).check_kafka())
     if args.command == "run":
+        from service.bootstrap.factory import Clients
         from service.bootstrap.supervisor import serve_processes
 
+        # Once, before any instance starts: with several, each would report it on its own line.
+        asyncio.run(Clients(settings).check_postgres())
         return serve_processes(settings)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))

@@ -165,10 +165,15 @@ async def test_the_metrics_move_with_the_events_and_match_the_outputs_on_session
         await outcomes.wait_count(11, within=30)
         after = await until(
             lambda: scrape(address),
+            # A batch's metrics are recorded after its offsets commit, which can be after the
+            # relay published its outputs: wait for both.
             lambda s: (
                 value(s, "fulfillment_published_total")
                 - value(before, "fulfillment_published_total")
                 >= len(outcomes.records)
+                and value(s, "fulfillment_batch_events_sum")
+                - value(before, "fulfillment_batch_events_sum")
+                >= 14
             ),
             within=10,
         )
