@@ -26,6 +26,8 @@ class Emitted:
     key: str  # the customer id; the session id only where no customer is known
     causation_id: str
     data: schemas.OutputEventData
+    # With `causation_id`, the cause's CloudEvents identity: what a restore claims as processed.
+    causation_source: str = schemas.SOURCE
 
 
 def identity(event: schemas.InputEvent) -> str:
@@ -42,8 +44,10 @@ def _emit(
     time: datetime,
     data: schemas.OutputEventData,
     origin: str | None = None,
+    source: str = schemas.SOURCE,
 ) -> Emitted:
-    """`origin` (default: the causation id) is what the output id derives from."""
+    """`origin` (default: the causation id) is what the output id derives from; `source` is
+    the cause's (this service's own for a timer)."""
     return Emitted(
         type=type_,
         id=schemas.output_event_id_text(origin or causation, type_, data.subject or data.id_key),
@@ -51,6 +55,7 @@ def _emit(
         key=str(key),
         causation_id=causation,
         data=data,
+        causation_source=source,
     )
 
 
@@ -88,13 +93,19 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
 
 
 def _complete(
-    session: Session, reason: Reason, at: datetime, causation: str, origin: str | None = None
+    session: Session,
+    reason: Reason,
+    at: datetime,
+    causation: str,
+    origin: str | None = None,
+    source: str = schemas.SOURCE,
 ) -> tuple[Session, Emitted]:
     closed = replace(session, status=Status.COMPLETED, closed_at=at, close_reason=reason)
     return closed, _emit(
         schemas.SESSION_COMPLETED,
         causation=causation,
         origin=origin,
+        source=source,
         key=session.customer_id,
         time=at,
         data=schemas.SessionCompleted(
@@ -131,6 +142,7 @@ def decide_payment(
                     schemas.SESSION_REJECTED,
                     causation=event.id,
                     origin=identity(event),
+                    source=event.source,
                     key=payment.customer_id,
                     time=event.time,
                     data=schemas.SessionRejected(
@@ -147,6 +159,7 @@ def decide_payment(
         schemas.SESSION_CREATED,
         causation=event.id,
         origin=identity(event),
+        source=event.source,
         key=payment.customer_id,
         time=event.time,
         data=schemas.SessionCreated(
@@ -200,6 +213,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
                     schemas.SESSION_ACCEPTANCE_REJECTED,
                     causation=event.id,
                     origin=identity(event),
+                    source=event.source,
                     key=target.customer_id if target else accepted.session_id,
                     time=event.time,
                     data=schemas.SessionAcceptanceRejected(
@@ -214,6 +228,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
         schemas.SESSION_ACCEPTED,
         causation=event.id,
         origin=identity(event),
+        source=event.source,
         key=target.customer_id,
         time=event.time,
         data=schemas.SessionAccepted(
@@ -244,7 +259,9 @@ def decide_ended(event: schemas.SessionEndedEvent, target: Session | None) -> Ou
         )
     if target.status is not Status.LIVE:
         return Outcome(verdict=Verdict(Kind.IGNORED, Reason(target.status)), session_id=target.id)
-    closed, emitted = _complete(target, Reason.ENDED, event.time, event.id, identity(event))
+    closed, emitted = _complete(
+        target, Reason.ENDED, event.time, event.id, identity(event), event.source
+    )
     return Outcome(
         verdict=Verdict(Kind.COMPLETED), session_id=target.id, changed=(closed,), emitted=(emitted,)
     )
