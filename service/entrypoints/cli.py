@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument("--to-datetime", type=_datetime, metavar="T", help="RFC 3339 time")
     replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="default: all input topics")
     replay.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    from service.entrypoints.reprocess_args import add_reprocess_commands
+
+    add_reprocess_commands(commands)
     return root
 
 
@@ -110,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seed=args.seed,
                 )
             )
+        if args.command in ("rebuild", "restore"):
+            from service.entrypoints.reprocess_args import run_reprocess
+
+            return asyncio.run(run_reprocess(settings, args))
         from service.entrypoints.replay import replay
 
         return asyncio.run(

@@ -101,3 +101,15 @@ APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
 MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 ADVISORY_LOCK = "SELECT pg_advisory_lock($1)"
+
+# A rebuild or restore writes only into a database that holds nothing decided yet.
+TABLES_IN_USE = (
+    "SELECT name FROM (VALUES "
+    "('customers', EXISTS (SELECT 1 FROM customers)), "
+    "('sessions', EXISTS (SELECT 1 FROM sessions)), "
+    "('payments', EXISTS (SELECT 1 FROM payments)), "
+    "('processed_events', EXISTS (SELECT 1 FROM processed_events)), "
+    "('outbox', EXISTS (SELECT 1 FROM outbox))) AS t(name, used) WHERE used"
+)
+# What a rebuild re-made is compared, not published: its outbox is emptied at the end.
+DISCARD_OUTBOX = "DELETE FROM outbox"

@@ -1,0 +1,234 @@
+"""`fulfillment rebuild`: re-decide the input topics into an empty database, through the same
+handlers and store as the service, and prove it: every re-made output against the published one.
+
+`--order published` (the default) follows the changelog (`service.core.replay_order`): the
+result is the live state, and any difference is a real one. `--order arrival` ignores the
+changelog and meets the inputs as they arrived, for "what would this code decide differently?"
+before a deploy; its differences come explained (sweeper timing, cross-topic order).
+
+Nothing is published, unless to `--shadow-topic`; the re-made outputs are discarded from the
+database's outbox, so the service started on it later publishes nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiokafka.errors import KafkaError
+
+from service.adapters import postgres
+from service.adapters.kafka.relay import Relay
+from service.adapters.postgres.target import discard_outbox, prepare_empty
+from service.bootstrap.factory import Clients
+from service.core.changelog import Published, UnreadableOutput, published
+from service.core.differences import Difference, differences
+from service.core.ports import Store
+from service.core.replay_order import (
+    Close,
+    Decide,
+    Plan,
+    Step,
+    in_arrival_order,
+    in_published_order,
+)
+from service.entrypoints.history import MissingTopic, read_changelog, read_inputs, replaced
+from service.entrypoints.progress import Progress
+from service.handlers.consume import handle_batch
+from service.handlers.outbox import outbox_row
+from service.handlers.sweep import sweep_customers
+from service.settings import Settings
+
+Order = Literal["published", "arrival"]
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    events: int
+    remade: list[Published]
+    found: list[Difference]
+    seconds: float
+    forced: int
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    database_url: str,
+    shadow_topic: str | None = None,
+    order: Order = "published",
+    as_json: bool = False,
+) -> int:
+    target = replaced(settings, database_url=database_url)
+    clients = Clients(target)
+    try:
+        pool = await clients.pool(size=2)
+    except (OSError, ConnectionError) as error:
+        _error(f"cannot reach the database of --database-url: {error}")
+        return 1
+    try:
+        used = await prepare_empty(pool)
+        if used:
+            _error(f"--database-url: the database is not empty ({', '.join(used)} hold rows)")
+            return 1
+        outcome = await _rebuild(clients, pool, order)
+        if shadow_topic:
+            await _publish(clients, pool, shadow_topic)
+        else:
+            await discard_outbox(pool)
+    except MissingTopic as error:
+        _error(f"no such topic: {error}")
+        return 1
+    except UnreadableOutput as error:
+        _error(f"{settings.topics.sessions_events}: {error}")
+        return 1
+    except KafkaError as error:
+        _error(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}")
+        return 1
+    finally:
+        await pool.close()
+    report(outcome, as_json=as_json, order=order)
+    return 0 if not outcome.found else 1
+
+
+async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outcome:
+    changelog = await read_changelog(clients)
+    inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
+    plan: Plan
+    if order == "published":
+        plan = in_published_order(inputs.partitions, changelog)
+    else:
+        plan = in_arrival_order(inputs.partitions)
+    total = sum(len(p) for p in inputs.partitions)
+    progress = Progress("rebuild", total)
+    remade: list[Published] = []
+    policy = clients.settings.policy
+    async with postgres.store_of(pool) as store:
+        for run in _runs(plan.steps):
+            emitted = await _apply(store, run, policy)
+            remade += [_as_published(row) for row in emitted]
+            decided = sum(isinstance(s, Decide) for s in run)
+            progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
+        if order == "arrival":
+            # Without the changelog, the closings are the sweeper's, as it would act by now.
+            remade += [_as_published(r) for r in await _sweep_all(store, clients.settings)]
+    progress.finish()
+    return Outcome(
+        events=progress.done,
+        remade=remade,
+        found=differences(changelog, remade),
+        seconds=progress.seconds,
+        forced=plan.forced,
+    )
+
+
+def _runs(steps: Sequence[Step]) -> list[list[Step]]:
+    """Consecutive decisions in batches (a batch decides in order, as one event at a time
+    would), consecutive closings together; a batch never spans a closing."""
+    runs: list[list[Step]] = []
+    for step in steps:
+        last = runs[-1] if runs else None
+        if last and type(last[0]) is type(step) and len(last) < BATCH and _joins(last, step):
+            last.append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
+def _joins(run: list[Step], step: Step) -> bool:
+    # One sweep closes one session per customer: a customer's second closing waits its turn.
+    return not isinstance(step, Close) or all(
+        isinstance(s, Close) and s.customer_id != step.customer_id for s in run
+    )
+
+
+async def _apply(store: Store, run: list[Step], policy: Any) -> list[Any]:
+    if isinstance(run[0], Decide):
+        events = [s.record.event for s in run if isinstance(s, Decide)]
+        result = await handle_batch(store, events, policy=policy)
+    else:
+        closes = [s for s in run if isinstance(s, Close)]
+        now = max(s.at for s in closes)
+        result = await sweep_customers(
+            store, [s.customer_id for s in closes], now=now, policy=policy
+        )
+    return [outbox_row(e) for e in result.emitted]
+
+
+async def _sweep_all(store: Store, settings: Settings) -> list[Any]:
+    now = datetime.now(UTC)
+    rows: list[Any] = []
+    while due := await store.due_customers(now=now, max_live=settings.max_live, limit=BATCH):
+        result = await sweep_customers(store, due, now=now, policy=settings.policy)
+        rows += [outbox_row(e) for e in result.emitted]
+    return rows
+
+
+def _as_published(row: Any) -> Published:
+    return published(row.key, row.value, timestamp=0, partition=-1, offset=-1)
+
+
+async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:
+    """The re-made outputs, in the order they were made, to the shadow topic: the relay's own
+    code, aimed elsewhere."""
+    shadow = replaced(clients.settings, topic_sessions=topic)
+    producer = clients.producer()
+    await producer.start()
+    try:
+        relay = Relay(shadow, pool, producer)
+        relay.stop()  # publish what is there, then return
+        await relay.run()
+    finally:
+        await producer.stop()
+
+
+def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:
+    if as_json:
+        print(json.dumps(_json(outcome, order), indent=None))
+        return
+    rate = outcome.events / outcome.seconds if outcome.seconds else 0.0
+    print(
+        f"{len(outcome.remade)} decisions re-made, {len(outcome.found)} differ "
+        f"({outcome.events} events in {outcome.seconds:.1f} s, {rate:,.0f}/s, order {order})"
+    )
+    for d in outcome.found:
+        print(f"differs: {d.id} ({d.explanation})")
+        print(f"  expected: {_text(d.expected)}")
+        print(f"  got:      {_text(d.got)}")
+
+
+def _text(p: Published | None) -> str:
+    return "(nothing)" if p is None else f"key={p.key} {p.value.decode(errors='replace')}"
+
+
+def _json(outcome: Outcome, order: Order) -> dict[str, Any]:
+    return {
+        "order": order,
+        "remade": len(outcome.remade),
+        "differ": len(outcome.found),
+        "events": outcome.events,
+        "seconds": round(outcome.seconds, 3),
+        "forced": outcome.forced,
+        "differences": [
+            {
+                "id": d.id,
+                "explanation": str(d.explanation),
+                "expected": None if d.expected is None else _wire(d.expected),
+                "got": None if d.got is None else _wire(d.got),
+            }
+            for d in outcome.found
+        ],
+    }
+
+
+def _wire(p: Published) -> dict[str, str]:
+    return {"key": p.key, "value": p.value.decode(errors="replace")}
+
+
+def _error(message: str) -> None:
+    print(f"fulfillment rebuild: {message}", file=sys.stderr)
