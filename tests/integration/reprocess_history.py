@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import schemas
@@ -36,6 +36,7 @@ class History:
     customers: list[uuid.UUID] = field(default_factory=list)
     events: list[schemas.OutputEvent] = field(default_factory=list)
     outputs: int = 0
+    started: datetime = datetime.min
 
 
 def sid(payment_id: str) -> uuid.UUID:
@@ -65,7 +66,7 @@ async def live_history(settings: Settings, pool: postgres.Pool) -> History:
     ordinary = [customer() for _ in range(ORDINARY)]
     async with Outcomes(settings) as outcomes, Producer(settings) as producer:
         async with running(settings):
-            now = wall_now()
+            now = history.started = wall_now()
             # Cross-topic order: an acceptance decided before its payment, refused as unknown.
             # Its producer stamped it a second later (as one that buffered it would), so by the
             # records' timestamps it arrived after the payment: the two topics' speeds differ.
