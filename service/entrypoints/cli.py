@@ -50,8 +50,9 @@ def parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-earliest", action="store_true", help="from the start of each topic")
     target.add_argument("--to-datetime", type=_datetime, metavar="T", help="RFC 3339 time")
-    replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="default: all input topics")
-    replay.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    from service.entrypoints.replay_args import add_replay_arguments
+
+    add_replay_arguments(replay, target)
     from service.entrypoints.reprocess_args import add_reprocess_commands
 
     add_reprocess_commands(commands)
@@ -126,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 to_datetime=args.to_datetime,
                 topics=args.topics,
                 dry_run=args.dry_run,
+                to_offset=args.to_offset,
+                shift_by=args.shift_by,
+                by_duration=args.by_duration,
+                execute=args.execute,
+                export=args.export,
             )
         )
     except KeyboardInterrupt:
