@@ -3,11 +3,13 @@ reads those events again.
 
 Re-reading is safe: every input event is claimed in the database (by source and id, payments
 also by payment_id), so nothing is decided twice; the service only re-sends what it already
-decided if the outbox still holds it. That makes a replay the way to rebuild into an empty
-database, or to check that nothing new comes out.
+decided if the outbox still holds it. (Into an empty database, use `fulfillment rebuild`,
+which follows the changelog's order.)
 
-Offsets never move forward (that would skip events the service has not decided), and a
-partition with no committed offset starts from its beginning, as the service itself would.
+The targets and the scope (`topic:0,2`) are those of Kafka's `kafka-consumer-groups.sh
+--reset-offsets` (`replay_targets`), and so are its plans, with one rule on top: offsets never
+move forward (that would skip events the service has not decided), and a partition with no
+committed offset starts from its beginning, as the service itself would.
 """
 
 from __future__ import annotations
