@@ -7,11 +7,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiokafka import TopicPartition
+from pydantic import ValidationError
 
 import schemas
 from service.adapters.kafka.admin import committed_offsets, missing_topics, topic_partitions
 from service.adapters.kafka.topic_reader import read_until
+from service.adapters.postgres import Pool
 from service.bootstrap.factory import Clients
 from service.core.changelog import Published, published
 from service.core.replay_order import InputRecord
@@ -22,6 +25,26 @@ def replaced(settings: Settings, **changes: Any) -> Settings:
     """`settings` with `changes`, validated again (what derives from them, the topic set and
     the policy, derives anew; `model_copy` would keep the cached ones)."""
     return Settings.model_validate(settings.model_dump() | changes)
+
+
+class BadTarget(Exception):
+    """The database of `--database-url` cannot be used; the message names why, not the URL
+    (it may hold a password)."""
+
+
+async def open_target(settings: Settings, database_url: str) -> tuple[Clients, Pool]:
+    """Clients whose pool is the database of `--database-url`, and that pool (size 2).
+    Raises BadTarget."""
+    try:
+        clients = Clients(replaced(settings, database_url=database_url))
+    except ValidationError:
+        raise BadTarget(
+            "--database-url: not a PostgreSQL URL (postgresql://user@host/db)"
+        ) from None
+    try:
+        return clients, await clients.pool(size=2)
+    except (OSError, ConnectionError, asyncpg.PostgresError) as error:
+        raise BadTarget(f"cannot use the database of --database-url: {error}") from None
 
 
 class MissingTopic(Exception):

@@ -25,6 +25,7 @@ from service.adapters import postgres
 from service.adapters.kafka.relay import Relay
 from service.adapters.postgres.target import discard_outbox, prepare_empty
 from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
 from service.core.changelog import Published, UnreadableOutput, published
 from service.core.differences import Difference, differences
 from service.core.ports import Store
@@ -36,7 +37,14 @@ from service.core.replay_order import (
     in_arrival_order,
     in_published_order,
 )
-from service.entrypoints.history import MissingTopic, read_changelog, read_inputs, replaced
+from service.entrypoints.history import (
+    BadTarget,
+    MissingTopic,
+    open_target,
+    read_changelog,
+    read_inputs,
+    replaced,
+)
 from service.entrypoints.progress import Progress
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
@@ -64,13 +72,11 @@ async def rebuild(
     order: Order = "published",
     as_json: bool = False,
 ) -> int:
-    target = replaced(settings, database_url=database_url)
-    clients = Clients(target)
     try:
-        pool = await clients.pool(size=2)
-    except (OSError, ConnectionError) as error:
-        _error(f"cannot reach the database of --database-url: {error}")
-        return 1
+        clients, pool = await open_target(settings, database_url)
+    except BadTarget as error:
+        _error(str(error))
+        return 2 if "not a PostgreSQL URL" in str(error) else 1
     try:
         used = await prepare_empty(pool)
         if used:
@@ -177,6 +183,7 @@ async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:
     """The re-made outputs, in the order they were made, to the shadow topic: the relay's own
     code, aimed elsewhere."""
     shadow = replaced(clients.settings, topic_sessions=topic)
+    await create_topics(Clients(shadow))
     producer = clients.producer()
     await producer.start()
     try:

@@ -19,12 +19,11 @@ from aiokafka.errors import KafkaError
 
 from service.adapters import postgres
 from service.adapters.postgres.target import prepare_empty
-from service.bootstrap.factory import Clients
 from service.core.batch import BatchResult
 from service.core.changelog import UnreadableOutput
 from service.core.ports import Store
 from service.core.restore_state import Inconsistent, Restored, restore_state
-from service.entrypoints.history import MissingTopic, read_changelog, replaced
+from service.entrypoints.history import BadTarget, MissingTopic, open_target, read_changelog
 from service.entrypoints.progress import Progress
 from service.settings import Settings
 
@@ -33,12 +32,11 @@ T = TypeVar("T")
 
 
 async def restore(settings: Settings, *, database_url: str, as_json: bool = False) -> int:
-    clients = Clients(replaced(settings, database_url=database_url))
     try:
-        pool = await clients.pool(size=1)
-    except (OSError, ConnectionError) as error:
-        _error(f"cannot reach the database of --database-url: {error}")
-        return 1
+        clients, pool = await open_target(settings, database_url)
+    except BadTarget as error:
+        _error(str(error))
+        return 2 if "not a PostgreSQL URL" in str(error) else 1
     try:
         used = await prepare_empty(pool)
         if used:

@@ -3,6 +3,7 @@ an empty database, the boundary cases between the sweeper and late events includ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,8 +12,12 @@ import pytest
 
 import schemas
 from service.adapters import postgres
+from service.core.batch import BatchResult
+from service.entrypoints.history import replaced
 from service.entrypoints.rebuild import rebuild
 from tests.conftest import create_database, drop_database
+from tests.fault.tools import wall_now
+from tests.harness import Outcomes, Producer, running
 from tests.integration.reprocess_history import ORDINARY, live_history, short_timers, sid
 from tests.servers import Servers
 
@@ -32,6 +37,11 @@ async def empty_dsn(servers: Servers) -> AsyncIterator[str]:
     dsn = await create_database(servers)
     yield dsn
     await drop_database(servers, dsn)
+
+
+async def no_sweep(*_: Any, **__: Any) -> BatchResult:
+    """The sweeper acts on the wall clock: held back, so only the new payment decides."""
+    return BatchResult((), (), (), (), ())
 
 
 async def rows(dsn: str, query: str) -> list[Any]:
@@ -57,16 +67,36 @@ async def test_a_rebuild_re_makes_every_published_decision_byte_for_byte(
     settings = short_timers(make_settings)
     history = await live_history(settings, pool)
     capsys.readouterr()
+    shadow = f"{settings.topic_sessions}.shadow"
 
-    code = await rebuild(settings, database_url=empty_dsn, as_json=True)
+    code = await rebuild(settings, database_url=empty_dsn, as_json=True, shadow_topic=shadow)
 
     result = summary(capsys.readouterr().out)
     assert result["differences"] == []
     assert (code, result["differ"], result["remade"]) == (0, 0, history.outputs)
     assert await rows(empty_dsn, STATE) == await rows(fresh_dsn, STATE)
     assert await rows(empty_dsn, PAYMENTS) == await rows(fresh_dsn, PAYMENTS)
-    # Compared, not published: the service started on it has nothing to send again.
+    # Published to the shadow topic only, and gone from the outbox: the service started on the
+    # rebuilt database has nothing to send again.
     assert await rows(empty_dsn, "SELECT * FROM outbox") == []
+    async with Outcomes(settings, topic=shadow) as shadowed:
+        await shadowed.wait_count(history.outputs)
+    assert {r.value for r in shadowed.records} == {schemas.encode(e) for e in history.events}
+
+    # The service on the rebuilt database continues from the group's committed offsets.
+    rebuilt = replaced(settings, database_url=empty_dsn)
+    customer = history.customers[-1]
+    async with (
+        Outcomes(settings) as outcomes,
+        Producer(settings) as producer,
+        running(rebuilt, sweep=no_sweep),
+    ):
+        await outcomes.wait_count(history.outputs)
+        await producer.pay(customer, "pi-after-rebuild", time=wall_now())
+        await outcomes.wait_count(history.outputs + 1)
+        await asyncio.sleep(1.0)  # time for anything decided twice to show
+    after = outcomes.records[history.outputs :]
+    assert [schemas.decode_output(r.value).type for r in after] == [schemas.SESSION_CREATED]
 
 
 async def test_a_rebuild_refuses_a_database_that_is_not_empty(
@@ -131,3 +161,18 @@ async def test_a_rebuild_in_arrival_order_explains_what_the_changelog_s_order_av
         d["got"]["value"] for d in result["differences"] if d["got"]
     }
     assert any('"reason":"unknown_session"' in v for v in by_kind)
+
+
+def test_a_rebuild_into_something_that_is_not_a_database_url_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.entrypoints.cli import main
+
+    monkeypatch.setenv("FULFILLMENT_DATABASE_URL", "postgresql://u:secret@127.0.0.1:1/x")
+    code = main(["rebuild", "--database-url", "not-a-url"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "fulfillment rebuild: --database-url: not a PostgreSQL URL (postgresql://user@host/db)"
+    ]
