@@ -46,6 +46,7 @@ PAYMENTS = [f"pay-{i}" for i in range(6)]
 class Live:
     partitions: dict[str, list[InputRecord]]
     changelog: list[Published]
+    handlers: InMemoryHandlers
 
 
 def _partition(key: str, count: int = 2) -> int:
@@ -85,7 +86,7 @@ def live_run(actions: list[tuple[str, int, int]]) -> Live:
         (out for outs in by_partition.values() for out in outs),
         key=lambda o: (o.partition, o.offset),
     )
-    return Live(dict(partitions), changelog)
+    return Live(dict(partitions), changelog, live)
 
 
 def _event(kind: str, pid: str, which: int, when: datetime) -> schemas.InputEvent:
