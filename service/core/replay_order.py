@@ -118,6 +118,9 @@ class _Walk:
         self.consumed: set[int] = set()
         self.decided: set[tuple[str, str]] = set()
         self.decided_payments: set[str] = set()
+        # Keys whose next output is a timer: checked after every step, so kept as a set
+        # rather than found by scanning every customer's queue.
+        self.timer_heads = {key for key, queue in self.queues.items() if queue[0].timer}
 
     def run(self) -> Plan:
         while any(self.partitions):
@@ -138,7 +141,8 @@ class _Walk:
         return self.plan
 
     def _close_due_timers(self) -> None:
-        for queue in self.queues.values():
+        while self.timer_heads:
+            queue = self.queues[self.timer_heads.pop()]
             while queue and queue[0].timer:
                 out = queue.popleft()
                 self._consume(out)
@@ -187,6 +191,8 @@ class _Walk:
             queue.popleft()
         else:  # forced: taken out of its place
             queue.remove(out)
+        if queue and queue[0].timer:
+            self.timer_heads.add(out.key)
         self._consume(out)
         if out.unknown_session:
             self.unknown_first[str(out.data["session_id"])].discard(key)
