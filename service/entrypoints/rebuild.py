@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import asyncpg
 from aiokafka.errors import KafkaError
 
 from service.adapters import postgres
@@ -62,6 +63,7 @@ class Outcome:
     found: list[Difference]
     seconds: float
     forced: int
+    unreachable: int  # published outputs whose cause is no longer on the input topics
 
 
 async def rebuild(
@@ -95,6 +97,9 @@ async def rebuild(
         return 1
     except KafkaError as error:
         _error(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}")
+        return 1
+    except (asyncpg.PostgresError, OSError) as error:
+        _error(f"the database of --database-url failed: {error}")
         return 1
     finally:
         await pool.close()
@@ -130,6 +135,7 @@ async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outco
         found=differences(changelog, remade),
         seconds=progress.seconds,
         forced=plan.forced,
+        unreachable=len(plan.unreachable),
     )
 
 
@@ -203,6 +209,11 @@ def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:
         f"{len(outcome.remade)} decisions re-made, {len(outcome.found)} differ "
         f"({outcome.events} events in {outcome.seconds:.1f} s, {rate:,.0f}/s, order {order})"
     )
+    if outcome.unreachable:
+        print(
+            f"{outcome.unreachable} published outputs have no cause left on the input topics "
+            "(retention): they show as differences; `fulfillment restore` needs no inputs"
+        )
     for d in outcome.found:
         print(f"differs: {d.id} ({d.explanation})")
         print(f"  expected: {_text(d.expected)}")
@@ -221,6 +232,7 @@ def _json(outcome: Outcome, order: Order) -> dict[str, Any]:
         "events": outcome.events,
         "seconds": round(outcome.seconds, 3),
         "forced": outcome.forced,
+        "unreachable": outcome.unreachable,
         "differences": [
             {
                 "id": d.id,

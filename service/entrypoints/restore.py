@@ -15,6 +15,7 @@ import sys
 from itertools import islice
 from typing import Any, TypeVar
 
+import asyncpg
 from aiokafka.errors import KafkaError
 
 from service.adapters import postgres
@@ -56,6 +57,9 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
         return 1
     except KafkaError as error:
         _error(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}")
+        return 1
+    except (asyncpg.PostgresError, OSError) as error:
+        _error(f"the database of --database-url failed: {error}")
         return 1
     finally:
         await pool.close()
