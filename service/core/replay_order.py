@@ -68,6 +68,9 @@ class Plan:
     # Published outputs no step can re-make: their cause is not on the input topics any more.
     unreachable: list[Published] = field(default_factory=list)
     forced: int = 0  # steps taken against the changelog's order, to get past a contradiction
+    # Each session's customer, as its `session.created` names it: whom an acceptance or an
+    # end touches, even one decided before its session existed.
+    owners: dict[UUID, UUID] = field(default_factory=dict)
 
 
 def in_published_order(
@@ -113,6 +116,9 @@ class _Walk:
             self.output_of[out.causation] = out
             if out.type in (schemas.SESSION_CREATED, schemas.SESSION_REJECTED):
                 self.decider_of_payment[str(out.data["payment_id"])] = out.causation
+            if out.type == schemas.SESSION_CREATED:
+                owner = UUID(str(out.data["customer_id"]))
+                self.plan.owners[UUID(str(out.data["session_id"]))] = owner
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
         self.consumed: set[int] = set()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,15 +28,10 @@ from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
 from service.core.changelog import Published, UnreadableOutput, published
 from service.core.differences import Difference, differences
-from service.core.ports import Store
-from service.core.replay_order import (
-    Close,
-    Decide,
-    Plan,
-    Step,
-    in_arrival_order,
-    in_published_order,
-)
+from service.core.ports import OutboxRow, Store
+from service.core.replay_order import Plan, in_arrival_order, in_published_order
+from service.core.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
+from service.core.sessions import Policy
 from service.entrypoints.history import (
     BadTarget,
     MissingTopic,
@@ -53,7 +47,6 @@ from service.handlers.sweep import sweep_customers
 from service.settings import Settings
 
 Order = Literal["published", "arrival"]
-BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +113,10 @@ async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outco
     remade: list[Published] = []
     policy = clients.settings.policy
     async with postgres.store_of(pool) as store:
-        for run in _runs(plan.steps):
+        for run in runs(plan):
             emitted = await _apply(store, run, policy)
             remade += [_as_published(row) for row in emitted]
-            decided = sum(isinstance(s, Decide) for s in run)
+            decided = len(run.events) if isinstance(run, DecideRun) else 0
             progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
         if order == "arrival":
             # Without the changelog, the closings are the sweeper's, as it would act by now.
@@ -139,49 +132,25 @@ async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outco
     )
 
 
-def _runs(steps: Sequence[Step]) -> list[list[Step]]:
-    """Consecutive decisions in batches (a batch decides in order, as one event at a time
-    would), consecutive closings together; a batch never spans a closing."""
-    runs: list[list[Step]] = []
-    for step in steps:
-        last = runs[-1] if runs else None
-        if last and type(last[0]) is type(step) and len(last) < BATCH and _joins(last, step):
-            last.append(step)
-        else:
-            runs.append([step])
-    return runs
-
-
-def _joins(run: list[Step], step: Step) -> bool:
-    # One sweep closes one session per customer: a customer's second closing waits its turn.
-    return not isinstance(step, Close) or all(
-        isinstance(s, Close) and s.customer_id != step.customer_id for s in run
-    )
-
-
-async def _apply(store: Store, run: list[Step], policy: Any) -> list[Any]:
-    if isinstance(run[0], Decide):
-        events = [s.record.event for s in run if isinstance(s, Decide)]
-        result = await handle_batch(store, events, policy=policy)
-    else:
-        closes = [s for s in run if isinstance(s, Close)]
-        now = max(s.at for s in closes)
-        result = await sweep_customers(
-            store, [s.customer_id for s in closes], now=now, policy=policy
-        )
+async def _apply(store: Store, run: Run, policy: Policy) -> list[OutboxRow]:
+    match run:
+        case DecideRun(events=events):
+            result = await handle_batch(store, events, policy=policy)
+        case CloseRun(customers=customers, now=now):
+            result = await sweep_customers(store, customers, now=now, policy=policy)
     return [outbox_row(e) for e in result.emitted]
 
 
-async def _sweep_all(store: Store, settings: Settings) -> list[Any]:
+async def _sweep_all(store: Store, settings: Settings) -> list[OutboxRow]:
     now = datetime.now(UTC)
-    rows: list[Any] = []
+    rows: list[OutboxRow] = []
     while due := await store.due_customers(now=now, max_live=settings.max_live, limit=BATCH):
         result = await sweep_customers(store, due, now=now, policy=settings.policy)
         rows += [outbox_row(e) for e in result.emitted]
     return rows
 
 
-def _as_published(row: Any) -> Published:
+def _as_published(row: OutboxRow) -> Published:
     return published(row.key, row.value, timestamp=0, partition=-1, offset=-1)
 
 

@@ -22,6 +22,7 @@ from service.core.replay_order import (
     in_arrival_order,
     in_published_order,
 )
+from service.core.replay_runs import CloseRun, DecideRun, runs
 from service.handlers.outbox import outbox_row
 from service.handlers.sweep import sweep_customers
 from tests.unit.core.builders import (
@@ -103,7 +104,11 @@ def _event(kind: str, pid: str, which: int, when: datetime) -> schemas.InputEven
             return ended(session_of(pid), at=when)
 
 
-def rebuilt(live: Live, *, arrival: bool = False) -> set[tuple[str, bytes, bytes]]:
+def rebuilt(
+    live: Live, *, arrival: bool = False, size: int | None = None
+) -> set[tuple[str, bytes, bytes]]:
+    """Re-decided on a fresh store: one step at a time, or grouped as the command groups them
+    (`size` events a batch, closings deferred) when `size` is given."""
     fresh = InMemoryHandlers()
     plan = (
         in_arrival_order(list(live.partitions.values()))
@@ -111,13 +116,23 @@ def rebuilt(live: Live, *, arrival: bool = False) -> set[tuple[str, bytes, bytes
         else in_published_order(list(live.partitions.values()), live.changelog)
     )
     made: list[tuple[str, bytes, bytes]] = []
+    if size is not None:
+        for run in runs(plan, size=size):
+            match run:
+                case DecideRun(events=events):
+                    emitted = fresh.handle(events).emitted
+                case CloseRun(customers=customers, now=now):
+                    work = sweep_customers(fresh.store, customers, now=now, policy=fresh.policy)
+                    emitted = fresh._run(work).emitted
+            made += [(e.id, outbox_row(e).key, outbox_row(e).value) for e in emitted]
+        return set(made)
     for step in plan.steps:
         match step:
             case Decide(record=record):
                 emitted = fresh.handle([record.event]).emitted
             case Close(customer_id=customer, at=at):
-                coroutine = sweep_customers(fresh.store, [customer], now=at, policy=fresh.policy)
-                emitted = fresh._run(coroutine).emitted
+                work = sweep_customers(fresh.store, [customer], now=at, policy=fresh.policy)
+                emitted = fresh._run(work).emitted
         made += [(e.id, outbox_row(e).key, outbox_row(e).value) for e in emitted]
     return set(made)
 
@@ -144,6 +159,16 @@ def test_re_deciding_in_the_changelog_s_order_re_makes_every_output(
     live = live_run(steps)
 
     assert rebuilt(live) == published_set(live)
+
+
+@settings(max_examples=300, deadline=None)
+@given(actions, st.integers(1, 8))
+def test_grouped_into_batches_with_closings_deferred_it_re_makes_the_same(
+    steps: list[tuple[str, int, int]], size: int
+) -> None:
+    live = live_run(steps)
+
+    assert rebuilt(live, size=size) == published_set(live)
 
 
 def test_a_payment_stamped_before_an_expiry_the_sweeper_acted_on_is_created_again() -> None:
