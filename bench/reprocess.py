@@ -120,6 +120,9 @@ async def main(outputs: int, seed: int) -> None:
             print(f"{name}: exit {code}, {time.monotonic() - started:.1f} s end to end")
     finally:
         await databases.drop_all()
+        # Its topics hold a few hundred thousand records each: not left on a shared broker.
+        async with Clients(settings).started_admin() as admin:
+            await admin.delete_topics(settings.topics.all())
 
 
 if __name__ == "__main__":
