@@ -166,7 +166,11 @@ class _Walk:
             queue = self.queues[out.key]
             if not queue or queue[0] is not out:
                 return False
-            if isinstance(event, schemas.PaymentCompletedEvent):
+            if out.type == schemas.SESSION_CREATED and isinstance(
+                event, schemas.PaymentCompletedEvent
+            ):
+                # Only the payment that creates the session makes it known; a rejected one
+                # does not, and may come before the acceptances refused as unknown.
                 session = str(schemas.session_id_for_payment(event.data.payment_id))
                 return not self.unknown_first.get(session)
             return True

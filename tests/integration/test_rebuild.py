@@ -163,13 +163,10 @@ async def test_a_rebuild_in_arrival_order_explains_what_the_changelog_s_order_av
     assert any('"reason":"unknown_session"' in v for v in by_kind)
 
 
-def test_a_rebuild_into_something_that_is_not_a_database_url_says_so_in_one_line(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+async def test_a_rebuild_into_something_that_is_not_a_database_url_says_so_in_one_line(
+    make_settings: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from service.entrypoints.cli import main
-
-    monkeypatch.setenv("FULFILLMENT_DATABASE_URL", "postgresql://u:secret@127.0.0.1:1/x")
-    code = main(["rebuild", "--database-url", "not-a-url"])
+    code = await rebuild(make_settings(), database_url="not-a-url")
 
     err = capsys.readouterr().err
     assert code == 2

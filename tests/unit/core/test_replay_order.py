@@ -151,7 +151,7 @@ actions = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(actions)
 def test_re_deciding_in_the_changelog_s_order_re_makes_every_output(
     steps: list[tuple[str, int, int]],
@@ -161,7 +161,7 @@ def test_re_deciding_in_the_changelog_s_order_re_makes_every_output(
     assert rebuilt(live) == published_set(live)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(actions, st.integers(1, 8))
 def test_grouped_into_batches_with_closings_deferred_it_re_makes_the_same(
     steps: list[tuple[str, int, int]], size: int
