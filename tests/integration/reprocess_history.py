@@ -68,13 +68,13 @@ async def live_history(settings: Settings, pool: postgres.Pool) -> History:
         async with running(settings):
             now = history.started = wall_now()
             # Cross-topic order: an acceptance decided before its payment, refused as unknown.
-            # Its producer stamped it a second later (as one that buffered it would), so by the
-            # records' timestamps it arrived after the payment: the two topics' speeds differ.
+            # Its producer stamped it half a minute later (as one that buffered it would), so by
+            # the records' timestamps it arrived after the payment: the topics' speeds differ.
             await producer.send(
                 settings.topic_acceptances,
                 acceptance(sid("pi-late"), mechanic, time=now),
                 key=str(sid("pi-late")).encode(),
-                timestamp_ms=int(time.time() * 1000) + 1000,
+                timestamp_ms=int(time.time() * 1000) + 30_000,
             )
             await outcomes.wait_for(lambda o: len(o.records) >= 1)
             await producer.pay(late, "pi-late", time=now)
