@@ -383,7 +383,8 @@ def encode_binary(event: OutputEvent) -> tuple[list[tuple[str, bytes]], bytes]:
     """The event in binary content mode: (headers, value), deterministic like `encode`.
 
     Every attribute but `data` becomes a header `ce_<attribute>` (`ce_specversion`, `ce_id`,
-    `ce_source`, `ce_type`, `ce_subject` when there is one, `ce_time`, `ce_causationid`), except
+    `ce_source`, `ce_type`, `ce_subject` when there is one, `ce_time`, `ce_causationid`,
+    `ce_causationsource`), except
     `datacontenttype`, which becomes `content-type`; values are UTF-8 text spelled as in
     structured mode (times in UTC with 'Z'). The value is `data` as compact JSON, the same bytes
     as the `data` member of `encode(event)`.

@@ -160,13 +160,24 @@ class OutputCloudEvent(BaseModel, Generic[OutputDataT]):
     causationid: NonEmptyStr = Field(
         description="The id of the input event (or sweeper run) that caused this event"
     )
+    causationsource: NonEmptyStr = Field(
+        description="The `source` of the event that caused this event; with `causationid` its "
+        "CloudEvents identity (this service's own source when a timer started by one of its "
+        "events caused it)"
+    )
     data: OutputDataT
     # The value of `type`, readable from the class without an instance.
     event_type: ClassVar[str]
 
     @classmethod
     def build(
-        cls, data: OutputDataT, *, causation_id: str, time: datetime, id: UUID | str | None = None
+        cls,
+        data: OutputDataT,
+        *,
+        causation_id: str,
+        time: datetime,
+        id: UUID | str | None = None,
+        causation_source: str = SOURCE,
     ) -> Self:
         """The event carrying `data`, with its subject and deterministic id filled in.
 
@@ -185,5 +196,6 @@ class OutputCloudEvent(BaseModel, Generic[OutputDataT]):
             subject=subject,
             time=time,
             causationid=causation_id,
+            causationsource=causation_source,
             data=data,
         )

@@ -143,7 +143,13 @@ def event_type_of(record: OutputFields) -> str:
 
 
 def encode_fields(
-    record: OutputFields, *, id: str, time: datetime, causation_id: str, subject: str | None
+    record: OutputFields,
+    *,
+    id: str,
+    time: datetime,
+    causation_id: str,
+    subject: str | None,
+    causation_source: str = SOURCE,
 ) -> bytes:
     """The bytes `schemas.encode` writes for the event of `record`: `id` already derived (see
     `output_event_id_text`), `subject` the session id (None for `session.rejected`). Raises
@@ -163,6 +169,7 @@ def encode_fields(
     event["time"] = utc(time)
     event["datacontenttype"] = DATA_CONTENT_TYPE
     event["causationid"] = causation_id
+    event["causationsource"] = causation_source
     data = {name: getattr(record, name) for name in _ORDER[type(record)]}
     for name in _TIMES[type(record)]:
         data[name] = utc(data[name])

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import Field, TypeAdapter
 
-from schemas.envelope import OutputCloudEvent, OutputData, UtcDatetime
+from schemas.envelope import SOURCE, OutputCloudEvent, OutputData, UtcDatetime
 from schemas.event_types import (
     SESSION_ACCEPTANCE_REJECTED,
     SESSION_ACCEPTED,
@@ -168,11 +168,21 @@ _CLASS_BY_DATA: Final[Mapping[type[OutputData], type[OutputEvent]]] = {
 
 
 def output_event(
-    data: OutputEventData, *, causation_id: str, time: datetime, id: UUID | str | None = None
+    data: OutputEventData,
+    *,
+    causation_id: str,
+    time: datetime,
+    id: UUID | str | None = None,
+    causation_source: str = SOURCE,
 ) -> OutputEvent:
     """The output event carrying `data`, whatever its type; see `OutputCloudEvent.build`."""
     event_class: Any = _CLASS_BY_DATA[type(data)]
-    return cast(OutputEvent, event_class.build(data, causation_id=causation_id, time=time, id=id))
+    return cast(
+        OutputEvent,
+        event_class.build(
+            data, causation_id=causation_id, time=time, id=id, causation_source=causation_source
+        ),
+    )
 
 
 # Discriminated on `type`: one dictionary lookup picks the model, no trial and error.

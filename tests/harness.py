@@ -98,9 +98,15 @@ class Producer:
         key: bytes | None = None,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
         await self._producer.send_and_wait(
-            topic, value=value, key=key, partition=partition, headers=headers
+            topic,
+            value=value,
+            key=key,
+            partition=partition,
+            headers=headers,
+            timestamp_ms=timestamp_ms,
         )
 
     async def pay(

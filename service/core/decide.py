@@ -28,6 +28,8 @@ class Emitted:
     # Plain frozen data, encoded straight to the outbox; `data` is its contract model.
     fields: schemas.OutputFields
     subject: str | None  # the session id; None for session.rejected
+    # With `causation_id`, the cause's CloudEvents identity: what a restore claims as processed.
+    causation_source: str = schemas.SOURCE
 
     @property
     def data(self) -> schemas.OutputEventData:
@@ -50,9 +52,11 @@ def _emit(
     time: datetime,
     data: schemas.OutputFields,
     origin: str | None = None,
+    source: str = schemas.SOURCE,
 ) -> Emitted:
     """`origin` (default: the causation id) is what the output id derives from: its last part
-    is the subject, or the customer for a rejection, which has no subject."""
+    is the subject, or the customer for a rejection, which has no subject. `source` is the
+    cause's (this service's own for a timer)."""
     if isinstance(data, schemas.RejectedFields):
         subject, id_key = None, str(data.customer_id)
     else:
@@ -65,6 +69,7 @@ def _emit(
         causation_id=causation,
         fields=data,
         subject=subject,
+        causation_source=source,
     )
 
 
@@ -101,13 +106,19 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
 
 
 def _complete(
-    session: Session, reason: Reason, at: datetime, causation: str, origin: str | None = None
+    session: Session,
+    reason: Reason,
+    at: datetime,
+    causation: str,
+    origin: str | None = None,
+    source: str = schemas.SOURCE,
 ) -> tuple[Session, Emitted]:
     closed = replace(session, status=Status.COMPLETED, closed_at=at, close_reason=reason)
     return closed, _emit(
         schemas.SESSION_COMPLETED,
         causation=causation,
         origin=origin,
+        source=source,
         key=session.customer_id,
         time=at,
         data=schemas.CompletedFields(
@@ -146,6 +157,7 @@ def decide_payment(
                     schemas.SESSION_REJECTED,
                     causation=event.id,
                     origin=identity(event),
+                    source=event.source,
                     key=payment.customer_id,
                     time=now,
                     data=schemas.RejectedFields(
@@ -162,6 +174,7 @@ def decide_payment(
         schemas.SESSION_CREATED,
         causation=event.id,
         origin=identity(event),
+        source=event.source,
         key=payment.customer_id,
         time=now,
         data=schemas.CreatedFields(
@@ -215,6 +228,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
                     schemas.SESSION_ACCEPTANCE_REJECTED,
                     causation=event.id,
                     origin=identity(event),
+                    source=event.source,
                     key=target.customer_id if target else accepted.session_id,
                     time=event.time,
                     data=schemas.AcceptanceRejectedFields(
@@ -229,6 +243,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
         schemas.SESSION_ACCEPTED,
         causation=event.id,
         origin=identity(event),
+        source=event.source,
         key=target.customer_id,
         time=event.time,
         data=schemas.AcceptedFields(
@@ -259,7 +274,9 @@ def decide_ended(event: schemas.SessionEndedEvent, target: Session | None) -> Ou
         )
     if target.status is not Status.LIVE:
         return Outcome(verdict=Verdict(Kind.IGNORED, Reason(target.status)), session_id=target.id)
-    closed, emitted = _complete(target, Reason.ENDED, event.time, event.id, identity(event))
+    closed, emitted = _complete(
+        target, Reason.ENDED, event.time, event.id, identity(event), event.source
+    )
     return Outcome(
         verdict=Verdict(Kind.COMPLETED), session_id=target.id, changed=(closed,), emitted=(emitted,)
     )

@@ -20,7 +20,7 @@ from service.entrypoints.operator_cli import (
 from service.settings import ConfigurationError, Settings, load_settings
 
 # Commands that talk to Kafka: each first makes one connection, to report a refusal's cause.
-KAFKA_COMMANDS = frozenset({"run", "simulate", "replay", "dlq"})
+KAFKA_COMMANDS = frozenset({"run", "simulate", "replay", "dlq", "rebuild", "restore"})
 
 
 def _datetime(text: str) -> datetime:
@@ -62,8 +62,12 @@ def parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("--to-earliest", action="store_true", help="from the start of each topic")
     target.add_argument("--to-datetime", type=_datetime, metavar="T", help="RFC 3339 time")
-    replay.add_argument("--topics", nargs="+", metavar="TOPIC", help="default: all input topics")
-    replay.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    from service.entrypoints.replay_args import add_replay_arguments
+
+    add_replay_arguments(replay, target)
+    from service.entrypoints.reprocess_args import add_reprocess_commands
+
+    add_reprocess_commands(commands)
     add_operator_commands(commands)
     return root
 
@@ -149,6 +153,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 seed=args.seed,
             )
         )
+    if args.command in ("rebuild", "restore"):
+        from service.entrypoints.reprocess_args import run_reprocess
+
+        return asyncio.run(run_reprocess(settings, args))
     from service.entrypoints.replay import replay
 
     return asyncio.run(
@@ -158,6 +166,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             to_datetime=args.to_datetime,
             topics=args.topics,
             dry_run=args.dry_run,
+            to_offset=args.to_offset,
+            shift_by=args.shift_by,
+            by_duration=args.by_duration,
+            execute=args.execute,
+            export=args.export,
         )
     )
 

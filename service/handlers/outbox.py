@@ -24,6 +24,7 @@ def outbox_row(emitted: Emitted, traceparent: str | None = None) -> OutboxRow:
         time=emitted.time,
         causation_id=emitted.causation_id,
         subject=emitted.subject,
+        causation_source=emitted.causation_source,
     )
     return OutboxRow(emitted.id, emitted.key.encode(), value, traceparent)
 

@@ -156,3 +156,15 @@ PARKED_PAYMENT = (
     "SELECT customer_id FROM parked_events WHERE type = 'payment.completed' "
     "AND convert_from(body, 'UTF8')::jsonb #>> '{data,payment_id}' = $1 LIMIT 1"
 )
+
+# A rebuild or restore writes only into a database that holds nothing decided yet.
+TABLES_IN_USE = (
+    "SELECT name FROM (VALUES "
+    "('customers', EXISTS (SELECT 1 FROM customers)), "
+    "('sessions', EXISTS (SELECT 1 FROM sessions)), "
+    "('payments', EXISTS (SELECT 1 FROM payments)), "
+    "('processed_events', EXISTS (SELECT 1 FROM processed_events)), "
+    "('outbox', EXISTS (SELECT 1 FROM outbox))) AS t(name, used) WHERE used"
+)
+# What a rebuild re-made is compared, not published: its outbox is emptied at the end.
+DISCARD_OUTBOX = "DELETE FROM outbox"

@@ -370,6 +370,7 @@ def test_encode_binary_maps_every_attribute_but_data_to_a_header_in_a_fixed_orde
         ("ce_time", b"2026-11-24T09:30:00.250000Z"),
         ("content-type", b"application/json"),
         ("ce_causationid", b"evt_1"),
+        ("ce_causationsource", b"session-fulfillment"),
     ]
     assert json.loads(value) == json.loads(schemas.encode(created))["data"]
     # No subject, no ce_subject header.

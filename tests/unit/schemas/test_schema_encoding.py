@@ -47,14 +47,16 @@ ONE_OF_EACH: list[schemas.OutputEventData] = [
 
 
 def test_a_session_created_event_encodes_to_exactly_these_bytes() -> None:
-    event = schemas.SessionCreatedEvent.build(CREATED, causation_id="evt_1QxY2b3c4d", time=AT)
+    event = schemas.SessionCreatedEvent.build(
+        CREATED, causation_id="evt_1QxY2b3c4d", time=AT, causation_source="payments"
+    )
 
     assert schemas.encode(event) == (
         b'{"specversion":"1.0","id":"5a52796e-f2e4-589a-aff5-5ab81aa805e0",'
         b'"source":"session-fulfillment","type":"session.created",'
         b'"subject":"c3a7967d-00d4-57d9-8266-5c972e244302","time":"2026-11-24T09:30:00Z",'
         b'"datacontenttype":"application/json","causationid":"evt_1QxY2b3c4d",'
-        b'"data":{"session_id":"c3a7967d-00d4-57d9-8266-5c972e244302",'
+        b'"causationsource":"payments","data":{"session_id":"c3a7967d-00d4-57d9-8266-5c972e244302",'
         b'"customer_id":"6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41","payment_id":"pi_3QxY2b3c4d5e",'
         b'"session_type":"video","created_at":"2026-11-24T09:30:00Z",'
         b'"expires_at":"2026-11-24T09:45:00Z"}}'

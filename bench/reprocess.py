@@ -1,0 +1,133 @@
+"""Figures for reprocessing: how fast `rebuild` re-makes decisions, how long `restore` takes.
+
+A history is made without the service: the simulated stream is decided by the real handlers on
+the in-memory store, in arrival order, and both the inputs and the outputs that decided are
+written to fresh topics, with the group committed at the inputs' ends, as a live run that had
+caught up would leave them. Then `restore` and `rebuild` run against it, each into a fresh
+database of the local server, and their own summaries are printed.
+
+    .venv/bin/python -m bench.reprocess --outputs 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from itertools import islice
+
+from aiokafka import TopicPartition
+
+import schemas
+from bench.stack import Databases, servers_from_env
+from service.adapters.kafka.relay import partition_for
+from service.adapters.memory_store import MemoryDatabase
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
+from service.entrypoints.rebuild import rebuild
+from service.entrypoints.restore import restore
+from service.entrypoints.simulated_stream import Simulation
+from service.handlers.consume import handle_batch
+from service.handlers.outbox import outbox_row
+from service.settings import Settings
+
+T0 = datetime(2030, 1, 7, 9, 30, tzinfo=UTC)  # ahead of the wall clock: no sweep is due
+BATCH = 500
+
+
+async def history(settings: Settings, outputs: int, seed: int) -> tuple[int, int]:
+    """Produces inputs until their decisions made `outputs` outputs; returns (inputs, outputs)."""
+    sim = Simulation(max(50, outputs // 20), seed, topics=settings.topics)
+    decoder = schemas.Decoder(settings.topics.input_types())
+    store = MemoryDatabase().store()
+    producer = Clients(settings).producer(linger_ms=20)
+    await producer.start()
+    sent_inputs = made = 0
+    try:
+        stream = sim.messages(T0, rate=50)
+        while made < outputs:
+            messages = [m for m in islice(stream, BATCH) if m.valid]
+            events = [decoder.decode(m.value, m.topic) for m in messages]
+            result = await handle_batch(store, events, policy=settings.policy)
+            pending = [producer.send(m.topic, m.value, key=m.key) for m in messages]
+            count = len(await producer.partitions_for(settings.topic_sessions))
+            for emitted in result.emitted:
+                row = outbox_row(emitted)
+                pending.append(
+                    producer.send(
+                        settings.topic_sessions,
+                        row.value,
+                        key=row.key,
+                        partition=partition_for(row.key, count),
+                    )
+                )
+            await asyncio.gather(*[await p for p in pending])
+            sent_inputs += len(messages)
+            made += len(result.emitted)
+    finally:
+        await producer.stop()
+    await _commit_ends(settings)
+    return sent_inputs, made
+
+
+async def _commit_ends(settings: Settings) -> None:
+    clients = Clients(settings)
+    consumer = clients.consumer()
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in settings.topics.input_types()
+            for p in range(settings.topic_partitions)
+        ]
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
+async def main(outputs: int, seed: int) -> None:
+    servers = servers_from_env()
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        kafka_bootstrap_servers=servers.kafka,
+        database_url=servers.database_url,
+        group_id=f"bench-reprocess-{suffix}",
+        topic_payments=f"bench.payments.{suffix}",
+        topic_acceptances=f"bench.accepted.{suffix}",
+        topic_ended=f"bench.ended.{suffix}",
+        topic_sessions=f"bench.sessions.{suffix}",
+        topic_dlq=f"bench.dlq.{suffix}",
+        topic_partitions=3,
+        log_level="WARNING",
+    )
+    await create_topics(Clients(settings))
+    databases = Databases(servers)
+    try:
+        started = time.monotonic()
+        inputs, made = await history(settings, outputs, seed)
+        print(f"history: {inputs} inputs, {made} outputs in {time.monotonic() - started:.1f} s")
+        for name in ("restore", "rebuild"):
+            dsn = await databases.create(f"bench_{name}_{suffix}")
+            started = time.monotonic()
+            if name == "restore":
+                code = await restore(settings, database_url=dsn)
+            else:
+                code = await rebuild(settings, database_url=dsn)
+            print(f"{name}: exit {code}, {time.monotonic() - started:.1f} s end to end")
+    finally:
+        await databases.drop_all()
+        # Its topics hold a few hundred thousand records each: not left on a shared broker.
+        async with Clients(settings).started_admin() as admin:
+            await admin.delete_topics(settings.topics.all())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--outputs", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+    asyncio.run(main(args.outputs, args.seed))

@@ -1,0 +1,211 @@
+"""The order a rebuild re-decides the inputs in: the live service's own, as the changelog tells it.
+
+The live service decided each input partition in offset order, and each customer's events in the
+order their outputs appear on `sessions.events` (one customer, one key, one partition). The
+sweeper's closings come in that same per-customer order, so a closing is applied exactly where
+it was published: a payment stamped just before an expiry the sweeper had already acted on
+finds the session cancelled, as it did live. So a rebuild walks the input partitions together
+and takes next, among the events at their heads, one whose output is the next one published
+for its key. On top of that:
+
+- An acceptance refused as `unknown_session` was decided before its session existed: the
+  payment creating that session waits for it.
+- An input that caused no output (a duplicate, an ignored end) has no place in the changelog;
+  it goes at its place in its own partition, but not before the outputs published before it was
+  produced (an end stamped before a timeout the sweeper had already acted on was decided after
+  it), and a second payment for a payment id not before the first.
+- Every copy of one input (same source and id) counts as that input: whichever comes first
+  decides, the others are duplicates.
+
+Pure: plain data in, a list of steps out.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+import schemas
+from service.core.changelog import Published
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    event: schemas.InputEvent
+    timestamp: int  # the record's Kafka timestamp, in milliseconds
+    partition: str  # "topic:partition"
+    offset: int
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.event.source, self.event.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Decide:
+    record: InputRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Apply a timer (a sweep of one customer) at the deadline the published closing names."""
+
+    customer_id: UUID
+    at: datetime
+    published: Published
+
+
+Step = Decide | Close
+
+
+@dataclass(slots=True)
+class Plan:
+    steps: list[Step] = field(default_factory=list)
+    # Published outputs no step can re-make: their cause is not on the input topics any more.
+    unreachable: list[Published] = field(default_factory=list)
+    forced: int = 0  # steps taken against the changelog's order, to get past a contradiction
+    # Each session's customer, as its `session.created` names it: whom an acceptance or an
+    # end touches, even one decided before its session existed.
+    owners: dict[UUID, UUID] = field(default_factory=dict)
+
+
+def in_published_order(
+    partitions: Sequence[Sequence[InputRecord]], changelog: Sequence[Published]
+) -> Plan:
+    """`partitions` each in offset order, `changelog` in (partition, offset) order."""
+    return _Walk(partitions, changelog).run()
+
+
+def in_arrival_order(partitions: Sequence[Sequence[InputRecord]]) -> Plan:
+    """The inputs by their records' timestamps, ties by partition, with no changelog to follow:
+    what this code decides when it meets the inputs as they arrived."""
+    merged = heapq.merge(*partitions, key=lambda r: (r.timestamp, r.partition, r.offset))
+    return Plan(steps=[Decide(r) for r in merged])
+
+
+class _Walk:
+    def __init__(
+        self, partitions: Sequence[Sequence[InputRecord]], changelog: Sequence[Published]
+    ) -> None:
+        self.partitions = [deque(p) for p in partitions]
+        present = {r.identity for p in partitions for r in p}
+        self.plan = Plan()
+        self.queues: dict[str, deque[Published]] = defaultdict(deque)
+        self.output_of: dict[tuple[str, str], Published] = {}
+        self.decider_of_payment: dict[str, tuple[str, str]] = {}
+        self.unknown_first: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.pending: list[tuple[int, int]] = []  # (timestamp, serial) of unconsumed outputs
+        self.serial: dict[str, int] = {}
+        seen: set[str] = set()
+        for out in changelog:
+            if out.id in seen:
+                continue  # at-least-once: a copy published again after a relay's restart
+            seen.add(out.id)
+            if not out.timer and out.causation not in present:
+                self.plan.unreachable.append(out)
+                continue
+            self.queues[out.key].append(out)
+            self.serial[out.id] = len(self.serial)
+            heapq.heappush(self.pending, (out.timestamp, self.serial[out.id]))
+            if out.timer:
+                continue
+            self.output_of[out.causation] = out
+            if out.type in (schemas.SESSION_CREATED, schemas.SESSION_REJECTED):
+                self.decider_of_payment[str(out.data["payment_id"])] = out.causation
+            if out.type == schemas.SESSION_CREATED:
+                owner = UUID(str(out.data["customer_id"]))
+                self.plan.owners[UUID(str(out.data["session_id"]))] = owner
+            if out.unknown_session:
+                self.unknown_first[str(out.data["session_id"])].add(out.causation)
+        self.consumed: set[int] = set()
+        self.decided: set[tuple[str, str]] = set()
+        self.decided_payments: set[str] = set()
+        # Keys whose next output is a timer: checked after every step, so kept as a set
+        # rather than found by scanning every customer's queue.
+        self.timer_heads = {key for key, queue in self.queues.items() if queue[0].timer}
+
+    def run(self) -> Plan:
+        while any(self.partitions):
+            self._close_due_timers()
+            ready = [p for p in self.partitions if p and self._ready(p[0], strict=True)]
+            if not ready:
+                # Clocks disagree by a little: an input without output may go before an output
+                # stamped a moment earlier.
+                ready = [p for p in self.partitions if p and self._ready(p[0], strict=False)]
+            if not ready:
+                # The changelog contradicts the inputs (a lost record, a copy out of order):
+                # decide the earliest head anyway, and let the comparison show what differs.
+                ready = [p for p in self.partitions if p]
+                self.plan.forced += 1
+            earliest = min(ready, key=lambda p: (p[0].timestamp, p[0].partition))
+            self._decide(earliest.popleft())
+        self._close_due_timers()
+        return self.plan
+
+    def _close_due_timers(self) -> None:
+        while self.timer_heads:
+            queue = self.queues[self.timer_heads.pop()]
+            while queue and queue[0].timer:
+                out = queue.popleft()
+                self._consume(out)
+                at = out.data.get("cancelled_at") or out.data["completed_at"]
+                customer = UUID(str(out.data["customer_id"]))
+                self.plan.steps.append(Close(customer, datetime.fromisoformat(str(at)), out))
+
+    def _ready(self, record: InputRecord, *, strict: bool) -> bool:
+        key = record.identity
+        if key in self.decided:
+            return True
+        out = self.output_of.get(key)
+        event = record.event
+        if out is not None:
+            queue = self.queues[out.key]
+            if not queue or queue[0] is not out:
+                return False
+            if out.type == schemas.SESSION_CREATED and isinstance(
+                event, schemas.PaymentCompletedEvent
+            ):
+                # Only the payment that creates the session makes it known; a rejected one
+                # does not, and may come before the acceptances refused as unknown.
+                session = str(schemas.session_id_for_payment(event.data.payment_id))
+                return not self.unknown_first.get(session)
+            return True
+        if isinstance(event, schemas.PaymentCompletedEvent):
+            decider = self.decider_of_payment.get(event.data.payment_id)
+            if decider is not None and decider not in self.decided:
+                return False
+        return not strict or self._published_before_consumed(record.timestamp)
+
+    def _published_before_consumed(self, timestamp: int) -> bool:
+        while self.pending and self.pending[0][1] in self.consumed:
+            heapq.heappop(self.pending)
+        return not self.pending or self.pending[0][0] > timestamp
+
+    def _decide(self, record: InputRecord) -> None:
+        self.plan.steps.append(Decide(record))
+        key = record.identity
+        if key in self.decided:
+            return
+        self.decided.add(key)
+        if isinstance(record.event, schemas.PaymentCompletedEvent):
+            self.decided_payments.add(record.event.data.payment_id)
+        out = self.output_of.get(key)
+        if out is None:
+            return
+        queue = self.queues[out.key]
+        if queue and queue[0] is out:
+            queue.popleft()
+        else:  # forced: taken out of its place
+            queue.remove(out)
+        if queue and queue[0].timer:
+            self.timer_heads.add(out.key)
+        self._consume(out)
+        if out.unknown_session:
+            self.unknown_first[str(out.data["session_id"])].discard(key)
+
+    def _consume(self, out: Published) -> None:
+        self.consumed.add(self.serial[out.id])

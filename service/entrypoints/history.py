@@ -1,0 +1,134 @@
+"""What a rebuild and a restore read: the changelog (`sessions.events`) and the input topics,
+whole, up to the ends they had when the command started, through the one client factory."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+import schemas
+from service.adapters.kafka.admin import committed_offsets, missing_topics, topic_partitions
+from service.adapters.kafka.topic_reader import read_until
+from service.adapters.postgres import Pool
+from service.bootstrap.factory import Clients
+from service.core.changelog import Published, published
+from service.core.replay_order import InputRecord
+from service.settings import Settings
+
+
+def replaced(settings: Settings, **changes: Any) -> Settings:
+    """`settings` with `changes`, validated again (what derives from them, the topic set and
+    the policy, derives anew; `model_copy` would keep the cached ones)."""
+    return Settings.model_validate(settings.model_dump() | changes)
+
+
+class BadTarget(Exception):
+    """The database of `--database-url` cannot be used; the message names why, not the URL
+    (it may hold a password)."""
+
+
+async def open_target(settings: Settings, database_url: str) -> tuple[Clients, Pool]:
+    """Clients whose pool is the database of `--database-url`, and that pool (size 2).
+    Raises BadTarget."""
+    try:
+        clients = Clients(replaced(settings, database_url=database_url))
+    except ValidationError:
+        raise BadTarget(
+            "--database-url: not a PostgreSQL URL (postgresql://user@host/db)"
+        ) from None
+    try:
+        return clients, await clients.pool(size=2)
+    except (OSError, ConnectionError, asyncpg.PostgresError) as error:
+        raise BadTarget(f"cannot use the database of --database-url: {error}") from None
+
+
+class MissingTopic(Exception):
+    """A topic the command reads does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    partitions: list[list[InputRecord]]
+    committed: dict[TopicPartition, int | None]
+    undecodable: int  # refused live too: they went to the dead-letter topic
+    beyond: int  # after the group's committed offsets, and not decided yet: left to the service
+
+
+async def _partitions(clients: Clients, topics: list[str]) -> list[TopicPartition]:
+    async with clients.started_admin() as admin:
+        missing = await missing_topics(admin, topics)
+        if missing:
+            raise MissingTopic(", ".join(missing))
+        return await topic_partitions(admin, topics)
+
+
+async def read_changelog(clients: Clients) -> list[Published]:
+    """Raises MissingTopic, UnreadableOutput (naming the record), aiokafka's KafkaError."""
+    topic = clients.settings.topics.sessions_events
+    tps = await _partitions(clients, [topic])
+    consumer = clients.consumer(group_id=None)
+    await consumer.start()
+    found: list[Published] = []
+    try:
+        ends = await consumer.end_offsets(tps)
+        async for batch in read_until(consumer, ends):
+            found += [
+                published(
+                    r.key, r.value, timestamp=r.timestamp, partition=r.partition, offset=r.offset
+                )
+                for r in batch
+            ]
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda p: (p.partition, p.offset))
+
+
+async def read_inputs(clients: Clients, causes: Collection[tuple[str, str]]) -> Inputs:
+    """The input topics up to the group's committed offsets, and past them as far as the last
+    input with a published output (decided live, its offset not yet committed): exactly what
+    the live service decided, so that the service, started on the rebuilt database, continues
+    from the committed offsets with nothing decided twice."""
+    settings = clients.settings
+    types = settings.topics.input_types()
+    tps = await _partitions(clients, list(types))
+    async with clients.started_admin() as admin:
+        offsets = await committed_offsets(admin, settings.group_id, tps)
+    committed: dict[TopicPartition, int | None] = {}
+    for tp in tps:
+        offset = getattr(offsets.get(tp), "offset", -1)
+        committed[tp] = None if offset is None or offset < 0 else offset
+    decoder = schemas.Decoder(types)
+    read: dict[TopicPartition, list[InputRecord]] = {tp: [] for tp in tps}
+    undecodable = 0
+    consumer = clients.consumer(group_id=None)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+        async for batch in read_until(consumer, ends):
+            for r in batch:
+                try:
+                    event = decoder.decode(r.value, r.topic)
+                except schemas.DecodeError:
+                    undecodable += 1
+                    continue
+                tp = TopicPartition(r.topic, r.partition)
+                read[tp].append(
+                    InputRecord(event, r.timestamp, f"{r.topic}:{r.partition}", r.offset)
+                )
+    finally:
+        await consumer.stop()
+    partitions, beyond = [], 0
+    for tp, records in read.items():
+        bound = committed[tp] or 0
+        for record in records:
+            if record.identity in causes:
+                bound = max(bound, record.offset + 1)
+        kept = [r for r in records if r.offset < bound]
+        beyond += len(records) - len(kept)
+        partitions.append(sorted(kept, key=lambda r: r.offset))
+    return Inputs(partitions, committed, undecodable, beyond)

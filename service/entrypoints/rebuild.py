@@ -1,0 +1,222 @@
+"""`fulfillment rebuild`: re-decide the input topics into an empty database, through the same
+handlers and store as the service, and prove it: every re-made output against the published one.
+
+`--order published` (the default) follows the changelog (`service.core.replay_order`): the
+result is the live state, and any difference is a real one. `--order arrival` ignores the
+changelog and meets the inputs as they arrived, for "what would this code decide differently?"
+before a deploy; its differences come explained (sweeper timing, cross-topic order).
+
+Nothing is published, unless to `--shadow-topic`; the re-made outputs are discarded from the
+database's outbox, so the service started on it later publishes nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import asyncpg
+from aiokafka.errors import KafkaError
+
+from service.adapters import postgres
+from service.adapters.kafka.relay import Relay
+from service.adapters.postgres.target import discard_outbox, prepare_empty
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
+from service.core.changelog import Published, UnreadableOutput, published
+from service.core.differences import Difference, differences
+from service.core.ports import OutboxRow, Store
+from service.core.replay_order import Plan, in_arrival_order, in_published_order
+from service.core.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
+from service.core.sessions import Policy
+from service.entrypoints.history import (
+    BadTarget,
+    MissingTopic,
+    open_target,
+    read_changelog,
+    read_inputs,
+    replaced,
+)
+from service.entrypoints.progress import Progress
+from service.handlers.consume import handle_batch
+from service.handlers.outbox import outbox_row
+from service.handlers.sweep import sweep_customers
+from service.settings import Settings
+
+Order = Literal["published", "arrival"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    events: int
+    remade: list[Published]
+    found: list[Difference]
+    seconds: float
+    forced: int
+    unreachable: int  # published outputs whose cause is no longer on the input topics
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    database_url: str,
+    shadow_topic: str | None = None,
+    order: Order = "published",
+    as_json: bool = False,
+) -> int:
+    try:
+        clients, pool = await open_target(settings, database_url)
+    except BadTarget as error:
+        _error(str(error))
+        return 2 if "not a PostgreSQL URL" in str(error) else 1
+    try:
+        used = await prepare_empty(pool)
+        if used:
+            _error(f"--database-url: the database is not empty ({', '.join(used)} hold rows)")
+            return 1
+        outcome = await _rebuild(clients, pool, order)
+        if shadow_topic:
+            await _publish(clients, pool, shadow_topic)
+        else:
+            await discard_outbox(pool)
+    except MissingTopic as error:
+        _error(f"no such topic: {error}")
+        return 1
+    except UnreadableOutput as error:
+        _error(f"{settings.topics.sessions_events}: {error}")
+        return 1
+    except KafkaError as error:
+        _error(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}")
+        return 1
+    except (asyncpg.PostgresError, OSError) as error:
+        _error(f"the database of --database-url failed: {error}")
+        return 1
+    finally:
+        await pool.close()
+    report(outcome, as_json=as_json, order=order)
+    return 0 if not outcome.found else 1
+
+
+async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outcome:
+    changelog = await read_changelog(clients)
+    inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
+    plan: Plan
+    if order == "published":
+        plan = in_published_order(inputs.partitions, changelog)
+    else:
+        plan = in_arrival_order(inputs.partitions)
+    total = sum(len(p) for p in inputs.partitions)
+    progress = Progress("rebuild", total)
+    remade: list[Published] = []
+    policy = clients.settings.policy
+    async with postgres.store_of(pool) as store:
+        for run in runs(plan):
+            emitted = await _apply(store, run, policy)
+            remade += [_as_published(row) for row in emitted]
+            decided = len(run.events) if isinstance(run, DecideRun) else 0
+            progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
+        if order == "arrival":
+            # Without the changelog, the closings are the sweeper's, as it would act by now.
+            remade += [_as_published(r) for r in await _sweep_all(store, clients.settings)]
+    progress.finish()
+    return Outcome(
+        events=progress.done,
+        remade=remade,
+        found=differences(changelog, remade),
+        seconds=progress.seconds,
+        forced=plan.forced,
+        unreachable=len(plan.unreachable),
+    )
+
+
+async def _apply(store: Store, run: Run, policy: Policy) -> list[OutboxRow]:
+    match run:
+        case DecideRun(events=events):
+            result = await handle_batch(store, events, policy=policy)
+        case CloseRun(customers=customers, now=now):
+            result = await sweep_customers(store, customers, now=now, policy=policy)
+    return [outbox_row(e) for e in result.emitted]
+
+
+async def _sweep_all(store: Store, settings: Settings) -> list[OutboxRow]:
+    now = datetime.now(UTC)
+    rows: list[OutboxRow] = []
+    while due := await store.due_customers(now=now, max_live=settings.max_live, limit=BATCH):
+        result = await sweep_customers(store, due, now=now, policy=settings.policy)
+        rows += [outbox_row(e) for e in result.emitted]
+    return rows
+
+
+def _as_published(row: OutboxRow) -> Published:
+    return published(row.key, row.value, timestamp=0, partition=-1, offset=-1)
+
+
+async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:
+    """The re-made outputs, in the order they were made, to the shadow topic: the relay's own
+    code, aimed elsewhere."""
+    shadow = replaced(clients.settings, topic_sessions=topic)
+    await create_topics(Clients(shadow))
+    producer = clients.producer()
+    await producer.start()
+    try:
+        relay = Relay(shadow, pool, producer)
+        relay.stop()  # publish what is there, then return
+        await relay.run()
+    finally:
+        await producer.stop()
+
+
+def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:
+    if as_json:
+        print(json.dumps(_json(outcome, order), indent=None))
+        return
+    rate = outcome.events / outcome.seconds if outcome.seconds else 0.0
+    print(
+        f"{len(outcome.remade)} decisions re-made, {len(outcome.found)} differ "
+        f"({outcome.events} events in {outcome.seconds:.1f} s, {rate:,.0f}/s, order {order})"
+    )
+    if outcome.unreachable:
+        print(
+            f"{outcome.unreachable} published outputs have no cause left on the input topics "
+            "(retention): they show as differences; `fulfillment restore` needs no inputs"
+        )
+    for d in outcome.found:
+        print(f"differs: {d.id} ({d.explanation})")
+        print(f"  expected: {_text(d.expected)}")
+        print(f"  got:      {_text(d.got)}")
+
+
+def _text(p: Published | None) -> str:
+    return "(nothing)" if p is None else f"key={p.key} {p.value.decode(errors='replace')}"
+
+
+def _json(outcome: Outcome, order: Order) -> dict[str, Any]:
+    return {
+        "order": order,
+        "remade": len(outcome.remade),
+        "differ": len(outcome.found),
+        "events": outcome.events,
+        "seconds": round(outcome.seconds, 3),
+        "forced": outcome.forced,
+        "unreachable": outcome.unreachable,
+        "differences": [
+            {
+                "id": d.id,
+                "explanation": str(d.explanation),
+                "expected": None if d.expected is None else _wire(d.expected),
+                "got": None if d.got is None else _wire(d.got),
+            }
+            for d in outcome.found
+        ],
+    }
+
+
+def _wire(p: Published) -> dict[str, str]:
+    return {"key": p.key, "value": p.value.decode(errors="replace")}
+
+
+def _error(message: str) -> None:
+    print(f"fulfillment rebuild: {message}", file=sys.stderr)

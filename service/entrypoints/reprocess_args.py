@@ -1,0 +1,49 @@
+"""The command line of `fulfillment rebuild` and `fulfillment restore`, kept apart from cli.py."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from service.settings import Settings
+
+
+def add_reprocess_commands(commands: Any) -> None:
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="re-decide the input topics into an empty database and compare with what was "
+        "published",
+    )
+    rebuild.add_argument("--database-url", required=True, metavar="URL", help="empty database")
+    rebuild.add_argument(
+        "--shadow-topic", metavar="T", help="publish the re-made outputs there (default: nowhere)"
+    )
+    rebuild.add_argument(
+        "--order",
+        choices=("published", "arrival"),
+        default="published",
+        help="published: as the changelog records the live decisions (default); arrival: "
+        "as the inputs arrived, to see what this code would decide differently",
+    )
+    rebuild.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    restore = commands.add_parser(
+        "restore", help="rebuild the state from sessions.events alone, into an empty database"
+    )
+    restore.add_argument("--database-url", required=True, metavar="URL", help="empty database")
+    restore.add_argument("--json", action="store_true", help="the summary as one JSON object")
+
+
+async def run_reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "rebuild":
+        from service.entrypoints.rebuild import rebuild
+
+        return await rebuild(
+            settings,
+            database_url=args.database_url,
+            shadow_topic=args.shadow_topic,
+            order=args.order,
+            as_json=args.json,
+        )
+    from service.entrypoints.restore import restore
+
+    return await restore(settings, database_url=args.database_url, as_json=args.json)
