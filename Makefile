@@ -79,7 +79,7 @@ test: install tools up lint
 
 bench: install up
 	@# The plots need matplotlib, kept out of the service's own dependencies.
-	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra bench --locked --quiet
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra otel --extra bench --locked --quiet
 	$(TEST_ENV) $(BIN)/python -m bench.throughput
 
 clean:
