@@ -15,6 +15,7 @@ import schemas
 from service.adapters.kafka.admin import committed_offsets, missing_topics, topic_partitions
 from service.adapters.kafka.topic_reader import read_until
 from service.adapters.postgres import Pool
+from service.adapters.postgres.target import prepare_empty
 from service.bootstrap.factory import Clients
 from service.core.changelog import Published, published
 from service.core.replay_order import InputRecord
@@ -29,22 +30,39 @@ def replaced(settings: Settings, **changes: Any) -> Settings:
 
 class BadTarget(Exception):
     """The database of `--database-url` cannot be used; the message names why, not the URL
-    (it may hold a password)."""
+    (it may hold a password). `exit_code`: 2 for a bad argument, 1 for a refusing database."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
-async def open_target(settings: Settings, database_url: str) -> tuple[Clients, Pool]:
-    """Clients whose pool is the database of `--database-url`, and that pool (size 2).
+async def open_empty_target(settings: Settings, database_url: str) -> tuple[Clients, Pool]:
+    """Clients whose pool is the database of `--database-url`, and that pool (size 2),
+    migrated and holding nothing decided yet: what a rebuild or a restore writes into.
     Raises BadTarget."""
     try:
         clients = Clients(replaced(settings, database_url=database_url))
     except ValidationError:
         raise BadTarget(
-            "--database-url: not a PostgreSQL URL (postgresql://user@host/db)"
+            "--database-url: not a PostgreSQL URL (postgresql://user@host/db)", exit_code=2
         ) from None
     try:
-        return clients, await clients.pool(size=2)
+        pool = await clients.pool(size=2)
     except (OSError, ConnectionError, asyncpg.PostgresError) as error:
         raise BadTarget(f"cannot use the database of --database-url: {error}") from None
+    try:
+        used = await prepare_empty(pool)
+    except (asyncpg.PostgresError, OSError) as error:
+        await pool.close()
+        raise BadTarget(f"the database of --database-url failed: {error}") from None
+    except BaseException:
+        await pool.close()
+        raise
+    if used:
+        await pool.close()
+        raise BadTarget(f"--database-url: the database is not empty ({', '.join(used)} hold rows)")
+    return clients, pool
 
 
 class MissingTopic(Exception):

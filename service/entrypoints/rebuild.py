@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 
 from service.adapters import postgres
 from service.adapters.kafka.relay import Relay
-from service.adapters.postgres.target import discard_outbox, prepare_empty
+from service.adapters.postgres.target import discard_outbox
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
 from service.core.changelog import Published, UnreadableOutput, published
@@ -35,7 +35,7 @@ from service.core.sessions import Policy
 from service.entrypoints.history import (
     BadTarget,
     MissingTopic,
-    open_target,
+    open_empty_target,
     read_changelog,
     read_inputs,
     replaced,
@@ -68,15 +68,11 @@ async def rebuild(
     as_json: bool = False,
 ) -> int:
     try:
-        clients, pool = await open_target(settings, database_url)
+        clients, pool = await open_empty_target(settings, database_url)
     except BadTarget as error:
         _error(str(error))
-        return 2 if "not a PostgreSQL URL" in str(error) else 1
+        return error.exit_code
     try:
-        used = await prepare_empty(pool)
-        if used:
-            _error(f"--database-url: the database is not empty ({', '.join(used)} hold rows)")
-            return 1
         outcome = await _rebuild(clients, pool, order)
         if shadow_topic:
             await _publish(clients, pool, shadow_topic)

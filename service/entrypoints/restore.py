@@ -19,12 +19,11 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from service.adapters import postgres
-from service.adapters.postgres.target import prepare_empty
 from service.core.batch import BatchResult
 from service.core.changelog import UnreadableOutput
 from service.core.ports import Store
 from service.core.restore_state import Inconsistent, Restored, restore_state
-from service.entrypoints.history import BadTarget, MissingTopic, open_target, read_changelog
+from service.entrypoints.history import BadTarget, MissingTopic, open_empty_target, read_changelog
 from service.entrypoints.progress import Progress
 from service.settings import Settings
 
@@ -34,15 +33,11 @@ T = TypeVar("T")
 
 async def restore(settings: Settings, *, database_url: str, as_json: bool = False) -> int:
     try:
-        clients, pool = await open_target(settings, database_url)
+        clients, pool = await open_empty_target(settings, database_url)
     except BadTarget as error:
         _error(str(error))
-        return 2 if "not a PostgreSQL URL" in str(error) else 1
+        return error.exit_code
     try:
-        used = await prepare_empty(pool)
-        if used:
-            _error(f"--database-url: the database is not empty ({', '.join(used)} hold rows)")
-            return 1
         progress = Progress("restore", 0)
         state = restore_state(await read_changelog(clients))
         progress.total = len(state.sessions) + len(state.payments) + len(state.claims)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import uuid
 from collections.abc import Awaitable
 from pathlib import Path
@@ -25,6 +24,7 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 
+from tests.commands import make_ca
 from tests.servers import SecuredServers, Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -60,30 +60,7 @@ def secured(servers: Servers) -> SecuredServers:
 @pytest.fixture(scope="module")
 def foreign_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA that signed nothing the local stack serves."""
-    directory = tmp_path_factory.mktemp("foreign-ca")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=a CA nobody here trusts",
-            "-keyout",
-            str(directory / "ca-key.pem"),
-            "-out",
-            str(directory / "ca.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return directory / "ca.pem"
+    return make_ca(tmp_path_factory.mktemp("foreign-ca"))
 
 
 def sasl_ssl_options(secured: SecuredServers, *, password: str | None = None) -> dict[str, Any]:
