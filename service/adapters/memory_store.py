@@ -130,7 +130,11 @@ class MemoryStore:
         loaded = {s.id: s for s in sessions.values() if s.active and s.customer_id in customers}
         loaded.update({i: sessions[i] for i in session_ids if i in sessions})
         decided = frozenset(p for p in payment_ids if p in self.tables.payments)
-        return Snapshot(sessions=loaded, decided_payments=decided)
+        return Snapshot(
+            sessions=loaded,
+            decided_payments=decided,
+            parked_customers=frozenset(await self.parked_customers(customer_ids)),
+        )
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
         tables = self.tables

@@ -28,10 +28,12 @@ from service.core.sessions import Policy, Session
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The touched customers' active sessions, the sessions events name, decided payment ids."""
+    """The touched customers' active sessions, the sessions events name, decided payment ids,
+    and which of the customers have parked events (read with the rest, under their locks)."""
 
     sessions: Mapping[UUID, Session] = field(default_factory=dict)
     decided_payments: frozenset[str] = frozenset()
+    parked_customers: frozenset[UUID] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

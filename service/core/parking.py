@@ -55,14 +55,24 @@ def key_of(event: schemas.InputEvent) -> EventKey:
 def owners_in_batch(
     events: Iterable[schemas.InputEvent], sessions: Mapping[UUID, Session]
 ) -> dict[UUID, UUID]:
-    """Session id -> customer id, for the loaded sessions and for those the batch's own payments
-    would create (a session id follows from its payment id), so that an acceptance of a session
-    created earlier in the same batch counts as its customer's event."""
+    """Session id -> customer id, for the loaded sessions and, when an acceptance or end names
+    a session that is not loaded, for those the batch's own payments would create (a session id
+    follows from its payment id), so that an acceptance of a session created earlier in the
+    same batch counts as its customer's event."""
     owners = {s.id: s.customer_id for s in sessions.values()}
+    payments = []
+    unresolved = False
     for event in events:
         if isinstance(event, schemas.PaymentCompletedEvent):
-            session_id = schemas.session_id_for_payment(event.data.payment_id)
-            owners.setdefault(session_id, event.data.customer_id)
+            payments.append(event.data)
+        elif event.data.session_id not in owners:
+            unresolved = True
+    # Only a session named but not loaded can be one of this batch's payments' sessions: a
+    # batch without such a name (every batch of payments alone) derives no session id here.
+    if unresolved:
+        for payment in payments:
+            session_id = schemas.session_id_for_payment(payment.payment_id)
+            owners.setdefault(session_id, payment.customer_id)
     return owners
 
 

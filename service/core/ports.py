@@ -68,8 +68,8 @@ class Store(Protocol):
         session_ids: Sequence[UUID],
         payment_ids: Sequence[str],
     ) -> Snapshot:
-        """The customers' active sessions, the named sessions, and which payments have an
-        outcome already."""
+        """The customers' active sessions, the named sessions, which payments have an outcome
+        already, and which of the customers have parked events."""
         ...
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:

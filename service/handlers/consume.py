@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from uuid import UUID
 
 import schemas
@@ -20,6 +21,8 @@ from service.core.parking import (
 from service.core.ports import Store
 from service.core.sessions import Policy
 from service.handlers.outbox import NO_TRACES, Traces, outbox_rows
+
+_AS_INT = attrgetter("int")
 
 
 class FailpointHit(Exception):
@@ -85,7 +88,8 @@ async def _handle(
     owners = set((await store.customers_of_sessions(named)).values())
     released = {p.customer_id for p in releasing if p.customer_id is not None}
     while True:
-        customers = sorted(payers | owners | released)
+        # By the integer, which is how UUIDs order, without uuid.UUID's Python-level __lt__.
+        customers = sorted(payers | owners | released, key=_AS_INT)
         async with store.transaction():
             await store.lock_customers(customers)
             snapshot = await store.load_snapshot(customers, named, [p.payment_id for p in payments])
@@ -95,7 +99,7 @@ async def _handle(
             if late:
                 owners |= late
                 continue
-            held = await store.parked_customers(customers) - released
+            held = snapshot.parked_customers - released
             session_owners = owners_in_batch(events, snapshot.sessions)
             deciding, parked = set_aside(events, session_owners, held=held, poison=poison)
             if releasing:

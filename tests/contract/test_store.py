@@ -17,6 +17,7 @@ import pytest
 from service.adapters import postgres
 from service.adapters.memory_store import MemoryDatabase
 from service.core.batch import BatchResult
+from service.core.parking import ParkedEvent
 from service.core.ports import ConstraintViolated, OutboxRow, Store
 from service.handlers.outbox import outbox_row
 from tests.conftest import create_database, drop_database
@@ -115,6 +116,23 @@ async def test_a_snapshot_holds_the_customers_active_sessions_the_named_ones_and
     assert loaded.sessions[session_of("pay-1")] == waiting("pay-1", ALICE)
     assert loaded.sessions[session_of("pay-2")].status == "cancelled"
     assert loaded.decided_payments == frozenset({"pay-1"})
+
+
+async def test_a_snapshot_names_those_of_its_customers_who_have_parked_events(
+    open_store: OpenStore,
+) -> None:
+    parked = ParkedEvent(BOB, "payments", "evt-9", "payment.completed", b"{}", "poison")
+    async with open_store() as store:
+        await store.ensure_customers([ALICE, BOB])
+        async with store.transaction():
+            await store.lock_customers(sorted([ALICE, BOB]))
+            await store.park([parked])
+        async with store.transaction():
+            both = await store.load_snapshot(sorted([ALICE, BOB]), [], [])
+            alice = await store.load_snapshot([ALICE], [], [])
+    assert both.parked_customers == frozenset({BOB})
+    assert alice.parked_customers == frozenset()
+    assert both.sessions == {} and both.decided_payments == frozenset()
 
 
 async def test_sessions_are_found_by_id_and_customers_by_their_sessions(

@@ -37,12 +37,23 @@ CLAIM_EVENTS = (
     "SELECT * FROM unnest($1::text[], $2::text[]) AS k ORDER BY 1, 2 ON CONFLICT DO NOTHING "
     "RETURNING source, event_id"
 )
-LOAD_SESSIONS = (
-    f"SELECT {_COLUMNS} FROM sessions "
-    "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live') "
-    f"UNION SELECT {_COLUMNS} FROM sessions WHERE id = ANY($2::uuid[])"
+# What a batch reads under its customers' locks, in one round trip: the customers' active
+# sessions and the named ones ($2), then the decided payments ($3) and the customers with
+# parked events, each row tagged in its last column ('s', 'p', 'c') and carrying its value in
+# a session column's place (payment_id, customer_id).
+_NOTHING = (
+    "NULL::uuid, {customer}, {payment}, NULL, NULL, NULL::timestamptz, NULL::timestamptz, "
+    "NULL::uuid, NULL::uuid, NULL::timestamptz, NULL::uuid, NULL::timestamptz, NULL"
 )
-DECIDED_PAYMENTS = "SELECT payment_id FROM payments WHERE payment_id = ANY($1::text[])"
+LOAD_SNAPSHOT = (
+    f"(SELECT {_COLUMNS}, 's' FROM sessions "
+    "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live') "
+    f"UNION SELECT {_COLUMNS}, 's' FROM sessions WHERE id = ANY($2::uuid[])) "
+    f"UNION ALL SELECT {_NOTHING.format(customer='NULL::uuid', payment='payment_id')}, 'p' "
+    "FROM payments WHERE payment_id = ANY($3::text[]) "
+    f"UNION ALL SELECT DISTINCT {_NOTHING.format(customer='customer_id', payment='NULL')}, 'c' "
+    "FROM parked_events WHERE customer_id = ANY($1::uuid[])"
+)
 # Updates run before inserts so that a customer's old session leaves the one-active index
 # before the new one enters it.
 UPDATE_SESSIONS = (

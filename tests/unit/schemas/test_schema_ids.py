@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import RFC_4122, UUID, uuid5
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 import schemas
 from schemas.ids import output_event_id_text
@@ -43,3 +46,14 @@ def test_the_fast_text_form_is_the_same_id() -> None:
     for causation in ("evt_1", "", "a|b|c", "\u00e9v\u00e9nement"):
         expected = str(schemas.output_event_id(causation, "session.rejected", "cust"))
         assert output_event_id_text(causation, "session.rejected", "cust") == expected
+
+
+@given(st.text(max_size=120))
+def test_a_session_id_is_the_standard_librarys_uuid5_in_every_respect(payment_id: str) -> None:
+    made = schemas.session_id_for_payment(payment_id)
+    expected = uuid5(schemas.FULFILLMENT_NAMESPACE, "session|" + payment_id)
+
+    assert made == expected
+    assert (str(made), made.bytes, hash(made)) == (str(expected), expected.bytes, hash(expected))
+    assert (made.version, made.variant, made.is_safe) == (5, RFC_4122, expected.is_safe)
+    assert made == schemas.session_id_for_payment(payment_id)  # asked again: the same id
