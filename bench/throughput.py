@@ -97,7 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         type=_setting,
         metavar="FIELD=VALUE",
-        help="a service setting for this run, e.g. --set consumers=1 (FULFILLMENT_CONSUMERS)",
+        help="a service setting for this run, e.g. --set consumers=2 (FULFILLMENT_CONSUMERS)",
     )
     parser.add_argument("--keep-log", action="store_true", help="keep the service's log file")
     parser.add_argument(

@@ -127,7 +127,11 @@ class Settings(BaseSettings):
 
     # Consumers in this process, each a member of the group with its own partitions: while one
     # waits on PostgreSQL another decides. Correct for any number, as separate instances are.
-    consumers: int = Field(2, ge=1, le=16)
+    # One by default: `processes=auto` already runs an instance per CPU, and a second consumer
+    # on the same event loop delays the first one's I/O and the relay with its CPU-bound
+    # decisions (bench/README.md: 2 instances drained 18,100 events/s with one each, 15,400
+    # with two, and answered at 5,000/s in 53 ms at the median instead of 128).
+    consumers: int = Field(1, ge=1, le=16)
     # Instances run by `fulfillment run` (this process and children): one core each. `auto`:
     # as many as the CPUs this process may use (see service/bootstrap/cpus.py).
     processes: int | Literal["auto"] = "auto"

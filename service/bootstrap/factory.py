@@ -152,13 +152,6 @@ class Clients:
                 "tcp_keepalives_idle": str(idle),
                 "tcp_keepalives_interval": str(max(1, idle // 3)),
                 "tcp_keepalives_count": "3",
-                # Every statement planned for its own arguments. The batch's statements take
-                # arrays, and a generic plan chosen while a table was nearly empty (a new
-                # deployment, a rebuild into an empty database) stays cached until the next
-                # ANALYZE: a sequential scan per `= ANY(...)` lookup, measured at 10 ms a batch
-                # of 100 instead of 0.5 (bench/hot_path.py --batch 100). Planning these is
-                # cheap next to that.
-                "plan_cache_mode": "force_custom_plan",
             },
             # The client's own bound on each statement, should the server stop answering.
             command_timeout=s.db_statement_timeout_seconds + 5,
