@@ -49,7 +49,7 @@ async def run(n: int, batch: int, profile: str | None) -> None:
     tune_garbage_collector()  # as the service does once it has started
     try:
         dsn = await databases.create(name)
-        # The service's own pool settings (plan_cache_mode among them), on one connection.
+        # The service's own pool settings, on one connection.
         pool = await Clients(settings.model_copy(update={"database_url": SecretStr(dsn)})).pool(
             size=1
         )

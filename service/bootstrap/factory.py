@@ -152,6 +152,15 @@ class Clients:
                 "tcp_keepalives_idle": str(idle),
                 "tcp_keepalives_interval": str(max(1, idle // 3)),
                 "tcp_keepalives_count": "3",
+                # Every statement of the service finds its rows through an index. Sequential
+                # scans stay possible (where no index serves, the planner still uses one) but
+                # are priced out: in a table that grew since its last ANALYZE (a new
+                # deployment, a rebuild into an empty database, a burst between autovacuum's
+                # rounds) the planner, without statistics, reads all of `sessions` and
+                # `payments` for every batch (tests/integration/test_query_plans.py). Measured
+                # with bench/hot_path.py --batch 83 on a fresh database: 263 us of wall time
+                # per event with such plans, 93 without; no change in batches of 2,000.
+                "enable_seqscan": "off",
             },
             # The client's own bound on each statement, should the server stop answering.
             command_timeout=s.db_statement_timeout_seconds + 5,
