@@ -5,13 +5,6 @@ A crash anywhere loses nothing: before the database commit the batch is simply r
 between the database commit and the offset commit it is redelivered and every event is found
 already claimed (dedupe), so nothing is decided twice.
 
-Offsets of decided batches are committed at most once per `COMMIT_INTERVAL` while records keep
-coming, and at once when a fetch comes back empty, when partitions are revoked (before the
-hand-over completes) and when the loop stops: a commit to the group coordinator is a round trip
-and some Python per batch, which at a steady 5,000 events/s was a third of each batch's time.
-What a crash leaves uncommitted is at most that interval of events, redelivered and found
-already claimed.
-
 Rebalances: the loop holds `batch_lock` from the moment it starts deciding a batch until its
 offsets are committed, and the revocation callback takes the same lock, so a partition is
 handed over only after the work fetched from it is committed (database and offsets) or
@@ -56,7 +49,6 @@ from service.settings import Settings
 log = structlog.get_logger("service.consumer")
 
 COMMIT_TIMEOUT = 15.0
-COMMIT_INTERVAL = 1.0  # seconds between offset commits while records keep coming
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -99,8 +91,6 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop.revoking.set()
         async with self._loop.batch_lock:
             self._loop.revoking.clear()
-            # What was decided from these partitions is committed before they change hands.
-            await self._loop.commit_pending()
         log.info(
             "partitions_revoked", partitions=sorted(f"{p.topic}-{p.partition}" for p in revoked)
         )
@@ -141,9 +131,6 @@ class ConsumerLoop:
         # Readiness: the group has given this consumer its assignment (possibly empty, when
         # there are more consumers than partitions) at least once.
         self.joined = False
-        # The next offset of each partition's decided records, not yet committed.
-        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._committed_at = time.monotonic()
 
     def subscribe(self) -> None:
         inputs = list(self._settings.topics.input_types())
@@ -167,9 +154,6 @@ class ConsumerLoop:
                     count += len(records)
                     fetched.setdefault(tp, []).extend(records)
             if not fetched:
-                if self._pending:  # caught up: nothing to wait for
-                    async with self.batch_lock:
-                        await self.commit_pending()
                 continue
             async with self.batch_lock:
                 owned = self._consumer.assignment()
@@ -185,11 +169,7 @@ class ConsumerLoop:
                     await self._process(mine)
                 except Abandoned:
                     log.warning("batch_abandoned", records=count)
-                if time.monotonic() - self._committed_at >= COMMIT_INTERVAL:
-                    await self.commit_pending()
             await asyncio.sleep(0)  # let a waiting revocation take the lock
-        async with self.batch_lock:
-            await self.commit_pending()
 
     async def _process(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         events: list[schemas.InputEvent] = []
@@ -223,9 +203,7 @@ class ConsumerLoop:
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
             batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
-        for tp, records in fetched.items():
-            if records:
-                self._pending[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        await self._commit(fetched)
         batch_metrics.record_batch(len(events) + len(dead), time.perf_counter() - started)
         if traces and self._tracing is not NO_TRACING:
             self._tracing.consumed(
@@ -284,13 +262,13 @@ class ConsumerLoop:
         # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff.
         await asyncio.wait_for(asyncio.gather(*sent), self._settings.kafka_produce_timeout_seconds)
 
-    async def commit_pending(self) -> None:
-        """Commit the offsets of what was decided and not committed yet, for the partitions
-        still owned; the caller holds `batch_lock`."""
+    async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         owned = self._consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._pending.items() if tp in owned}
-        self._pending.clear()
-        self._committed_at = time.monotonic()
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "")
+            for tp, records in fetched.items()
+            if records and tp in owned
+        }
         if not offsets:
             return
         try:
