@@ -3,6 +3,7 @@ byte for byte, with its key and headers and the error, and the partition moves o
 
 from __future__ import annotations
 
+import gc
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -149,3 +150,41 @@ async def test_a_redriven_dead_letter_is_dead_lettered_again_without_piling_up_e
     assert isinstance(created.data, schemas.SessionCreated)
     assert created.data.payment_id == "pi_fixed"
     assert len(dlq.records) == 2
+
+
+@pytest.mark.timeout(60)
+async def test_a_batch_with_dead_letters_is_freed_at_once_not_left_to_the_cycle_collector(
+    make_settings: Any,
+) -> None:
+    # A dead letter's error once held the consumer's frame, and with it the whole batch, in
+    # a reference cycle: under a mixed stream every batch waited for a collection, and RSS
+    # grew with the batch size (bench/README.md).
+    settings = make_settings()
+    gc.disable()  # only the collection below may find cycles
+    try:
+        left = await _cyclic_records_after_dead_letters(settings)
+    finally:
+        gc.enable()
+    assert left == []
+
+
+async def _cyclic_records_after_dead_letters(settings: Any) -> list[Any]:
+    async with Outcomes(settings) as outcomes, Producer(settings) as producer, running(settings):
+        for _ in range(50):
+            await producer.send(settings.topic_payments, b"not json", key=b"k", partition=0)
+        for i in range(20):
+            await producer.pay(uuid.uuid4(), f"pi_after_{i}", time=wall_now(), partition=0)
+        await outcomes.wait_count(20)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            left = [
+                o
+                for o in gc.garbage
+                if type(o).__name__ == "ConsumerRecord"
+                and getattr(o, "topic", None) == settings.topic_payments
+            ]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    return left

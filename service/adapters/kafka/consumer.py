@@ -182,7 +182,9 @@ class ConsumerLoop:
                 try:
                     event = self._decoder.decode(value, record.topic, record.headers)
                 except schemas.DecodeError as error:
-                    dead.append((record, error))
+                    # A copy without traceback and cause: their frames would hold this one,
+                    # and with it the whole batch, in a reference cycle until a collection.
+                    dead.append((record, schemas.DecodeError(error.kind, error.reason)))
                     continue
                 events.append(event)
                 trace = trace_context.of_record(record.headers, value)
