@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import assert_never
+from typing import NamedTuple, assert_never
 from uuid import UUID
 
 import schemas
@@ -36,8 +36,10 @@ class Snapshot:
     parked_customers: frozenset[UUID] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRecord:
+class PaymentRecord(NamedTuple):
+    """A payment's one outcome, as the payments table stores it (a named tuple: see
+    `Verdict`)."""
+
     payment_id: str
     customer_id: UUID
     event_id: str
@@ -45,9 +47,9 @@ class PaymentRecord:
     session_id: UUID
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What one input event (or one closing by the sweeper) came to, for logs and metrics."""
+class Decision(NamedTuple):
+    """What one input event (or one closing by the sweeper) came to, for logs and metrics
+    (a named tuple: see `Verdict`)."""
 
     event_id: str
     event_type: str

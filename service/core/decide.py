@@ -7,8 +7,9 @@ empty database reproduce the same output events byte for byte.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import schemas
@@ -16,9 +17,8 @@ from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Policy, Session, Status, live_deadline
 
 
-@dataclass(frozen=True, slots=True)
-class Emitted:
-    """An output event, decided but not yet encoded."""
+class Emitted(NamedTuple):
+    """An output event, decided but not yet encoded (a named tuple: see `Verdict`)."""
 
     type: str
     id: str  # a UUID, kept as text: it is made for the wire and the database alike
@@ -130,8 +130,7 @@ def _complete(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one event decided: the sessions it changed (final versions), and what to publish."""
 
     verdict: Verdict

@@ -3,8 +3,8 @@ unchanged (`created`, `acceptance_rejected:expired`, `cancelled:expired`, ...)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Kind(StrEnum):
@@ -32,8 +32,12 @@ class Reason(StrEnum):
     TIMED_OUT = "timed_out"
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """What one decision came to. A named tuple, as the other records made per event
+    (`Decision`, `Outcome`, `Emitted`, `PaymentRecord`, `OutboxRow`): immutable like a frozen
+    dataclass, built in a quarter of the time (a frozen dataclass sets each field through
+    `object.__setattr__`; those constructors were 8 % of a draining instance's CPU)."""
+
     kind: Kind
     reason: Reason | None = None
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 from service.core.batch import BatchResult, Snapshot
@@ -19,9 +18,9 @@ from service.core.parking import ParkedEvent
 from service.core.sessions import Session
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """One encoded output event, as the outbox stores it and the relay publishes it."""
+class OutboxRow(NamedTuple):
+    """One encoded output event, as the outbox stores it and the relay publishes it (a named
+    tuple, in the outbox's COPY column order: see `Verdict`)."""
 
     event_id: str
     key: bytes

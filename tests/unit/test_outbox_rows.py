@@ -9,7 +9,10 @@ from uuid import UUID
 from asyncpg.pgproto.pgproto import UUID as AsyncpgUUID
 
 import schemas
+from service.adapters.postgres import sql
+from service.core.batch import PaymentRecord
 from service.core.decide import expire
+from service.core.ports import OutboxRow
 from service.core.sessions import Policy, Session, Status
 from service.handlers.outbox import outbox_row
 
@@ -39,3 +42,9 @@ def test_a_session_loaded_by_asyncpg_is_published_as_the_model_encodes_it() -> N
     )
     assert row.value == schemas.encode(model)
     assert row.key == str(UUID(int=8)).encode()
+
+
+def test_payment_and_outbox_records_are_in_the_column_order_their_copy_names() -> None:
+    # The store hands them to COPY as they are, so field order is column order.
+    assert PaymentRecord._fields == sql.PAYMENT_COPY_COLUMNS
+    assert OutboxRow._fields == sql.OUTBOX_COPY_COLUMNS

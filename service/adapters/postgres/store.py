@@ -80,16 +80,13 @@ class PostgresStore:
             if result.payments:
                 await self.conn.copy_records_to_table(
                     sql.PAYMENTS_TABLE,
-                    records=[
-                        (p.payment_id, p.customer_id, p.event_id, p.outcome.value, p.session_id)
-                        for p in result.payments
-                    ],
+                    records=result.payments,  # named tuples in the COPY column order
                     columns=sql.PAYMENT_COPY_COLUMNS,
                 )
             if outbox:
                 await self.conn.copy_records_to_table(
                     sql.OUTBOX_TABLE,
-                    records=[(r.event_id, r.key, r.value, r.traceparent) for r in outbox],
+                    records=outbox,  # named tuples in the COPY column order
                     columns=sql.OUTBOX_COPY_COLUMNS,
                 )
         except asyncpg.IntegrityConstraintViolationError as error:
