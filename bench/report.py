@@ -52,6 +52,9 @@ class Figures:
     log_level: str
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # bench/calibration.py: us to decode one payment, before and after the run.
+    speed_before: float = 0.0
+    speed_after: float = 0.0
     per_event: PerEvent | None = None
     ceiling: Ceiling | str | None = None
     preload_seconds: float = 0.0
@@ -89,6 +92,10 @@ def summary(f: Figures, cores: int) -> str:
     out.append(
         f"machine      {cores} cores; load average (1/5/15 min) before {_load(f.load_before)}, "
         f"after {_load(f.load_after)}"
+    )
+    out.append(
+        f"             CPU speed: one payment decoded in {f.speed_before:.2f} us before, "
+        f"{f.speed_after:.2f} us after (bench/calibration.py; the box's speed drifts)"
     )
     out.append(
         f"N            {f.n:,} payments over {max(1, f.n // 4):,} customers, 6 partitions; "

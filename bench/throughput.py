@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import calibration
 from bench.disturbance import Disturbance, Watching
 from bench.drain import Aborted, drain
 from bench.kafka_io import OutcomeReader, produce_all
@@ -137,7 +138,12 @@ async def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{suffix}-"))
     used: list[Settings] = []
     service: ServiceProcess | None = None
-    figures = Figures(n=args.n, log_level=args.log_level, load_before=load_before)
+    figures = Figures(
+        n=args.n,
+        log_level=args.log_level,
+        load_before=load_before,
+        speed_before=calibration.decode_microseconds(),
+    )
     figures.settings = dict(args.set)
     keep_log = args.keep_log
     try:
@@ -246,6 +252,7 @@ async def run(args: argparse.Namespace) -> int:
         if not keep_log:
             shutil.rmtree(workdir, ignore_errors=True)
     figures.load_after = os.getloadavg()
+    figures.speed_after = calibration.decode_microseconds()
     text = summary(figures, os.cpu_count() or 0)
     print(text, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -57,15 +57,18 @@ def _emit(
     """`origin` (default: the causation id) is what the output id derives from: its last part
     is the subject, or the customer for a rejection, which has no subject. `source` is the
     cause's (this service's own for a timer)."""
+    # uuid.UUID's str() is plain Python: the key's text serves again where it is the same id.
+    key_text = str(key)
     if isinstance(data, schemas.RejectedFields):
-        subject, id_key = None, str(data.customer_id)
+        subject = None
+        id_key = key_text if key == data.customer_id else str(data.customer_id)
     else:
-        subject = id_key = str(data.session_id)
+        subject = id_key = key_text if key == data.session_id else str(data.session_id)
     return Emitted(
         type=type_,
         id=schemas.output_event_id_text(origin or causation, type_, id_key),
         time=time,
-        key=str(key),
+        key=key_text,
         causation_id=causation,
         fields=data,
         subject=subject,
