@@ -97,6 +97,8 @@ class MemoryStore:
             yield
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
+        if self._in_transaction:
+            raise RuntimeError("ensure_customers commits on its own: not inside a transaction")
         async with self._autocommit():
             self.tables.customers.update(customer_ids)
 

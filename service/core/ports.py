@@ -46,7 +46,8 @@ class Store(Protocol):
         ...
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
-        """Give each customer the row that `lock_customers` locks (idempotent, commits)."""
+        """Give each customer the row that `lock_customers` locks (idempotent). Commits on its
+        own: raises RuntimeError inside a transaction."""
         ...
 
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:

@@ -220,6 +220,18 @@ async def test_processed_records_older_than_the_retention_are_pruned(
             assert await store.claim_events([("s", "0")]) == {("s", "0")}
 
 
+async def test_customers_are_ensured_in_a_commit_of_their_own_never_inside_a_transaction(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        with pytest.raises(RuntimeError, match="not inside a transaction"):
+            async with store.transaction():
+                await store.ensure_customers([ALICE])
+        await store.ensure_customers([ALICE, BOB])
+        async with store.transaction():
+            await store.lock_customers(sorted([ALICE, BOB]))
+
+
 async def test_a_customer_locked_by_one_transaction_waits_for_it_in_another(
     open_store: OpenStore,
 ) -> None:

@@ -29,6 +29,10 @@ class PostgresStore:
         return _transaction(self.conn)
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
+        # Its commit does not wait for the WAL flush (sql.ENSURE_CUSTOMERS), which inside a
+        # deciding transaction would be the decision's commit.
+        if self.conn.is_in_transaction():
+            raise RuntimeError("ensure_customers commits on its own: not inside a transaction")
         await self.conn.execute(sql.ENSURE_CUSTOMERS, list(customer_ids))
 
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
