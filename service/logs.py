@@ -87,28 +87,45 @@ class _DecisionLines:
             return
         head = {**structlog.contextvars.get_contextvars(), "event": "decided"}
         tail = {"level": "info", **_STAMP(None, "info", {})}
-        self.out.write(
-            b"".join(
+        if head.keys() & _LINE_KEYS or tail.keys() & _LINE_KEYS:
+            lines = [
                 orjson.dumps(
-                    {
-                        **head,
-                        **_trace_of(d, traces),
-                        "event_id": d.event_id,
-                        "type": d.event_type,
-                        "outcome": d.outcome.label,
-                        "customer_id": d.customer_id,
-                        "session_id": d.session_id,
-                        "payment_id": d.payment_id,
-                        "purged": d.purged,
-                        **tail,
-                    },
+                    {**head, **_line(d, traces), **tail},
                     default=_default,
                     option=orjson.OPT_APPEND_NEWLINE,
                 )
                 for d in decisions
-            )
-        )
+            ]
+        else:
+            # The same bytes without merging three dicts per line: the parts common to the
+            # batch are encoded once and each line's own fields are spliced between them.
+            start = orjson.dumps(head)[:-1] + b","
+            end = b"," + orjson.dumps(tail)[1:] + b"\n"
+            dumps = orjson.dumps
+            lines = [
+                start + dumps(_line(d, traces), default=_default)[1:-1] + end for d in decisions
+            ]
+        self.out.write(b"".join(lines))
         self.out.flush()
+
+
+# The fields of a `decided` line itself, in the order the processor chain writes them.
+_LINE_KEYS: Final = frozenset(
+    {"trace_id", "event_id", "type", "outcome", "customer_id", "session_id", "payment_id", "purged"}
+)
+
+
+def _line(d: Decision, traces: Mapping[str, str]) -> dict[str, object]:
+    return {
+        **_trace_of(d, traces),
+        "event_id": d.event_id,
+        "type": d.event_type,
+        "outcome": d.outcome.label,
+        "customer_id": d.customer_id,
+        "session_id": d.session_id,
+        "payment_id": d.payment_id,
+        "purged": d.purged,
+    }
 
 
 _decision_lines: _DecisionLines | None = None

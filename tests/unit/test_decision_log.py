@@ -78,6 +78,25 @@ def test_decided_lines_carry_the_fields_the_processor_chain_writes(
     assert fast[1]["outcome"] == "acceptance_rejected:unknown_session"
 
 
+def test_a_context_variable_named_like_a_line_field_gives_way_as_in_the_processor_chain(
+    stderr: io.BytesIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    structlog.contextvars.bind_contextvars(event_id="bound", outcome="bound")
+    try:
+        logs.log_decisions(DECISIONS)
+        fast = _lines(stderr)
+        monkeypatch.setattr(logs, "_decision_lines", None)
+        logs.log_decisions(DECISIONS)
+        chain = _lines(stderr)
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    for line in (*fast, *chain):
+        line.pop("timestamp")
+    assert fast == chain
+    assert [line["event_id"] for line in fast] == ['evt "1"\n', "evt_2"]
+
+
 def test_no_decided_lines_above_info(stderr: io.BytesIO) -> None:
     logs.configure_logging("WARNING", "json")
 
