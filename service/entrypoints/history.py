@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 import schemas
@@ -17,8 +18,9 @@ from service.adapters.kafka.topic_reader import read_until
 from service.adapters.postgres import Pool
 from service.adapters.postgres.target import prepare_empty
 from service.bootstrap.factory import Clients
-from service.core.changelog import Published, published
+from service.core.changelog import Published, UnreadableOutput, published
 from service.core.replay_order import InputRecord
+from service.core.restore_state import Inconsistent
 from service.settings import Settings
 
 
@@ -67,6 +69,21 @@ async def open_empty_target(settings: Settings, database_url: str) -> tuple[Clie
 
 class MissingTopic(Exception):
     """A topic the command reads does not exist."""
+
+
+def failure_line(error: Exception, settings: Settings) -> str | None:
+    """The one line a rebuild or a restore prints for a failure a person can fix (then exits
+    1), or None for anything else, which is a bug and keeps its traceback."""
+    match error:
+        case MissingTopic():
+            return f"no such topic: {error}"
+        case UnreadableOutput() | Inconsistent():
+            return f"{settings.topics.sessions_events}: {error}"
+        case KafkaError():
+            return f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}"
+        case asyncpg.PostgresError() | OSError():
+            return f"the database of --database-url failed: {error}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import asyncpg
-from aiokafka.errors import KafkaError
-
 from service.adapters import postgres
 from service.adapters.kafka.relay import Relay
 from service.adapters.postgres.target import discard_outbox
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
-from service.core.changelog import Published, UnreadableOutput, published
+from service.core.changelog import Published, published
 from service.core.differences import Difference, differences
 from service.core.ports import OutboxRow, Store
 from service.core.replay_order import Plan, in_arrival_order, in_published_order
@@ -34,7 +31,7 @@ from service.core.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
 from service.core.sessions import Policy
 from service.entrypoints.history import (
     BadTarget,
-    MissingTopic,
+    failure_line,
     open_empty_target,
     read_changelog,
     read_inputs,
@@ -78,17 +75,11 @@ async def rebuild(
             await _publish(clients, pool, shadow_topic)
         else:
             await discard_outbox(pool)
-    except MissingTopic as error:
-        _error(f"no such topic: {error}")
-        return 1
-    except UnreadableOutput as error:
-        _error(f"{settings.topics.sessions_events}: {error}")
-        return 1
-    except KafkaError as error:
-        _error(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}")
-        return 1
-    except (asyncpg.PostgresError, OSError) as error:
-        _error(f"the database of --database-url failed: {error}")
+    except Exception as error:
+        line = failure_line(error, settings)
+        if line is None:
+            raise
+        _error(line)
         return 1
     finally:
         await pool.close()

@@ -15,15 +15,16 @@ import sys
 from itertools import islice
 from typing import Any, TypeVar
 
-import asyncpg
-from aiokafka.errors import KafkaError
-
 from service.adapters import postgres
 from service.core.batch import BatchResult
-from service.core.changelog import UnreadableOutput
 from service.core.ports import Store
-from service.core.restore_state import Inconsistent, Restored, restore_state
-from service.entrypoints.history import BadTarget, MissingTopic, open_empty_target, read_changelog
+from service.core.restore_state import Restored, restore_state
+from service.entrypoints.history import (
+    BadTarget,
+    failure_line,
+    open_empty_target,
+    read_changelog,
+)
 from service.entrypoints.progress import Progress
 from service.settings import Settings
 
@@ -44,17 +45,11 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
         async with postgres.store_of(pool) as store:
             await write(store, state, progress)
         progress.finish()
-    except MissingTopic as error:
-        _error(f"no such topic: {error}")
-        return 1
-    except (UnreadableOutput, Inconsistent) as error:
-        _error(f"{settings.topics.sessions_events}: {error}")
-        return 1
-    except KafkaError as error:
-        _error(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}")
-        return 1
-    except (asyncpg.PostgresError, OSError) as error:
-        _error(f"the database of --database-url failed: {error}")
+    except Exception as error:
+        line = failure_line(error, settings)
+        if line is None:
+            raise
+        _error(line)
         return 1
     finally:
         await pool.close()
