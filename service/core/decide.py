@@ -7,7 +7,6 @@ empty database reproduce the same output events byte for byte.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
@@ -83,8 +82,7 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
     timer, so the purge inside a transaction and the sweeper produce the very same event.
     """
     if session.status is Status.WAITING and session.expires_at <= now:
-        closed = replace(
-            session,
+        closed = session._replace(
             status=Status.CANCELLED,
             closed_at=session.expires_at,
             close_reason=Reason.EXPIRED,
@@ -116,7 +114,7 @@ def _complete(
     origin: str | None = None,
     source: str = schemas.SOURCE,
 ) -> tuple[Session, Emitted]:
-    closed = replace(session, status=Status.COMPLETED, closed_at=at, close_reason=reason)
+    closed = session._replace(status=Status.COMPLETED, closed_at=at, close_reason=reason)
     return closed, _emit(
         schemas.SESSION_COMPLETED,
         causation=causation,
@@ -255,8 +253,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
             accepted_at=event.time,
         ),
     )
-    live = replace(
-        target,
+    live = target._replace(
         status=Status.LIVE,
         mechanic_id=accepted.mechanic_id,
         accepted_at=event.time,

@@ -5,7 +5,7 @@ the database a restore writes is the one the live service had. Pure."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -96,7 +96,7 @@ def _change(state: Restored, data: dict[str, object], **changes: object) -> None
     session = state.sessions.get(session_id)
     if session is None:
         raise Inconsistent(f"session {session_id} changes before any session.created for it")
-    state.sessions[session_id] = replace(session, **changes)  # type: ignore[arg-type]
+    state.sessions[session_id] = session._replace(**changes)  # type: ignore[arg-type]
 
 
 def _time(text: str) -> datetime:
