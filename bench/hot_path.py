@@ -28,6 +28,7 @@ from bench.payments import payments_only
 from bench.stack import Databases, servers_from_env
 from service.adapters.kafka import batch_metrics
 from service.adapters.postgres.store import PostgresStore
+from service.bootstrap.allocator import return_large_buffers
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import tune_garbage_collector
 from service.handlers.consume import handle_batch
@@ -47,6 +48,7 @@ async def run(n: int, batch: int, profile: str | None) -> None:
     # The service's log format and level; run it with stderr sent to a file, as the bench does.
     configure_logging("INFO", "json")
     tune_garbage_collector()  # as the service does once it has started
+    return_large_buffers()
     try:
         dsn = await databases.create(name)
         # The service's own pool settings, on one connection.

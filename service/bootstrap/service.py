@@ -25,6 +25,7 @@ from service.adapters.parked_metrics import record_parked
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
 from service.adapters.tracing import tracing_from_environment
+from service.bootstrap.allocator import return_large_buffers
 from service.bootstrap.factory import Clients
 from service.bootstrap.probes import Probes
 from service.core.batch import BatchResult
@@ -152,6 +153,7 @@ class Service:
     async def run(self) -> None:
         settings = self.settings
         tune_garbage_collector()
+        return_large_buffers()
         # One connection per consumer, one held by the relay, one for the sweeper, one spare.
         pool = await self.clients.pool(size=settings.consumers + 3)
         try:
