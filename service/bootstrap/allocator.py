@@ -8,7 +8,7 @@ whose freed space stays with the process. Fixing the thresholds keeps them mappe
 free. Peak RSS of both instances draining 200,000 payments
 (`python -m bench.throughput --n 200000 --mixed-n 0 --skip-references`): 200 to 204 MiB without
 (three runs), 193 to 195 with the same thresholds set through glibc's variables, 188 to 191 with
-this function (three runs each; the last three also with sessions as named tuples).
+this function (three runs each, the code otherwise the same).
 
 Only glibc has `mallopt`; elsewhere, or where the operator set glibc's own variables, nothing
 changes.
