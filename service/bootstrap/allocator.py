@@ -10,8 +10,8 @@ free. Peak RSS of both instances draining 200,000 payments
 (three runs), 193 to 195 with the same thresholds set through glibc's variables, 188 to 191 with
 this function (three runs each, the code otherwise the same).
 
-Only glibc has `mallopt`; elsewhere, or where the operator set glibc's own variables, nothing
-changes.
+Only glibc has `mallopt`; elsewhere, or where the operator set either threshold through glibc's
+own variables, nothing changes.
 """
 
 from __future__ import annotations
@@ -25,13 +25,24 @@ M_TRIM_THRESHOLD: Final = -1
 M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD: Final = 128 * 1024  # glibc's own starting value, kept instead of raised
 TRIM_THRESHOLD: Final = 256 * 1024
-# glibc reads these at start-up; an operator who set one has chosen already.
-OPERATOR_VARIABLES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+# glibc reads these at start-up; an operator who set one of the two thresholds has chosen.
+OPERATOR_VARIABLES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+OPERATOR_TUNABLES: Final = frozenset({"glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold"})
+
+
+def operator_chose() -> bool:
+    """Whether the environment sets either threshold itself (glibc's variables, or its
+    tunables: `GLIBC_TUNABLES=name=value:name=value`, any other tunable leaves them to us)."""
+    if any(name in os.environ for name in OPERATOR_VARIABLES):
+        return True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(item.partition("=")[0] in OPERATOR_TUNABLES for item in tunables.split(":"))
 
 
 def return_large_buffers() -> bool:
-    """Fix glibc's mmap and trim thresholds; True when they were set. Inherited by forks."""
-    if any(name in os.environ for name in OPERATOR_VARIABLES):
+    """Fix glibc's mmap and trim thresholds; True when they were set (the `started` line says
+    which). Inherited by forks; calling it again changes nothing."""
+    if operator_chose():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -146,6 +146,7 @@ class Service:
         self._stopping = asyncio.Event()
         self.http_port: int | None = None  # bound once running (FULFILLMENT_HTTP_PORT=0 picks)
         self.listening = asyncio.Event()  # set once /healthz, /readyz and /metrics answer
+        self._buffers_returned = False  # glibc's thresholds fixed (bootstrap/allocator.py)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -153,7 +154,7 @@ class Service:
     async def run(self) -> None:
         settings = self.settings
         tune_garbage_collector()
-        return_large_buffers()
+        self._buffers_returned = return_large_buffers()
         # One connection per consumer, one held by the relay, one for the sweeper, one spare.
         pool = await self.clients.pool(size=settings.consumers + 3)
         try:
@@ -237,6 +238,7 @@ class Service:
             consumers=len(loops),
             http_host=settings.http_host,
             http_port=self.http_port,
+            large_buffers_returned=self._buffers_returned,
         )
         stop_task = asyncio.create_task(self._stopping.wait())
         try:

@@ -4,6 +4,7 @@ core), deciding, then stopping cleanly with exit code 0 on SIGTERM (R9)."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import signal
 import sys
 import uuid
@@ -21,10 +22,13 @@ from tests.settings_env import environment_of
 pytestmark = pytest.mark.integration
 
 FULFILLMENT = Path(sys.prefix) / "bin" / "fulfillment"
+HAS_MALLOPT = hasattr(ctypes.CDLL(None), "mallopt")  # glibc
 
 
 def environment(settings: Any) -> dict[str, str]:
-    return environment_of(settings)
+    # Without glibc's own allocator variables, which would turn the service's tuning off.
+    glibc = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+    return {k: v for k, v in environment_of(settings).items() if k not in glibc}
 
 
 @pytest.mark.timeout(90)
@@ -53,4 +57,7 @@ async def test_two_instances_decide_every_payment_once_and_exit_0_on_sigterm(
     assert sorted(e.data.customer_id for e in created) == sorted(customers)  # type: ignore[union-attr]
     lines = [orjson.loads(line) for line in stderr.splitlines() if line.startswith(b"{")]
     assert sum(1 for line in lines if line.get("event") == "stopped") == 2
+    started = [line for line in lines if line.get("event") == "started"]
+    # Each instance fixed glibc's thresholds itself (service/bootstrap/allocator.py).
+    assert [line["large_buffers_returned"] for line in started] == [HAS_MALLOPT] * 2
     assert sum(1 for line in lines if line.get("event") == "decided") == len(customers)
