@@ -140,7 +140,10 @@ def provide() -> Iterator[Servers]:
 
     with ExitStack() as stack:
         if not kafka:
-            container = stack.enter_context(KafkaContainer("apache/kafka:4.1.1").with_kraft())
+            broker = KafkaContainer("apache/kafka:4.1.1").with_kraft()
+            # As the local stacks: offset commits without the coordinator's 5 ms linger.
+            broker = broker.with_env("KAFKA_GROUP_COORDINATOR_APPEND_LINGER_MS", "0")
+            container = stack.enter_context(broker)
             kafka = container.get_bootstrap_server()
         if not database:
             pg = stack.enter_context(PostgresContainer("postgres:15", driver=None))
