@@ -34,9 +34,9 @@ class Reason(StrEnum):
 
 class Verdict(NamedTuple):
     """What one decision came to. A named tuple, as the other records made per event
-    (`Decision`, `Outcome`, `Emitted`, `PaymentRecord`, `OutboxRow`): immutable like a frozen
-    dataclass, built in a quarter of the time (a frozen dataclass sets each field through
-    `object.__setattr__`; those constructors were 8 % of a draining instance's CPU)."""
+    (`Decision`, `Outcome`, `Emitted`, `PaymentRecord`, `OutboxRow`, `Session`): immutable like
+    a frozen dataclass, built in a quarter of the time (a frozen dataclass sets each field
+    through `object.__setattr__`; those constructors were 8 % of a draining instance's CPU)."""
 
     kind: Kind
     reason: Reason | None = None
