@@ -28,6 +28,8 @@ TRIM_THRESHOLD: Final = 256 * 1024
 # glibc reads these at start-up; an operator who set one of the two thresholds has chosen.
 OPERATOR_VARIABLES: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 OPERATOR_TUNABLES: Final = frozenset({"glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold"})
+# Every variable through which the environment can decide for us (tests run without them).
+GLIBC_VARIABLES: Final = (*OPERATOR_VARIABLES, "GLIBC_TUNABLES")
 
 
 def operator_chose() -> bool:

@@ -30,8 +30,7 @@ class Policy:
 class Session(NamedTuple):
     """A session as it stands (a named tuple, like the other records made per event: built in
     a fifth to a third of a frozen dataclass's time, `_replace` in a third of
-    `dataclasses.replace`'s;
-    a batch loads or makes one per customer it touches)."""
+    `dataclasses.replace`'s; a batch loads or makes one per customer it touches)."""
 
     id: UUID
     customer_id: UUID

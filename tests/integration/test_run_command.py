@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 import schemas
+from service.bootstrap.allocator import GLIBC_VARIABLES
 from tests.harness import Outcomes, Producer
 from tests.settings_env import environment_of
 
@@ -27,8 +28,7 @@ HAS_MALLOPT = hasattr(ctypes.CDLL(None), "mallopt")  # glibc
 
 def environment(settings: Any) -> dict[str, str]:
     # Without glibc's own allocator variables, which would turn the service's tuning off.
-    glibc = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
-    return {k: v for k, v in environment_of(settings).items() if k not in glibc}
+    return {k: v for k, v in environment_of(settings).items() if k not in GLIBC_VARIABLES}
 
 
 @pytest.mark.timeout(90)

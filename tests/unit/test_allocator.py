@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from service.bootstrap.allocator import operator_chose
+from service.bootstrap.allocator import GLIBC_VARIABLES, operator_chose
 
 # Run in a fresh interpreter each time: the thresholds are process-wide and inherited. With
 # "skip" as its argument the probe leaves glibc to itself: what the tuning is there to change.
@@ -31,7 +31,6 @@ before = libc.mallinfo2().hblkhd
 buffer = bytearray(512 << 10)
 print(libc.mallinfo2().hblkhd - before)
 """
-GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def _glibc_has_mallinfo2() -> bool:
