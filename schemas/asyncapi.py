@@ -12,6 +12,7 @@ from schemas.dlq import (
     DLQ_ERROR_REASON,
     DLQ_FAILED_AT,
     DLQ_HEADERS,
+    DLQ_ORIGINAL,
     DLQ_PLACEHOLDER,
     DLQ_PLACEHOLDER_MAX_KEY_BYTES,
     DLQ_SOURCE_OFFSET,
@@ -60,6 +61,13 @@ _DLQ_HEADER_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
     DLQ_SOURCE_PARTITION: {"type": "string", "pattern": r"^[0-9]+$", "description": "Decimal"},
     DLQ_SOURCE_OFFSET: {"type": "string", "pattern": r"^[0-9]+$", "description": "Decimal"},
     DLQ_FAILED_AT: {"type": "string", "format": "date-time", "pattern": UTC_PATTERN},
+    DLQ_ORIGINAL: {
+        "type": "string",
+        "pattern": r"^[A-Za-z0-9._-]{1,249}:[0-9]+:[0-9]+$",
+        "description": "TOPIC:PARTITION:OFFSET where the message first failed: its own origin, "
+        "or, for a redriven message that failed again, the one the redrive gave it in this "
+        "same header",
+    },
     DLQ_PLACEHOLDER: {
         "type": "string",
         "const": "true",

@@ -91,9 +91,18 @@ def _add_dlq(commands: Any) -> None:
     target.add_argument(
         "origins", type=_origin, nargs="*", default=[], metavar="TOPIC:PARTITION:OFFSET"
     )
-    target.add_argument("--all", action="store_true", help="every dead letter")
-    target.add_argument("--reason", choices=kinds, help="every dead letter of this kind")
+    target.add_argument(
+        "--all", action="store_true", help="the latest letter of every original, once"
+    )
+    target.add_argument(
+        "--reason", choices=kinds, help="the latest letter of each original failing so"
+    )
     again.add_argument("--dry-run", action="store_true", help="say what would be sent")
+    again.add_argument(
+        "--force",
+        action="store_true",
+        help="redrive letters older than the dedupe retention too (may decide an event twice)",
+    )
     _json_flag(again)
 
 
@@ -166,6 +175,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
                 origins=getattr(args, "origins", []),
                 everything=getattr(args, "all", False),
                 dry_run=getattr(args, "dry_run", False),
+                force=getattr(args, "force", False),
                 as_json=args.json,
             )
         )

@@ -98,6 +98,7 @@ async def test_malformed_messages_land_on_the_dlq_byte_for_byte_and_the_partitio
         assert errors[schemas.DLQ_SOURCE_TOPIC] == settings.topic_payments.encode()
         assert errors[schemas.DLQ_SOURCE_PARTITION] == b"0"
         assert errors[schemas.DLQ_SOURCE_OFFSET] == str(i).encode()
+        assert errors[schemas.DLQ_ORIGINAL] == f"{settings.topic_payments}:0:{i}".encode()
         failed_at = datetime.fromisoformat(errors[schemas.DLQ_FAILED_AT].decode())
         assert started <= failed_at <= datetime.now(UTC)
     reason = _error_headers(by_key[b"key-1"])[schemas.DLQ_ERROR_REASON].decode()
@@ -146,6 +147,8 @@ async def test_a_redriven_dead_letter_is_dead_lettered_again_without_piling_up_e
     assert len(_headers(second)) == len(ORIGINAL_HEADERS) + len(schemas.DLQ_HEADERS)
     errors = _error_headers(second)
     assert errors[schemas.DLQ_SOURCE_OFFSET] == b"1"  # where it failed this time
+    # ... and where it failed first, carried over from the header the redrive kept.
+    assert errors[schemas.DLQ_ORIGINAL] == f"{settings.topic_payments}:1:0".encode()
     assert errors[schemas.DLQ_ERROR_KIND] == schemas.DecodeErrorKind.NOT_JSON.value.encode()
     assert isinstance(created.data, schemas.SessionCreated)
     assert created.data.payment_id == "pi_fixed"

@@ -48,6 +48,12 @@ def recorder(calls: list[tuple[Any, ...]]) -> Any:
             {"origins": ["a.b:1:2", "c:0:0"], "dry_run": True},
         ),
         (
+            ["dlq", "redrive", "--all", "--force"],
+            dlq,
+            "dlq_command",
+            {"everything": True, "force": True},
+        ),
+        (
             ["sessions", "show", "--payment", "pi_1"],
             sessions,
             "show_sessions",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import schemas
 from schemas.dlq import (
+    DLQ_MAX_ORIGIN_BYTES,
     DLQ_PLACEHOLDER_MAX_KEY_BYTES,
     DLQ_RECORD_OVERHEAD_BYTES,
     record_bytes,
@@ -65,6 +66,49 @@ def test_a_redriven_dead_letter_gets_fresh_error_headers_instead_of_a_second_set
     assert sent == [("traceparent", b"t"), *error_headers(again)]
     names = [name for name, _ in sent]
     assert len(names) == len(set(names))
+
+
+def test_a_redriven_message_that_fails_again_keeps_the_origin_of_its_first_failure() -> None:
+    # Failed first at payments.completed:0:7, redriven (the redrive adds the lineage header),
+    # failing again at payments.completed:3:42.
+    redriven = [("traceparent", b"t"), (schemas.DLQ_ORIGINAL, b"payments.completed:0:7")]
+
+    _, _, sent = record(b"not json", b"k", redriven)
+    placeholder = record(b"x" * MAX, b"k", redriven)[2]
+
+    assert (schemas.DLQ_ORIGINAL, b"payments.completed:0:7") in sent
+    assert (schemas.DLQ_SOURCE_OFFSET, b"42") in sent
+    assert [name for name, _ in sent].count(schemas.DLQ_ORIGINAL) == 1
+    assert (schemas.DLQ_ORIGINAL, b"payments.completed:0:7") in placeholder
+
+
+def test_a_first_failure_is_its_own_original() -> None:
+    _, _, sent = record(b"not json", b"k", [])
+
+    assert (schemas.DLQ_ORIGINAL, b"payments.completed:3:42") in sent
+
+
+@pytest.mark.parametrize(
+    "forged", [b"", b"payments", b"a b:0:1", b"t:0:-1", b"t:x:1", b"\xff:0:1", b"t" * 250 + b":0:1"]
+)
+def test_a_lineage_header_that_is_no_origin_is_ignored(forged: bytes) -> None:
+    _, _, sent = record(b"not json", b"k", [(schemas.DLQ_ORIGINAL, forged)])
+
+    assert dict(sent)[schemas.DLQ_ORIGINAL] == b"payments.completed:3:42"
+
+
+@given(
+    topic=st.text(alphabet="abcXYZ019._-", min_size=1, max_size=249),
+    partition=st.integers(0, 2**31 - 1),
+    offset=st.integers(0, 2**63 - 1),
+)
+def test_an_origin_reads_back_as_written_and_never_exceeds_its_bound(
+    topic: str, partition: int, offset: int
+) -> None:
+    text = schemas.origin_text(topic, partition, offset)
+
+    assert schemas.parse_origin(text) == text
+    assert len(text.encode()) <= DLQ_MAX_ORIGIN_BYTES
 
 
 def test_a_placeholder_header_of_an_earlier_failure_is_not_carried_over() -> None:
@@ -160,6 +204,7 @@ huge_headers = st.lists(
     headers=huge_headers,
     max_bytes=st.integers(min_value=schemas.DLQ_MIN_MAX_BYTES, max_value=60_000),
     error=st.sampled_from([ERROR, longest_reason]),
+    redriven=st.booleans(),
 )
 def test_whatever_the_original_what_is_produced_fits_the_limit(
     value: bytes | None,
@@ -167,12 +212,15 @@ def test_whatever_the_original_what_is_produced_fits_the_limit(
     headers: list[tuple[str, bytes | None]],
     max_bytes: int,
     error: schemas.DecodeError,
+    redriven: bool,
 ) -> None:
     topic = "t" * 249  # the longest Kafka topic name
+    longest = schemas.origin_text("o" * 249, 2**31 - 1, 2**63 - 1).encode()
+    lineage = [(schemas.DLQ_ORIGINAL, longest)] if redriven else []
     sent = schemas.dlq_record(
         value,
         key,
-        headers,
+        [*lineage, *headers],
         topic=topic,
         partition=2**31 - 1,
         offset=2**63 - 1,

@@ -257,5 +257,6 @@ def test_the_dlq_headers_say_why_and_where_a_message_failed() -> None:
         ("fulfillment-source-partition", b"3"),
         ("fulfillment-source-offset", b"1024"),
         ("fulfillment-failed-at", b"2026-11-24T09:30:00Z"),
+        ("fulfillment-original-origin", b"payments.completed:3:1024"),
     ]
     assert [name for name, _ in headers] == list(schemas.DLQ_HEADERS)

@@ -140,6 +140,7 @@ def test_the_dead_letter_message_carries_the_original_bytes_and_the_error_header
         "fulfillment-source-partition",
         "fulfillment-source-offset",
         "fulfillment-failed-at",
+        "fulfillment-original-origin",
     ]
     kinds = dead_letter["headers"]["properties"]["fulfillment-error-kind"]["enum"]
     assert kinds == [kind.value for kind in schemas.DecodeErrorKind]
