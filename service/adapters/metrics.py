@@ -11,6 +11,7 @@ it uses against this registry.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from importlib.metadata import version
 from typing import Final
 
@@ -26,27 +27,27 @@ from prometheus_client import (
 )
 
 from schemas import DecodeErrorKind
+from service.core.outcomes import Reason
 
 REGISTRY: Final = CollectorRegistry()
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)
 gc_collector.GCCollector(registry=REGISTRY)
 
-# Every value the `outcome` label of `events` takes. An acceptance refused for any reason is
-# `acceptance_rejected`, a session end that changes nothing `ignored` (the reason is in the log).
-OUTCOMES: Final = (
-    "created",
-    "rejected",
-    "duplicate_payment",
-    "accepted",
-    "acceptance_rejected",
-    "completed",
-    "ignored",
-    "duplicate",
-    "dead_lettered",
-    "parked",
-)
-SWEEPER_REASONS: Final = ("expired", "timed_out")
+
+class Handled(StrEnum):
+    """The `outcome` of an input event that was not decided: claimed before (a redelivery or a
+    replay), sent to the dead-letter topic, or set aside behind a poison event. A decided
+    event's `outcome` is its decision's kind (service/core/outcomes.py: an acceptance refused
+    for any reason is `acceptance_rejected`, an end that changes nothing `ignored`; the reason
+    is in the log)."""
+
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+    PARKED = "parked"
+
+
+SWEEPER_REASONS: Final = (Reason.EXPIRED.value, Reason.TIMED_OUT.value)
 # The `loop` and `kind` labels of `retries`: the consumer's decide and dead_letter steps, the
 # outbox relay, the sweeper; `transient` (an outage) or `bug` (anything else).
 RETRY_LOOPS: Final = ("decide", "dead_letter", "relay", "sweep")
