@@ -138,16 +138,19 @@ consumer_lag = Gauge(
     "Messages in an assigned input partition not yet consumed (high watermark - position).",
     ["topic", "partition"],
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # a partition is one instance's; the others report 0 for it
 )
 outbox_backlog = Gauge(
     "fulfillment_outbox_backlog",
     "Outbox rows not yet published to Kafka.",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",  # the shared database: the latest reading is the value
 )
 outbox_oldest_age_seconds = Gauge(
     "fulfillment_outbox_oldest_age_seconds",
     "Age in seconds of the oldest outbox row not yet published (0 when the outbox is empty).",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
 )
 published = Counter(
     "fulfillment_published_total",
@@ -174,8 +177,9 @@ retries = Counter(
 )
 ready = Gauge(
     "fulfillment_ready",
-    "1 while this instance is ready (database and Kafka reachable, consuming), else 0.",
+    "1 while the service is ready (database and Kafka reachable, consuming), else 0.",
     registry=REGISTRY,
+    multiprocess_mode="livemin",  # ready only if every instance is
 )
 build = Info(
     "fulfillment_build",
@@ -186,11 +190,13 @@ parked_customers = Gauge(
     "fulfillment_parked_customers",
     "Customers whose events are parked behind a poison event.",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
 )
 parked_events = Gauge(
     "fulfillment_parked_events",
     "Input events parked behind a poison event, waiting for it to be resolved.",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
 )
 poison_retries = Counter(
     "fulfillment_poison_retries_total",
