@@ -6,13 +6,9 @@ port sees the same; an event parked behind a poison event is counted as parked; 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,32 +19,12 @@ import pytest
 from tests.commands import Running, running
 from tests.harness import Outcomes, Producer
 from tests.observability import prometheus
-from tests.observability.service_http import get, scrape, until, value
+from tests.observability.service_http import answer, scrape, two_free_ports, until, value
 from tests.settings_env import environment_of
 
 pytestmark = pytest.mark.integration
 
 PAYMENTS = 40
-
-
-def _two_free_ports() -> int:
-    """A port p such that p and p + 1 (instance 1's own) are free now."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        if port < 65535:
-            with socket.socket() as probe, _suppress_in_use():
-                probe.bind(("127.0.0.1", port + 1))
-                return port
-
-
-@contextmanager
-def _suppress_in_use() -> Iterator[None]:
-    try:
-        yield
-    except OSError:
-        pass
 
 
 def _child_of(run: Running) -> int:
@@ -70,7 +46,7 @@ def _parked(samples: dict[Any, float]) -> float:
 async def test_two_instances_are_one_scrape_target_whose_sums_are_the_decided_events(
     make_settings: Any,
 ) -> None:
-    port = _two_free_ports()
+    port = two_free_ports()
     poisoned = uuid.uuid4()
     settings = make_settings(
         processes=2,
@@ -87,7 +63,7 @@ async def test_two_instances_are_one_scrape_target_whose_sums_are_the_decided_ev
         Producer(settings) as producer,
         running("run", env=environment_of(settings)) as run,
     ):
-        await until(lambda: _answer(service, "/readyz"), lambda r: r[0] == 200, 90)
+        await until(lambda: answer(service, "/readyz"), lambda r: r[0] == 200, 90)
         for i, customer in enumerate(customers):
             await producer.pay(customer, f"pi_one_{i}", time=datetime.now(UTC))
         await producer.pay(poisoned, "pi_poisoned", time=datetime.now(UTC))
@@ -109,12 +85,12 @@ async def test_two_instances_are_one_scrape_target_whose_sums_are_the_decided_ev
         child = _child_of(run)
         os.kill(child, signal.SIGSTOP)
         try:
-            unready = await until(lambda: _answer(service, "/readyz"), lambda r: r[0] == 503, 20)
-            not_alive = await _answer(service, "/healthz")
+            unready = await until(lambda: answer(service, "/readyz"), lambda r: r[0] == 503, 20)
+            not_alive = await answer(service, "/healthz")
             unready_metric = value(await scrape(service), "fulfillment_ready")
         finally:
             os.kill(child, signal.SIGCONT)
-        back = await until(lambda: _answer(service, "/readyz"), lambda r: r[0] == 200, 30)
+        back = await until(lambda: answer(service, "/readyz"), lambda r: r[0] == 200, 30)
         ready_metric = value(await scrape(service), "fulfillment_ready")
 
     assert run.finished is not None and run.finished.returncode == 0, run.finished
@@ -141,12 +117,3 @@ async def test_two_instances_are_one_scrape_target_whose_sums_are_the_decided_ev
         if line.startswith("{") and orjson.loads(line).get("event") == "instances"
     ]
     assert not os.path.exists(started["metrics_dir"])  # noqa: ASYNC240 (after the run, once)
-
-
-async def _answer(address: str, path: str) -> tuple[int, Any]:
-    """`get`, with a refused connection (not listening yet) as status 0."""
-    try:
-        return await get(address, path)
-    except OSError:
-        await asyncio.sleep(0)
-        return 0, None
