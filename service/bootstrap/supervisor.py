@@ -21,10 +21,11 @@ from functools import partial
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
+from service.adapters import metrics
 from service.adapters.instances import Instances
 from service.adapters.shared_metrics import instance_gone, shared_registry
 from service.bootstrap.cpus import usable_cpus
@@ -43,10 +44,14 @@ async def serve(
     settings: Settings,
     on_signal: Callable[[], None] = lambda: None,
     on_ready: Callable[[], None] = lambda: None,
-    **wiring: Any,
+    *,
+    registry: CollectorRegistry = metrics.REGISTRY,
+    others: Instances | None = None,
+    on_listening: Callable[[int], None] = lambda _: None,
 ) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly. `wiring`: Service's keywords."""
-    service = Service(settings, **wiring)
+    """Run until SIGINT or SIGTERM, then shut down cleanly. `registry`, `others` and
+    `on_listening` as Service takes them."""
+    service = Service(settings, registry=registry, others=others, on_listening=on_listening)
     running = asyncio.get_running_loop()
 
     def stop() -> None:
