@@ -156,7 +156,10 @@ def serve_processes(settings: Settings, metrics_dir: Path) -> int:
     def supervise() -> None:
         # An instance that dies on its own takes the others down with a failing exit code,
         # so whatever runs `fulfillment run` sees it and restarts the lot.
-        multiprocessing.connection.wait([c.sentinel for c in children])
+        ended = multiprocessing.connection.wait([c.sentinel for c in children])
+        for child in children:
+            if child.sentinel in ended and child.pid is not None:
+                instance_gone(child.pid, metrics_dir)  # its gauges leave the sums at once
         if not stopping.is_set():
             log.error("instance_died", exit_codes=[c.exitcode for c in children])
             os.kill(os.getpid(), signal.SIGTERM)
