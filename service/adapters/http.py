@@ -2,14 +2,17 @@
 
 - `/healthz`: 200 while the loops run (`alive()`), else 503.
 - `/readyz`: 200 when `problems()` is empty, else 503 with `{"ready": false, "problems": {...}}`
-  naming what is not ready. Neither probe does I/O: they read what the loops and the watch
-  loop last reported.
-- `/metrics`: the Prometheus text format of `registry`.
+  naming what is not ready.
+- `/metrics`: the Prometheus text format of `registry`, after asking `problems()` (which keeps
+  `fulfillment_ready` current).
+
+The answers are the wiring's (service/bootstrap/probes.py): what the loops and the watch loop
+last reported, and, on the port of several instances, what the others say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -21,8 +24,8 @@ class HttpServer:
         host: str,
         port: int,
         *,
-        alive: Callable[[], bool],
-        problems: Callable[[], Mapping[str, str]],
+        alive: Callable[[], Awaitable[bool]],
+        problems: Callable[[], Awaitable[Mapping[str, str]]],
         registry: CollectorRegistry,
     ) -> None:
         self._host = host
@@ -57,16 +60,17 @@ class HttpServer:
         await self._runner.cleanup()
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        if self._alive():
+        if await self._alive():
             return web.json_response({"alive": True})
         return web.json_response({"alive": False}, status=503)
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        problems = dict(self._problems())
+        problems = dict(await self._problems())
         if not problems:
             return web.json_response({"ready": True})
         return web.json_response({"ready": False, "problems": problems}, status=503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        await self._problems()
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

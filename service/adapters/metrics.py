@@ -11,6 +11,7 @@ it uses against this registry.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from importlib.metadata import version
 from typing import Final
 
@@ -26,27 +27,27 @@ from prometheus_client import (
 )
 
 from schemas import DecodeErrorKind
+from service.core.outcomes import Reason
 
 REGISTRY: Final = CollectorRegistry()
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)
 gc_collector.GCCollector(registry=REGISTRY)
 
-# Every value the `outcome` label of `events` takes. An acceptance refused for any reason is
-# `acceptance_rejected`, a session end that changes nothing `ignored` (the reason is in the log).
-OUTCOMES: Final = (
-    "created",
-    "rejected",
-    "duplicate_payment",
-    "accepted",
-    "acceptance_rejected",
-    "completed",
-    "ignored",
-    "duplicate",
-    "dead_lettered",
-    "parked",
-)
-SWEEPER_REASONS: Final = ("expired", "timed_out")
+
+class Handled(StrEnum):
+    """The `outcome` of an input event that was not decided: claimed before (a redelivery or a
+    replay), sent to the dead-letter topic, or set aside behind a poison event. A decided
+    event's `outcome` is its decision's kind (service/core/outcomes.py: an acceptance refused
+    for any reason is `acceptance_rejected`, an end that changes nothing `ignored`; the reason
+    is in the log)."""
+
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+    PARKED = "parked"
+
+
+SWEEPER_REASONS: Final = (Reason.EXPIRED.value, Reason.TIMED_OUT.value)
 # The `loop` and `kind` labels of `retries`: the consumer's decide and dead_letter steps, the
 # outbox relay, the sweeper; `transient` (an outage) or `bug` (anything else).
 RETRY_LOOPS: Final = ("decide", "dead_letter", "relay", "sweep")
@@ -137,16 +138,19 @@ consumer_lag = Gauge(
     "Messages in an assigned input partition not yet consumed (high watermark - position).",
     ["topic", "partition"],
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # a partition is one instance's; the others report 0 for it
 )
 outbox_backlog = Gauge(
     "fulfillment_outbox_backlog",
     "Outbox rows not yet published to Kafka.",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",  # the shared database: the latest reading is the value
 )
 outbox_oldest_age_seconds = Gauge(
     "fulfillment_outbox_oldest_age_seconds",
     "Age in seconds of the oldest outbox row not yet published (0 when the outbox is empty).",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
 )
 published = Counter(
     "fulfillment_published_total",
@@ -173,8 +177,9 @@ retries = Counter(
 )
 ready = Gauge(
     "fulfillment_ready",
-    "1 while this instance is ready (database and Kafka reachable, consuming), else 0.",
+    "1 while the service is ready (database and Kafka reachable, consuming), else 0.",
     registry=REGISTRY,
+    multiprocess_mode="livemin",  # ready only if every instance is
 )
 build = Info(
     "fulfillment_build",
@@ -185,11 +190,13 @@ parked_customers = Gauge(
     "fulfillment_parked_customers",
     "Customers whose events are parked behind a poison event.",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
 )
 parked_events = Gauge(
     "fulfillment_parked_events",
     "Input events parked behind a poison event, waiting for it to be resolved.",
     registry=REGISTRY,
+    multiprocess_mode="livemostrecent",
 )
 poison_retries = Counter(
     "fulfillment_poison_retries_total",

@@ -101,7 +101,9 @@ class Watch:
                 labels = (tp.topic, str(tp.partition))
                 metrics.consumer_lag.labels(*labels).set(max(0, high - position))
                 seen.add(labels)
+        # A partition this instance no longer owns reads 0 rather than disappearing: with
+        # several instances the service's lag is their sum (metrics.py), and prometheus-client
+        # cannot remove a series another process's sum reads.
         for gone in self._lag_series - seen:
-            with contextlib.suppress(KeyError):
-                metrics.consumer_lag.remove(*gone)
+            metrics.consumer_lag.labels(*gone).set(0)
         self._lag_series = seen

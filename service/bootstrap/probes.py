@@ -1,5 +1,9 @@
 """The instance's health as others see it: the watch loop (dependency checks, lag, outbox) and
-the HTTP endpoint (/healthz, /readyz, /metrics), built from what the wiring already has."""
+the HTTP endpoint (/healthz, /readyz, /metrics), built from what the wiring already has.
+
+The instance serving the port of several (`fulfillment run` with FULFILLMENT_PROCESSES > 1)
+answers for all of them: it asks the others (`others`) and serves their summed metrics
+(`registry`)."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 
 from service.adapters import metrics
 from service.adapters.health import Health
 from service.adapters.http import HttpServer
+from service.adapters.instances import Instances
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.postgres.pool import Pool
 from service.adapters.watch import Watch
@@ -31,9 +37,12 @@ class Probes:
         producer: AIOKafkaProducer,
         consumers: Sequence[AIOKafkaConsumer],
         loops: Sequence[ConsumerLoop],
+        registry: CollectorRegistry = metrics.REGISTRY,
+        others: Instances | None = None,
     ) -> None:
         self._health = health
         self._loops = loops
+        self._others = others
         self.tasks: list[asyncio.Task[Any]] = []  # the loops /healthz watches, once started
         self.watch = Watch(
             interval=min(settings.sweep_interval_seconds, MAX_CHECK_INTERVAL),
@@ -47,22 +56,27 @@ class Probes:
             settings.http_port,
             alive=self.alive,
             problems=self.problems,
-            registry=metrics.REGISTRY,
+            registry=registry,
         )
 
-    def open(self) -> None:
-        """From now on `fulfillment_ready` is what `/readyz` says, read at each scrape."""
-        metrics.ready.set_function(lambda: 0.0 if self.problems() else 1.0)
-
     def close(self) -> None:
-        metrics.ready.set_function(lambda: 0.0)
+        metrics.ready.set(0.0)
 
-    def alive(self) -> bool:
-        return not any(task.done() for task in self.tasks)
+    async def alive(self) -> bool:
+        if any(task.done() for task in self.tasks):
+            return False
+        return self._others is None or await self._others.alive()
 
-    def problems(self) -> dict[str, str]:
+    async def problems(self) -> dict[str, str]:
+        """What is not ready, its own and the others'; sets `fulfillment_ready` to match, so it
+        is what `/readyz` said when last asked (each scrape asks first)."""
         problems = self._health.problems()
         for loop in self._loops:
             if not loop.joined:
                 problems[loop.name] = "no partition assignment from the group yet"
+        if self._others is not None:
+            problems |= await self._others.problems()
+        # With several instances the service's value is the least of theirs (metrics.py): the
+        # others set theirs when asked above, this one its own and theirs together.
+        metrics.ready.set(0.0 if problems else 1.0)
         return problems

@@ -13,10 +13,12 @@ from uuid import UUID
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 
 import schemas
-from service.adapters import postgres
+from service.adapters import metrics, postgres
 from service.adapters.health import Health
+from service.adapters.instances import Instances
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop, DecideBatch
 from service.adapters.kafka.relay import Relay
@@ -130,7 +132,10 @@ def build_sweeper(
 class Service:
     """The consumer loops, the outbox relay and the sweeper, sharing one pool and one producer.
 
-    `handle` and `sweep` are the handlers the loops call; tests pass others in."""
+    `handle` and `sweep` are the handlers the loops call; tests pass others in. `registry` is
+    what /metrics serves and `others` the instances /healthz and /readyz also answer for (the
+    port of several instances: service/bootstrap/supervisor.py); `on_listening` is told the
+    bound port."""
 
     def __init__(
         self,
@@ -138,8 +143,14 @@ class Service:
         *,
         handle: HandleBatch = handle_batch,
         sweep: SweepHandler = sweep_customers,
+        registry: CollectorRegistry = metrics.REGISTRY,
+        others: Instances | None = None,
+        on_listening: Callable[[int], None] = lambda _: None,
     ) -> None:
         self.settings = settings
+        self._registry = registry
+        self._others = others
+        self._on_listening = on_listening
         self.clients = Clients(settings)
         self._handle = handle
         self._sweep = sweep
@@ -201,11 +212,18 @@ class Service:
             for i, consumer in enumerate(consumers)
         ]
         probes = Probes(
-            settings, health, pool=pool, producer=producer, consumers=consumers, loops=loops
+            settings,
+            health,
+            pool=pool,
+            producer=producer,
+            consumers=consumers,
+            loops=loops,
+            registry=self._registry,
+            others=self._others,
         )
-        probes.open()
         self.http_port = await probes.http.start()
         self.listening.set()
+        self._on_listening(self.http_port)
         try:
             await self._run_probed(probes, relay, sweeper, loops, consumers)
         finally:

@@ -132,11 +132,16 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(Clients(settings).check_kafka())
     if args.command == "run":
         from service.bootstrap.factory import Clients
-        from service.bootstrap.supervisor import serve_processes
+        from service.bootstrap.metrics_dir import shared_metrics_directory
 
-        # Once, before any instance starts: with several, each would report it on its own line.
-        asyncio.run(Clients(settings).check_postgres())
-        return serve_processes(settings)
+        # Set before prometheus-client is first imported (with the supervisor), which reads it.
+        with shared_metrics_directory() as metrics_dir:
+            from service.bootstrap.supervisor import serve_processes
+
+            # Once, before any instance starts: with several, each would report it on its own
+            # line.
+            asyncio.run(Clients(settings).check_postgres())
+            return serve_processes(settings, metrics_dir)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command in COMMANDS:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -54,3 +56,23 @@ async def until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], wi
         while not done(result := await probe()):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     return result
+
+
+async def answer(address: str, path: str) -> tuple[int, Any]:
+    """`get`, with a refused connection (a service not listening yet) as status 0."""
+    try:
+        return await get(address, path)
+    except OSError:
+        return 0, None
+
+
+def two_free_ports() -> int:
+    """A port p such that p and p + 1 (a second instance's own) are free now."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port < 65535:
+            with socket.socket() as probe, contextlib.suppress(OSError):
+                probe.bind(("127.0.0.1", port + 1))
+                return port

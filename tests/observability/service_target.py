@@ -1,7 +1,9 @@
-"""The whole service as a scrape target: running in a thread with an event loop of its own
-(Prometheus is asked from blocking code meanwhile), fed a steady mixed stream so that every
-metric moves: payments created and rejected, acceptances, ends, redeliveries, messages that
-cannot be decoded, and payments backdated past the TTL for the sweeper to cancel.
+"""The whole service as a scrape target: `fulfillment run` with two instances, as an operator
+starts it, on one port (the settings' FULFILLMENT_HTTP_PORT, which must be fixed, with the next
+port free for the second instance). A thread with an event loop of its own (Prometheus is asked
+from blocking code meanwhile) feeds it a steady mixed stream so that every metric moves:
+payments created and rejected, acceptances, ends, redeliveries, messages that cannot be
+decoded, and payments backdated past the TTL for the sweeper to cancel.
 
     with ServiceTarget(settings) as target:   # target.address is host:port of /metrics
         ...
@@ -16,9 +18,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from service.settings import Settings
-from tests.harness import Producer, running
+from tests.commands import running
+from tests.harness import Producer
+from tests.observability.service_http import answer, until
+from tests.settings_env import environment_of
 
-START_TIMEOUT = 60.0
+START_TIMEOUT = 90.0
+INSTANCES = 2
 
 
 class ServiceTarget:
@@ -51,9 +57,18 @@ class ServiceTarget:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with Producer(self._settings) as producer, running(self._settings) as service:
-            await asyncio.wait_for(service.listening.wait(), START_TIMEOUT)
-            self._address.set_result(f"{self._settings.http_host}:{service.http_port}")
+        settings = self._settings.model_copy(update={"processes": INSTANCES, "consumers": 1})
+        address = f"{settings.http_host}:{settings.http_port}"
+        async with (
+            Producer(settings) as producer,
+            running("run", env=environment_of(settings)),
+        ):
+            await until(
+                lambda: answer(f"http://{address}", "/readyz"),
+                lambda r: r[0] == 200,
+                START_TIMEOUT,
+            )
+            self._address.set_result(address)
             feed = asyncio.create_task(_feed(producer, self._settings))
             try:
                 await self._stop.wait()

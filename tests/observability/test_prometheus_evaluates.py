@@ -4,8 +4,9 @@ promtool checks the rules' syntax and the unit tests feed them synthetic series;
 against what the service's registry actually exposes (names, label sets, types, histogram
 buckets), so a query that parses but matches nothing the service serves is caught.
 
-The scrape target is the running service (`ServiceTarget`: the whole service in a thread of its
-own, on its own database and topics, fed a steady mixed stream), serving /metrics itself.
+The scrape target is the running service (`ServiceTarget`: `fulfillment run` with two instances,
+on its own database and topics, fed a steady mixed stream), serving the sum of both instances'
+metrics on its one port.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.observability.promql import (
     for_prometheus,
     panel_queries,
 )
+from tests.observability.service_http import two_free_ports
 from tests.observability.service_target import ServiceTarget
 from tests.servers import Servers
 
@@ -42,7 +44,7 @@ async def target_dsn(servers: Servers) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 def scrape_target(servers: Servers, target_dsn: str) -> Iterator[str]:
     """host:port of a running service's /metrics for Prometheus to scrape."""
-    settings = settings_for(servers, target_dsn, uuid.uuid4().hex[:10])
+    settings = settings_for(servers, target_dsn, uuid.uuid4().hex[:10], http_port=two_free_ports())
     with ServiceTarget(settings) as target:
         yield target.address
 

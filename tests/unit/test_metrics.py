@@ -7,7 +7,7 @@ from importlib.metadata import version
 
 import pytest
 from prometheus_client import REGISTRY as GLOBAL_REGISTRY
-from prometheus_client import generate_latest
+from prometheus_client import Gauge, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -107,3 +107,34 @@ def test_closed_label_sets_are_exposed_at_zero_before_anything_happens() -> None
         assert f'fulfillment_dlq_total{{reason="{reason}"}}' in exposed
     for reason in metrics.SWEEPER_REASONS:
         assert f'fulfillment_sweeper_closed_total{{reason="{reason}"}}' in exposed
+
+
+@pytest.mark.parametrize(
+    ("gauge", "mode"),
+    [
+        (metrics.consumer_lag, "livesum"),
+        (metrics.outbox_backlog, "livemostrecent"),
+        (metrics.outbox_oldest_age_seconds, "livemostrecent"),
+        (metrics.parked_customers, "livemostrecent"),
+        (metrics.parked_events, "livemostrecent"),
+        (metrics.ready, "livemin"),
+    ],
+)
+def test_each_gauge_says_how_several_instances_combine_and_a_gone_one_leaves(
+    gauge: Gauge, mode: str
+) -> None:
+    # Not prometheus-client's default `all`, which would give each process a `pid` series.
+    assert gauge._multiprocess_mode == mode
+
+
+def test_every_gauge_of_the_service_has_its_multiprocess_mode_checked() -> None:
+    gauges = {name for name, (_, kind, _) in EXPECTED.items() if kind == "gauge"}
+
+    assert gauges == {
+        "fulfillment_consumer_lag",
+        "fulfillment_outbox_backlog",
+        "fulfillment_outbox_oldest_age_seconds",
+        "fulfillment_parked_customers",
+        "fulfillment_parked_events",
+        "fulfillment_ready",
+    }

@@ -12,11 +12,13 @@ from prometheus_client import Histogram
 
 import schemas
 from service.adapters import metrics
+from service.adapters.metrics import Handled
 from service.core.batch import BatchResult
 
 
 def record_decided(events: Sequence[schemas.InputEvent], result: BatchResult) -> None:
-    """After the decisions committed: outcomes by type, duplicates, event time -> commit."""
+    """After the decisions committed: outcomes by type, parked events, duplicates, event time
+    -> commit."""
     # Aware datetimes subtract in C; `datetime.timestamp()` would cost ten times as much.
     committed = datetime.now(UTC)
     ages = [max(0.0, (committed - event.time).total_seconds()) for event in events]
@@ -28,10 +30,14 @@ def record_decided(events: Sequence[schemas.InputEvent], result: BatchResult) ->
     for (event_type, outcome), count in outcomes.items():
         metrics.events.labels(type=event_type, outcome=outcome).inc(count)
         by_type[event_type] -= count
-    # Events the batch did not decide were claimed before: duplicates (redeliveries, replays).
+    parked: Counter[str] = Counter(event.type for event in result.parked)
+    for event_type, count in parked.items():
+        metrics.events.labels(type=event_type, outcome=Handled.PARKED).inc(count)
+        by_type[event_type] -= count
+    # The rest were neither decided nor parked: claimed before (redeliveries, replays).
     for event_type, count in by_type.items():
         if count > 0:
-            metrics.events.labels(type=event_type, outcome="duplicate").inc(count)
+            metrics.events.labels(type=event_type, outcome=Handled.DUPLICATE).inc(count)
 
 
 def record_dead_lettered(
@@ -43,7 +49,7 @@ def record_dead_lettered(
         metrics.dlq.labels(reason=reason).inc(count)
     by_type: Counter[str] = Counter(types.get(topic, topic) for topic, _ in dead)
     for event_type, count in by_type.items():
-        metrics.events.labels(type=event_type, outcome="dead_lettered").inc(count)
+        metrics.events.labels(type=event_type, outcome=Handled.DEAD_LETTERED).inc(count)
 
 
 def record_batch(events: int, seconds: float) -> None:

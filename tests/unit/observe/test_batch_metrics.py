@@ -1,13 +1,27 @@
-"""Histogram observations counted per batch land exactly where one observe() per value would."""
+"""What one consumer batch adds to the metrics: histogram observations counted per batch land
+exactly where one observe() per value would, and each event is counted under its outcome."""
 
 from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from service.adapters.kafka.batch_metrics import observe_many
-from service.adapters.metrics import DECISION_BUCKETS
+import schemas
+from service.adapters.kafka.batch_metrics import observe_many, record_decided
+from service.adapters.memory_store import MemoryDatabase
+from service.adapters.metrics import DECISION_BUCKETS, REGISTRY, Handled
+from service.core.outcomes import Kind
+from service.core.parking import key_of
+from service.handlers.consume import handle_batch
+from tests.unit.core.builders import ALICE, BOB, POLICY, T0, acceptance, minutes, payment
+from tests.unit.core.builders import session_of as session_for
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _samples(histogram_values: list[float], *, batched: bool) -> dict[str, float]:
@@ -44,3 +58,43 @@ def test_observing_a_batch_at_once_counts_each_bucket_as_observing_one_by_one(
     assert at_once.keys() == one_by_one.keys()
     for name, value in one_by_one.items():
         assert abs(at_once[name] - value) <= 1e-6 * max(1.0, abs(value)), name
+
+
+def _outcomes() -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["type"], s.labels["outcome"]): s.value
+        for family in REGISTRY.collect()
+        if family.name == "fulfillment_events"
+        for s in family.samples
+        if s.name == "fulfillment_events_total"
+    }
+
+
+def test_events_parked_behind_a_poison_event_are_counted_as_parked_not_as_duplicates() -> None:
+    store = MemoryDatabase().store()
+    poisoned = payment("alice-1", ALICE)
+    behind = acceptance(session_for("alice-1"), at=T0 + minutes(1))
+    events: list[schemas.InputEvent] = [payment("bob-1", BOB), poisoned, behind]
+    events.append(payment("bob-1", BOB))  # redelivered
+    before = _outcomes()
+
+    result = asyncio.run(handle_batch(store, events, policy=POLICY, poison={key_of(poisoned): "x"}))
+    record_decided(events, result)
+
+    after = _outcomes()
+    moved = {key: after[key] - before.get(key, 0.0) for key in after}
+    assert len(result.parked) == 2
+    assert {key: n for key, n in moved.items() if n} == {
+        (schemas.PAYMENT_COMPLETED, "created"): 1,
+        (schemas.PAYMENT_COMPLETED, "parked"): 1,
+        (schemas.MECHANIC_ACCEPTED, "parked"): 1,
+        (schemas.PAYMENT_COMPLETED, "duplicate"): 1,
+    }
+
+
+def test_every_outcome_label_is_a_decision_kind_or_what_became_of_an_undecided_event() -> None:
+    documented = (ROOT / "deploy" / "observability" / "README.md").read_text("utf-8")
+    row = next(line for line in documented.splitlines() if "`fulfillment_events_total`" in line)
+    listed = set(re.findall(r"`([a-z_]+)`", row.split("`outcome`:", 1)[1]))
+
+    assert listed == {k.value for k in Kind if k is not Kind.CANCELLED} | set(Handled)

@@ -28,13 +28,16 @@ async def test_the_probes_answer_what_the_loops_report_and_metrics_what_the_regi
     state: dict[str, Any] = {"alive": True, "problems": {}}
     registry = CollectorRegistry()
     Counter("example_total", "An example.", registry=registry).inc(3)
-    server = HttpServer(
-        "127.0.0.1",
-        0,
-        alive=lambda: bool(state["alive"]),
-        problems=lambda: dict(state["problems"]),
-        registry=registry,
-    )
+    asked: list[str] = []
+
+    async def alive() -> bool:
+        return bool(state["alive"])
+
+    async def problems() -> dict[str, str]:
+        asked.append("problems")
+        return dict(state["problems"])
+
+    server = HttpServer("127.0.0.1", 0, alive=alive, problems=problems, registry=registry)
     port = await server.start()
     try:
         assert port > 0
@@ -42,6 +45,7 @@ async def test_the_probes_answer_what_the_loops_report_and_metrics_what_the_regi
         assert await _get(port, "/readyz") == (200, {"ready": True})
         status, text = await _get(port, "/metrics")
         assert status == 200 and "example_total 3.0" in text
+        assert asked == ["problems", "problems"]  # a scrape asks first, as /readyz does
 
         state.update(alive=False, problems={"kafka": "KafkaError: unreachable"})
         assert await _get(port, "/healthz") == (503, {"alive": False})
@@ -56,12 +60,16 @@ async def test_the_probes_answer_what_the_loops_report_and_metrics_what_the_regi
 
 @pytest.mark.timeout(30)
 async def test_a_port_already_in_use_is_one_clear_error_naming_the_address() -> None:
-    first = HttpServer(
-        "127.0.0.1", 0, alive=lambda: True, problems=dict, registry=CollectorRegistry()
-    )
+    async def alive() -> bool:
+        return True
+
+    async def problems() -> dict[str, str]:
+        return {}
+
+    first = HttpServer("127.0.0.1", 0, alive=alive, problems=problems, registry=CollectorRegistry())
     port = await first.start()
     second = HttpServer(
-        "127.0.0.1", port, alive=lambda: True, problems=dict, registry=CollectorRegistry()
+        "127.0.0.1", port, alive=alive, problems=problems, registry=CollectorRegistry()
     )
     try:
         with pytest.raises(OSError, match=rf"cannot serve HTTP on 127\.0\.0\.1:{port}"):
