@@ -204,11 +204,16 @@ cluster_up() {
     done
   done
   kafka_ensure_libs
+  local formats=() failed=""
   for n in "${start[@]}"; do
     d="$(cluster_dir "$n")"
     mv "$d/server.properties.new" "$d/server.properties"
-    cluster_format_storage "$n"
+    # In parallel: on a cold start each is a JVM of its own.
+    cluster_format_storage "$n" &
+    formats+=("$!")
   done
+  for p in "${formats[@]}"; do wait "$p" || failed=1; done
+  [[ -z $failed ]] || die "kafka-cluster: formatting storage failed (see above)"
   local t0
   t0="$(now_ms)"
   # All at once: a node waits for a quorum of voters before it serves.
