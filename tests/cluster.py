@@ -7,7 +7,7 @@ its brokers with the `deploy/local/stack.sh` that started it: this checkout's, o
 `TEST_KAFKA_CLUSTER_STACK` names. Without the variable a test using the cluster fails, naming
 it: never a silent skip.
 
-A test that stops a broker starts it again before it ends (`broker_down` does), so the next
+A test that stops a broker starts it again before it ends (`brokers_down` does), so the next
 test finds the whole cluster.
 """
 
@@ -62,21 +62,30 @@ class Cluster:
         await self._broker("start", node)
 
     @asynccontextmanager
-    async def broker_down(self, node: int, *, kill: bool = False) -> AsyncIterator[None]:
-        """The broker stopped (or killed) for the block, and started again however it ends."""
-        if kill:
-            await self.kill_broker(node)
-        else:
-            await self.stop_broker(node)
+    async def brokers_down(self, *nodes: int, kill: bool = False) -> AsyncIterator[None]:
+        """The brokers stopped (or killed), one after another, for the block; however it ends,
+        all are started again at once and the block's exit returns once they serve."""
         try:
+            for node in nodes:
+                if kill:
+                    await self.kill_broker(node)
+                else:
+                    await self.stop_broker(node)
             yield
         finally:
-            await self.start_broker(node)
+            await self._start_all(nodes)
 
     async def ensure_whole(self) -> None:
         """Every node running and serving (starts those that are not)."""
-        for node in NODES:
-            await self.start_broker(node)
+        await self._start_all(NODES)
+
+    async def _start_all(self, nodes: tuple[int, ...]) -> None:
+        results = await asyncio.gather(
+            *(self.start_broker(node) for node in nodes), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def partition(self, topic: str, partition: int) -> PartitionState:
         """The partition's leader, replicas and in-sync replicas, from the metadata."""

@@ -28,7 +28,7 @@ def servers() -> Iterator[Servers]:
 @pytest.fixture(scope="session")
 async def cluster() -> three_brokers.Cluster:
     """The three-broker cluster (`make up-cluster`), every node serving; a test that stops a
-    broker starts it again (`Cluster.broker_down`)."""
+    broker starts it again (`Cluster.brokers_down`)."""
     found = three_brokers.provide()
     await found.ensure_whole()
     return found
