@@ -13,7 +13,6 @@
 #     role/database "fulfillment" (password "fulfillment"), plus the role
 #     "fulfillment_tls" (password "fulfillment-tls") that may only log in over
 #     TLS; its CA is copied to <repo>/.local/postgres/tls/ca.pem.
-#
 #   - On demand, a three-node Kafka cluster (`up cluster`) on 127.0.0.1:
 #     29092-29094, each node broker and controller, replication factor 3 and
 #     min.insync.replicas=2 by default; see deploy/local/cluster.sh.
@@ -26,7 +25,8 @@
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
-# data, logs, pid) lives under <repo>/.local/kafka; PostgreSQL keeps its
+# data, logs, pid) lives under <repo>/.local/kafka, the cluster's under
+# <repo>/.local/kafka-cluster (it uses the same jars); PostgreSQL keeps its
 # usual Debian locations (/var/lib/postgresql, /var/log/postgresql).
 set -euo pipefail
 
