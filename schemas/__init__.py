@@ -15,6 +15,8 @@ from schemas.codec import (
     decode_output,
     encode,
     encode_binary,
+    is_binary_mode,
+    structured_from_binary,
 )
 from schemas.dlq import (
     DLQ_ERROR_KIND,
@@ -191,11 +193,13 @@ __all__ = [
     "encode_binary",
     "encode_fields",
     "fields_of",
+    "is_binary_mode",
     "output_event",
     "output_event_id",
     "output_event_id_text",
     "rfc3339_utc",
     "session_id_for_payment",
+    "structured_from_binary",
     "to_model",
     "utc",
 ]

@@ -114,7 +114,12 @@ async def read_changelog(clients: Clients) -> list[Published]:
         async for batch in read_until(consumer, ends):
             found += [
                 published(
-                    r.key, r.value, timestamp=r.timestamp, partition=r.partition, offset=r.offset
+                    r.key,
+                    r.value,
+                    timestamp=r.timestamp,
+                    partition=r.partition,
+                    offset=r.offset,
+                    headers=r.headers,  # binary mode: the attributes are ce_* headers
                 )
                 for r in batch
             ]
@@ -147,7 +152,8 @@ async def read_inputs(clients: Clients, causes: Collection[tuple[str, str]]) -> 
         async for batch in read_until(consumer, ends):
             for r in batch:
                 try:
-                    event = decoder.decode(r.value, r.topic)
+                    # Either content mode, as the consumer decodes it: with the headers.
+                    event = decoder.decode(r.value, r.topic, r.headers)
                 except schemas.DecodeError:
                     undecodable += 1
                     continue
