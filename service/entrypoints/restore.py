@@ -6,6 +6,11 @@ database would have.
 
 Not restored: the dedupe records of inputs that caused no output (duplicates, ignored ends),
 which no output names; and the outbox (what was published is published).
+
+Parked events were never published: the changelog cannot bring them back. They are copied, in
+their order and with their reasons, from the database being replaced (FULFILLMENT_DATABASE_URL)
+when it can still be read, and named; when it cannot, the restore says so and exits 4, as it
+cannot tell whether a payment there is left without its outcome, unless `--accept-parked`.
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ from service.adapters import postgres
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.core.restore_state import Restored, restore_state
+from service.entrypoints import report
 from service.entrypoints.history import (
     BadTarget,
+    LiveParked,
     failure_line,
     open_empty_target,
+    parked_line,
     read_changelog,
+    read_live_parked,
 )
 from service.entrypoints.progress import Progress
 from service.settings import Settings
@@ -32,7 +41,9 @@ CHUNK = 5_000
 T = TypeVar("T")
 
 
-async def restore(settings: Settings, *, database_url: str, as_json: bool = False) -> int:
+async def restore(
+    settings: Settings, *, database_url: str, as_json: bool = False, accept_parked: bool = False
+) -> int:
     try:
         clients, pool = await open_empty_target(settings, database_url)
     except BadTarget as error:
@@ -41,9 +52,11 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
     try:
         progress = Progress("restore", 0)
         state = restore_state(await read_changelog(clients))
+        parked = await read_live_parked(settings)
         progress.total = len(state.sessions) + len(state.payments) + len(state.claims)
         async with postgres.store_of(pool) as store:
             await write(store, state, progress)
+            await bring_back(store, parked)
         progress.finish()
     except Exception as error:
         line = failure_line(error, settings)
@@ -53,7 +66,10 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
         return 1
     finally:
         await pool.close()
-    summary = _summary(state, progress.seconds)
+    summary = _summary(state, progress.seconds) | {
+        "parked": parked.as_rows(),
+        "parked_unknown": parked.unknown,
+    }
     if as_json:
         print(json.dumps(summary))
     else:
@@ -63,7 +79,35 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
             f"{summary['payments']} payments, {summary['customers']} customers, "
             f"{summary['dedupe_records']} dedupe records"
         )
-    return 0
+        _print_parked(parked, accept_parked)
+    return report.PARTLY if parked.unknown and not accept_parked else report.OK
+
+
+def _print_parked(parked: LiveParked, accepted: bool) -> None:
+    if parked.events:
+        print(
+            f"{len(parked.events)} parked events, not on sessions.events, brought back from "
+            "the database being replaced: `fulfillment parked release` decides them"
+        )
+        for row in parked.as_rows():
+            print(parked_line(row))
+    if parked.unknown:
+        outcome = "restored without them (--accept-parked)" if accepted else "exit 4"
+        print(
+            f"parked events unknown: {parked.unknown}; any parked there have no outcome and "
+            f"are not restored: {outcome}",
+            file=sys.stderr,
+        )
+
+
+async def bring_back(store: Store, parked: LiveParked) -> None:
+    """The parked events, in their order, each with its reason: parked in the new database as
+    they were in the old one (their customers held back behind them again)."""
+    if not parked.events:
+        return
+    await store.ensure_customers({p.customer_id for p in parked.events if p.customer_id})
+    async with store.transaction():
+        await store.park(parked.events)
 
 
 async def write(store: Store, state: Restored, progress: Progress) -> None:
