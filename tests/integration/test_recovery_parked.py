@@ -103,11 +103,14 @@ async def test_a_restore_names_the_parked_events_and_brings_them_back_parked(
     assert await fetch(empty_dsn, PARKED) == await fetch(settings.dsn, PARKED)
 
 
-async def test_a_restore_that_cannot_read_the_parked_events_exits_4_unless_accepted(
+async def test_a_restore_without_the_old_database_brings_back_what_the_inputs_hold_and_exits_4(
     make_settings: Any, servers: Servers, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings, _ = await parked_live(make_settings)
-    # The database being replaced is gone (its changelog is all that is left).
+    """The parked payments are found on the input topics (consumed, no outcome published) and
+    named; whether anything else was parked there (ends, what retention deleted) no one can
+    tell: exit 4, unless `--accept-parked`."""
+    settings, customer = await parked_live(make_settings)
+    # The database being replaced is gone: the topics are all that is left.
     gone = replaced(settings, database_url=settings.dsn.replace("/test_", "/gone_"))
     targets = [await create_database(servers) for _ in range(2)]
     try:
@@ -116,10 +119,25 @@ async def test_a_restore_that_cannot_read_the_parked_events_exits_4_unless_accep
         captured = capsys.readouterr()
         assert "parked events unknown: the database of FULFILLMENT_DATABASE_URL" in captured.err
         assert "exit 4" in captured.err
+        assert "2 parked events, not on sessions.events, brought back from the input topics" in (
+            captured.out
+        )
+        assert f"parked: parked-1 (payment.completed from tests) of {customer}" in captured.out
         assert gone.dsn not in captured.out + captured.err  # the URL, password and all
+        assert [r[:2] for r in await fetch(targets[0], PARKED)] == [
+            ("parked-1", customer),
+            ("parked-2", customer),
+        ]
 
-        assert await restore(gone, database_url=targets[1], accept_parked=True) == report.OK
-        assert "--accept-parked" in capsys.readouterr().err
+        assert (
+            await restore(gone, database_url=targets[1], accept_parked=True, as_json=True)
+            == report.OK
+        )
+        captured = capsys.readouterr()
+        assert "--accept-parked" in captured.err
+        summary = last_json(captured.out)
+        assert [p["event_id"] for p in summary["parked"]] == ["parked-1", "parked-2"]
+        assert summary["parked_unknown"] and summary["ends_without_output"] == 0
     finally:
         for dsn in targets:
             await drop_database(servers, dsn)
