@@ -66,6 +66,8 @@ class Outcome:
     unreachable: int  # published outputs whose cause is no longer on the input topics
     live_parked: LiveParked  # what the database being replaced holds parked
     parked: list[dict[str, Any]]  # the events parked again here, in their order
+    # Parked live but not on the input topics any more (retention): not in the new database.
+    parked_missing: list[dict[str, Any]]
 
 
 async def rebuild(
@@ -126,6 +128,7 @@ async def _rebuild(
             # Without the changelog, the closings are the sweeper's, as it would act by now.
             remade += [_as_published(r) for r in await _sweep_all(store, clients.settings)]
     progress.finish()
+    parked_here = {p.key for p in parked.events}
     return Outcome(
         events=progress.done,
         remade=remade,
@@ -135,6 +138,9 @@ async def _rebuild(
         unreachable=len(plan.unreachable),
         live_parked=live_parked,
         parked=parked.as_rows(),
+        parked_missing=LiveParked(
+            [p for p in live_parked.events if p.key not in parked_here]
+        ).as_rows(),
     )
 
 
@@ -199,6 +205,13 @@ def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:
         )
         for row in outcome.parked:
             print(parked_line(row))
+    if outcome.parked_missing:
+        print(
+            f"{len(outcome.parked_missing)} events parked in the database being replaced are "
+            "no longer on the input topics: not in the new database"
+        )
+        for row in outcome.parked_missing:
+            print(parked_line(row))
     if outcome.live_parked.unknown:
         print(
             f"parked events unknown: {outcome.live_parked.unknown}; any parked there were "
@@ -224,6 +237,7 @@ def _json(outcome: Outcome, order: Order) -> dict[str, Any]:
         "forced": outcome.forced,
         "unreachable": outcome.unreachable,
         "parked": outcome.parked,
+        "parked_missing": outcome.parked_missing,
         "parked_unknown": outcome.live_parked.unknown,
         "differences": [
             {
