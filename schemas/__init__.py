@@ -15,6 +15,8 @@ from schemas.codec import (
     decode_output,
     encode,
     encode_binary,
+    is_binary_mode,
+    structured_from_binary,
 )
 from schemas.dlq import (
     DLQ_ERROR_KIND,
@@ -196,6 +198,7 @@ __all__ = [
     "encode_binary",
     "encode_fields",
     "fields_of",
+    "is_binary_mode",
     "origin_text",
     "original_origin",
     "output_event",
@@ -204,6 +207,7 @@ __all__ = [
     "parse_origin",
     "rfc3339_utc",
     "session_id_for_payment",
+    "structured_from_binary",
     "to_model",
     "utc",
 ]

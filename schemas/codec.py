@@ -404,6 +404,30 @@ def binary_from_structured(value: bytes) -> tuple[list[tuple[str, bytes]], bytes
     return _binary_headers(event), orjson.dumps(data)
 
 
+def is_binary_mode(headers: Headers) -> bool:
+    """Whether a Kafka message with these headers is a CloudEvent in binary content mode (a
+    `ce_specversion` header, no `content-type` naming a CloudEvents format), as `Decoder.decode`
+    tells the modes apart."""
+    return bool(headers) and _is_binary_mode(headers)
+
+
+def structured_from_binary(headers: Headers, value: bytes | None) -> bytes:
+    """The structured-mode bytes of an event read in binary mode: every `ce_*` header an
+    attribute (extensions too), `content-type` its `datacontenttype`, in the headers' order,
+    then `data`, the value. The inverse of `binary_from_structured`: an output this service
+    published in binary mode reads back as the very bytes `encode` wrote. Other headers (a
+    `traceparent`) are not attributes. Raises ValueError when a header is not UTF-8 or the value
+    is not JSON."""
+    event: dict[str, Any] = {}
+    for name, raw in headers:
+        if name == CONTENT_TYPE_HEADER:
+            event["datacontenttype"] = (raw or b"").decode()
+        elif name.startswith(CE_HEADER_PREFIX):
+            event[name[len(CE_HEADER_PREFIX) :]] = (raw or b"").decode()
+    event["data"] = orjson.loads(value or b"")
+    return orjson.dumps(event)
+
+
 def _binary_headers(attributes: Mapping[str, Any]) -> list[tuple[str, bytes]]:
     return [
         (

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cloudevents.core.bindings import kafka
+from cloudevents.core.formats.json import JSONFormat
 
 import schemas
 from service.bootstrap.factory import Clients
@@ -77,10 +79,25 @@ def ended(session_id: uuid.UUID, *, time: datetime, event_id: str | None = None)
     )
 
 
+def as_binary(value: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """A structured event as the CloudEvents SDK sends it in binary mode: (headers, data)."""
+    structured = kafka.KafkaMessage(
+        headers={"content-type": schemas.CLOUDEVENTS_CONTENT_TYPE.encode()}, key=None, value=value
+    )
+    message = kafka.to_binary(kafka.from_structured(structured, _FORMAT), _FORMAT)
+    return list(message.headers.items()), message.value
+
+
+_FORMAT = JSONFormat()
+
+
 class Producer:
-    def __init__(self, settings: Settings) -> None:
+    """`binary`: every structured event sent is sent in binary content mode instead."""
+
+    def __init__(self, settings: Settings, *, binary: bool = False) -> None:
         self.settings = settings
         self._producer = Clients(settings).producer(linger_ms=0)
+        self._binary = binary
 
     async def __aenter__(self) -> Producer:
         await create_topics(Clients(self.settings))
@@ -100,6 +117,8 @@ class Producer:
         headers: list[tuple[str, bytes]] | None = None,
         timestamp_ms: int | None = None,
     ) -> None:
+        if self._binary and headers is None:
+            headers, value = as_binary(value)
         await self._producer.send_and_wait(
             topic,
             value=value,
@@ -182,7 +201,8 @@ class Outcomes:
 
     @property
     def events(self) -> list[schemas.OutputEvent]:
-        return [schemas.decode_output(r.value) for r in self.records]
+        """The records as events, in either content mode."""
+        return [schemas.decode_output(structured(r)) for r in self.records]
 
     def of_type(self, type_: str) -> list[schemas.OutputEvent]:
         return [e for e in self.events if e.type == type_]
@@ -195,6 +215,14 @@ class Outcomes:
     async def wait_count(self, count: int, within: float = 20.0) -> list[schemas.OutputEvent]:
         await self.wait_for(lambda o: len(o.records) >= count, within)
         return self.events
+
+
+def structured(record: Any) -> bytes:
+    """A record of `sessions.events` as structured bytes, whichever mode it was sent in."""
+    if schemas.is_binary_mode(record.headers):
+        return schemas.structured_from_binary(record.headers, record.value)
+    value: bytes = record.value
+    return value
 
 
 @contextlib.asynccontextmanager

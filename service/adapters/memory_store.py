@@ -172,13 +172,17 @@ class MemoryStore:
         return [s for s in self.tables.sessions.values() if s.active and s.customer_id in customers]
 
     async def due_customers(self, *, now: datetime, max_live: timedelta, limit: int) -> list[UUID]:
+        parked = {p.customer_id for p in self.tables.parked}
         due = {
             s.customer_id
             for s in self.tables.sessions.values()
-            if (s.status is Status.WAITING and s.expires_at <= now)
-            or (
-                (s.status is Status.LIVE and s.accepted_at is not None)
-                and s.accepted_at <= now - max_live
+            if s.customer_id not in parked
+            and (
+                (s.status is Status.WAITING and s.expires_at <= now)
+                or (
+                    (s.status is Status.LIVE and s.accepted_at is not None)
+                    and s.accepted_at <= now - max_live
+                )
             )
         }
         return sorted(due)[:limit]

@@ -4,6 +4,7 @@ rebuild (which re-decides in the order these record) and the restore (which fold
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,11 +47,23 @@ class Published:
 
 
 def published(
-    key: bytes | None, value: bytes, *, timestamp: int, partition: int, offset: int
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    timestamp: int,
+    partition: int,
+    offset: int,
+    headers: Sequence[tuple[str, bytes | None]] = (),
 ) -> Published:
-    """Raises UnreadableOutput, naming the record, when it lacks what a rebuild needs."""
+    """A record of the changelog in either content mode (`headers`: the Kafka record's), read
+    as the structured bytes the service stored (`value` of a binary-mode record is the data
+    alone, its attributes are `ce_*` headers). Raises UnreadableOutput, naming the record, when
+    it lacks what a rebuild needs."""
     where = f"partition {partition} offset {offset}"
     try:
+        if schemas.is_binary_mode(headers):
+            value = schemas.structured_from_binary(headers, value)
+        value = value or b""
         event = json.loads(value)
         data = event["data"]
         cause = (str(event["causationsource"]), str(event["causationid"]))

@@ -86,7 +86,7 @@ class Store(Protocol):
 
     async def due_customers(self, *, now: datetime, max_live: timedelta, limit: int) -> list[UUID]:
         """Customers with a waiting session expired by `now` or a live one older than
-        `max_live`, at most `limit` of them."""
+        `max_live`, at most `limit` of them; never a parked customer (one with parked events)."""
         ...
 
     async def prune_processed(self, *, older_than: timedelta, limit: int) -> int:

@@ -16,11 +16,15 @@ import schemas
 from service.adapters.kafka.admin import committed_offsets, missing_topics, topic_partitions
 from service.adapters.kafka.topic_reader import read_until
 from service.adapters.postgres import Pool
+from service.adapters.postgres.migrate import DatabaseBehind
 from service.adapters.postgres.target import prepare_empty
 from service.bootstrap.factory import Clients
+from service.bootstrap.reach import Unreachable
 from service.core.changelog import Published, UnreadableOutput, published
+from service.core.parking import ParkedEvent
 from service.core.replay_order import InputRecord
 from service.core.restore_state import Inconsistent
+from service.entrypoints.database import operator_store
 from service.settings import Settings
 
 
@@ -114,7 +118,12 @@ async def read_changelog(clients: Clients) -> list[Published]:
         async for batch in read_until(consumer, ends):
             found += [
                 published(
-                    r.key, r.value, timestamp=r.timestamp, partition=r.partition, offset=r.offset
+                    r.key,
+                    r.value,
+                    timestamp=r.timestamp,
+                    partition=r.partition,
+                    offset=r.offset,
+                    headers=r.headers,  # binary mode: the attributes are ce_* headers
                 )
                 for r in batch
             ]
@@ -147,7 +156,8 @@ async def read_inputs(clients: Clients, causes: Collection[tuple[str, str]]) -> 
         async for batch in read_until(consumer, ends):
             for r in batch:
                 try:
-                    event = decoder.decode(r.value, r.topic)
+                    # Either content mode, as the consumer decodes it: with the headers.
+                    event = decoder.decode(r.value, r.topic, r.headers)
                 except schemas.DecodeError:
                     undecodable += 1
                     continue
@@ -167,3 +177,45 @@ async def read_inputs(clients: Clients, causes: Collection[tuple[str, str]]) -> 
         beyond += len(records) - len(kept)
         partitions.append(sorted(kept, key=lambda r: r.offset))
     return Inputs(partitions, committed, undecodable, beyond)
+
+
+PARKED_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LiveParked:
+    """The parked events of the database being replaced: neither the changelog (nothing was
+    published for them) nor the inputs (their offsets are committed, they are not decided)
+    say which they are. `unknown`: why they could not be read; then `events` is empty."""
+
+    events: list[ParkedEvent]
+    unknown: str | None = None
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "customer_id": None if p.customer_id is None else str(p.customer_id),
+                "type": p.type,
+                "source": p.source,
+                "event_id": p.event_id,
+                "reason": p.reason,
+            }
+            for p in self.events
+        ]
+
+
+async def read_live_parked(settings: Settings) -> LiveParked:
+    """The parked events of the service's own database (FULFILLMENT_DATABASE_URL), in order;
+    never raises for a database that cannot be reached or read: says why instead."""
+    try:
+        async with operator_store(settings) as store:
+            return LiveParked(await store.parked_events(limit=PARKED_LIMIT))
+    except (Unreachable, OSError, asyncpg.PostgresError, DatabaseBehind) as error:
+        why = " ".join(f"{type(error).__name__}: {error}".split())
+        return LiveParked([], f"the database of FULFILLMENT_DATABASE_URL cannot be read ({why})")
+
+
+def parked_line(row: dict[str, Any]) -> str:
+    who = row["customer_id"] or "no customer"
+    what = f"{row['event_id']} ({row['type']} from {row['source']})"
+    return f"  parked: {what} of {who}: {row['reason']}"

@@ -1,17 +1,23 @@
 """`fulfillment parked list | show CUSTOMER | release (CUSTOMER | --all) [--dry-run]`.
 
 Release decides a customer's parked events again, in their order, in one transaction per
-customer (and per chunk of `CHUNK` events), exactly as the consumer would have: an event that
-still fails stays parked, in its place, with every later event of that customer; those before it
-are decided. Events parked without a customer (their session was unknown) are released together
-with `--all`. `--dry-run` decides in a transaction that is rolled back and says what would come
-of it. The outputs reach Kafka through the outbox, published by the running service.
+customer (and per chunk of `CHUNK` events), exactly as the consumer would have: each at its own
+time (the sweeper left the customer alone while parked, so an acceptance made in time is
+accepted however late the release comes); an event that still fails stays parked, in its place,
+with every later event of that customer; those before it are decided. A customer released whole
+then has what is overdue by now closed at once, through the sweeper's own path (a payment
+released after its TTL: its session is created as of the payment's time and cancelled as expired
+at its `expires_at`, the very events a replay would make). Events parked without a customer
+(their session was unknown) are released together with `--all`. `--dry-run` decides in a
+transaction that is rolled back and says what would come of it. The outputs reach Kafka
+through the outbox, published by the running service.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,12 +25,13 @@ import orjson
 
 import schemas
 from service.adapters.poison import find_poison
-from service.core.batch import BatchResult
+from service.core.batch import BatchResult, Decision
 from service.core.parking import EventKey, ParkedEvent
 from service.core.ports import Store
 from service.entrypoints import report
 from service.entrypoints.database import operator_store
 from service.handlers.release import release_parked
+from service.handlers.sweep import sweep_customers
 from service.settings import Settings
 
 CHUNK = 1000
@@ -121,8 +128,9 @@ async def _release(
         groups = {customer: None}
     progress = report.Progress("customers released", len(groups))
     results = []
+    now = datetime.now(UTC)  # says only which deadlines are due, as the sweeper's clock does
     for group in groups:
-        results.append(await _release_one(settings, store, group, dry_run))
+        results.append(await _release_one(settings, store, group, dry_run, now))
         progress.step()
     progress.finish()
     found = any(r.decided or r.still_parked for r in results)
@@ -143,7 +151,7 @@ async def _release(
 
 
 async def _release_one(
-    settings: Settings, store: Store, customer: UUID | None, dry_run: bool
+    settings: Settings, store: Store, customer: UUID | None, dry_run: bool, now: datetime
 ) -> Released:
     released = Released(customer)
     policy, failpoint = settings.policy, settings.failpoint_customers
@@ -156,6 +164,11 @@ async def _release_one(
         else:
             chunk = (await store.parked_events([customer], limit=offset + CHUNK))[offset:]
         if not chunk:
+            if customer is not None and not dry_run and released.decided:
+                # No longer parked: what fell due while they were is closed now, not at the
+                # next sweep (the same events, by the sweeper's own path).
+                closed = await sweep_customers(store, [customer], now=now, policy=policy)
+                released.decided += [_decided(d) for d in closed.decisions]
             return released
 
         async def decide(
@@ -179,10 +192,7 @@ async def _release_one(
         poison = await find_poison(decide, events, {})
         result = await decide(events, poison=poison)
         staying = _staying(chunk, poison, customer)
-        released.decided += [
-            {"event_id": d.event_id, "type": d.event_type, "outcome": d.outcome.label}
-            for d in result.decisions
-        ]
+        released.decided += [_decided(d) for d in result.decisions]
         released.still_parked += [
             _event_row(p) | {"reason": poison.get(p.key, p.reason)} for p in staying
         ]
@@ -190,6 +200,10 @@ async def _release_one(
             return released  # the rest waits behind the one that still fails
         # What stayed keeps its place; in a dry run nothing left.
         offset += len(staying) if not dry_run else len(chunk)
+
+
+def _decided(d: Decision) -> dict[str, Any]:
+    return {"event_id": d.event_id, "type": d.event_type, "outcome": d.outcome.label}
 
 
 def _staying(

@@ -2,7 +2,8 @@
 past its `expires_at`, a live one past the maximum live time), through the sweeper's own path
 (`handlers/sweep.py`), so each gets the very `session.cancelled` or `session.completed`
 (`timed_out`) the sweeper or the purge would have made, published by the running service's
-relay. `--dry-run` decides the same with the same pure function and writes nothing.
+relay. A parked customer is left alone, as the sweeper leaves them: their release decides
+what is due. `--dry-run` decides the same with the same pure function and writes nothing.
 """
 
 from __future__ import annotations

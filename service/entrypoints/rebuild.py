@@ -8,6 +8,11 @@ before a deploy; its differences come explained (sweeper timing, cross-topic ord
 
 Nothing is published, unless to `--shadow-topic`; the re-made outputs are discarded from the
 database's outbox, so the service started on it later publishes nothing again.
+
+The events parked in the database being replaced (FULFILLMENT_DATABASE_URL) were never decided
+nor published: they are parked again here, not decided, with their reasons, and reported, so the
+rebuilt database holds them as the live one does. When that database cannot be read the rebuild
+says so, decides them, and their outputs show as differences (published nowhere).
 """
 
 from __future__ import annotations
@@ -23,18 +28,23 @@ from service.adapters.kafka.relay import Relay
 from service.adapters.postgres.target import discard_outbox
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.core.batch import BatchResult
 from service.core.changelog import Published, published
 from service.core.differences import Difference, differences
+from service.core.parking import EventKey
 from service.core.ports import OutboxRow, Store
 from service.core.replay_order import Plan, in_arrival_order, in_published_order
 from service.core.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
 from service.core.sessions import Policy
 from service.entrypoints.history import (
     BadTarget,
+    LiveParked,
     failure_line,
     open_empty_target,
+    parked_line,
     read_changelog,
     read_inputs,
+    read_live_parked,
     replaced,
 )
 from service.entrypoints.progress import Progress
@@ -54,6 +64,10 @@ class Outcome:
     seconds: float
     forced: int
     unreachable: int  # published outputs whose cause is no longer on the input topics
+    live_parked: LiveParked  # what the database being replaced holds parked
+    parked: list[dict[str, Any]]  # the events parked again here, in their order
+    # Parked live but not on the input topics any more (retention): not in the new database.
+    parked_missing: list[dict[str, Any]]
 
 
 async def rebuild(
@@ -70,7 +84,7 @@ async def rebuild(
         _error(str(error))
         return error.exit_code
     try:
-        outcome = await _rebuild(clients, pool, order)
+        outcome = await _rebuild(clients, pool, order, await read_live_parked(settings))
         if shadow_topic:
             await _publish(clients, pool, shadow_topic)
         else:
@@ -87,7 +101,9 @@ async def rebuild(
     return 0 if not outcome.found else 1
 
 
-async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outcome:
+async def _rebuild(
+    clients: Clients, pool: postgres.Pool, order: Order, live_parked: LiveParked
+) -> Outcome:
     changelog = await read_changelog(clients)
     inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
     plan: Plan
@@ -98,17 +114,21 @@ async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outco
     total = sum(len(p) for p in inputs.partitions)
     progress = Progress("rebuild", total)
     remade: list[Published] = []
+    parked = LiveParked([])
     policy = clients.settings.policy
+    poison = {p.key: p.reason for p in live_parked.events}
     async with postgres.store_of(pool) as store:
         for run in runs(plan):
-            emitted = await _apply(store, run, policy)
-            remade += [_as_published(row) for row in emitted]
+            result = await _apply(store, run, policy, poison)
+            remade += [_as_published(outbox_row(e)) for e in result.emitted]
+            parked.events.extend(result.parked)
             decided = len(run.events) if isinstance(run, DecideRun) else 0
             progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
         if order == "arrival":
             # Without the changelog, the closings are the sweeper's, as it would act by now.
             remade += [_as_published(r) for r in await _sweep_all(store, clients.settings)]
     progress.finish()
+    parked_here = {p.key for p in parked.events}
     return Outcome(
         events=progress.done,
         remade=remade,
@@ -116,16 +136,24 @@ async def _rebuild(clients: Clients, pool: postgres.Pool, order: Order) -> Outco
         seconds=progress.seconds,
         forced=plan.forced,
         unreachable=len(plan.unreachable),
+        live_parked=live_parked,
+        parked=parked.as_rows(),
+        parked_missing=LiveParked(
+            [p for p in live_parked.events if p.key not in parked_here]
+        ).as_rows(),
     )
 
 
-async def _apply(store: Store, run: Run, policy: Policy) -> list[OutboxRow]:
+async def _apply(
+    store: Store, run: Run, policy: Policy, poison: dict[EventKey, str]
+) -> BatchResult:
     match run:
         case DecideRun(events=events):
-            result = await handle_batch(store, events, policy=policy)
+            # Parked live: parked here too, not decided (and their customers' later events
+            # behind them, as live).
+            return await handle_batch(store, events, policy=policy, poison=poison)
         case CloseRun(customers=customers, now=now):
-            result = await sweep_customers(store, customers, now=now, policy=policy)
-    return [outbox_row(e) for e in result.emitted]
+            return await sweep_customers(store, customers, now=now, policy=policy)
 
 
 async def _sweep_all(store: Store, settings: Settings) -> list[OutboxRow]:
@@ -170,6 +198,25 @@ def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:
             f"{outcome.unreachable} published outputs have no cause left on the input topics "
             "(retention): they show as differences; `fulfillment restore` needs no inputs"
         )
+    if outcome.parked:
+        print(
+            f"{len(outcome.parked)} events parked, not decided, as in the database being "
+            "replaced: `fulfillment parked release` decides them"
+        )
+        for row in outcome.parked:
+            print(parked_line(row))
+    if outcome.parked_missing:
+        print(
+            f"{len(outcome.parked_missing)} events parked in the database being replaced are "
+            "no longer on the input topics: not in the new database"
+        )
+        for row in outcome.parked_missing:
+            print(parked_line(row))
+    if outcome.live_parked.unknown:
+        print(
+            f"parked events unknown: {outcome.live_parked.unknown}; any parked there were "
+            "decided here and show as differences"
+        )
     for d in outcome.found:
         print(f"differs: {d.id} ({d.explanation})")
         print(f"  expected: {_text(d.expected)}")
@@ -189,6 +236,9 @@ def _json(outcome: Outcome, order: Order) -> dict[str, Any]:
         "seconds": round(outcome.seconds, 3),
         "forced": outcome.forced,
         "unreachable": outcome.unreachable,
+        "parked": outcome.parked,
+        "parked_missing": outcome.parked_missing,
+        "parked_unknown": outcome.live_parked.unknown,
         "differences": [
             {
                 "id": d.id,

@@ -31,6 +31,12 @@ def add_reprocess_commands(commands: Any) -> None:
     )
     restore.add_argument("--database-url", required=True, metavar="URL", help="empty database")
     restore.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    restore.add_argument(
+        "--accept-parked",
+        action="store_true",
+        help="exit 0 even when the parked events of the database being replaced cannot be read "
+        "(they are not restored)",
+    )
 
 
 async def run_reprocess(settings: Settings, args: argparse.Namespace) -> int:
@@ -46,4 +52,9 @@ async def run_reprocess(settings: Settings, args: argparse.Namespace) -> int:
         )
     from service.entrypoints.restore import restore
 
-    return await restore(settings, database_url=args.database_url, as_json=args.json)
+    return await restore(
+        settings,
+        database_url=args.database_url,
+        as_json=args.json,
+        accept_parked=args.accept_parked,
+    )

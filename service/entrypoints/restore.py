@@ -6,6 +6,13 @@ database would have.
 
 Not restored: the dedupe records of inputs that caused no output (duplicates, ignored ends),
 which no output names; and the outbox (what was published is published).
+
+Parked events were never published: the changelog cannot bring them back. They are copied, in
+their order and with their reasons, from the database being replaced (FULFILLMENT_DATABASE_URL)
+when it can still be read, and named. When it cannot, the restore says so and exits 4 unless
+`--accept-parked`: it cannot tell whether a payment there is left without its outcome. It then
+brings back, parked, what the input topics still hold that was consumed without any output
+(`core/without_outcome.py`), and names it; ends, and what retention deleted, stay unknown.
 """
 
 from __future__ import annotations
@@ -16,14 +23,22 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from service.adapters import postgres
+from service.bootstrap.factory import Clients
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.core.restore_state import Restored, restore_state
+from service.core.without_outcome import WithoutOutcome, without_outcome
+from service.entrypoints import report
 from service.entrypoints.history import (
     BadTarget,
+    LiveParked,
+    MissingTopic,
     failure_line,
     open_empty_target,
+    parked_line,
     read_changelog,
+    read_inputs,
+    read_live_parked,
 )
 from service.entrypoints.progress import Progress
 from service.settings import Settings
@@ -32,7 +47,9 @@ CHUNK = 5_000
 T = TypeVar("T")
 
 
-async def restore(settings: Settings, *, database_url: str, as_json: bool = False) -> int:
+async def restore(
+    settings: Settings, *, database_url: str, as_json: bool = False, accept_parked: bool = False
+) -> int:
     try:
         clients, pool = await open_empty_target(settings, database_url)
     except BadTarget as error:
@@ -41,9 +58,14 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
     try:
         progress = Progress("restore", 0)
         state = restore_state(await read_changelog(clients))
+        parked = await read_live_parked(settings)
+        unpublished = await _from_inputs(clients, state) if parked.unknown else None
+        if unpublished is not None:
+            parked = LiveParked(unpublished.events, parked.unknown)
         progress.total = len(state.sessions) + len(state.payments) + len(state.claims)
         async with postgres.store_of(pool) as store:
             await write(store, state, progress)
+            await bring_back(store, parked)
         progress.finish()
     except Exception as error:
         line = failure_line(error, settings)
@@ -53,7 +75,11 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
         return 1
     finally:
         await pool.close()
-    summary = _summary(state, progress.seconds)
+    summary = _summary(state, progress.seconds) | {
+        "parked": parked.as_rows(),
+        "parked_unknown": parked.unknown,
+        "ends_without_output": None if unpublished is None else unpublished.ends,
+    }
     if as_json:
         print(json.dumps(summary))
     else:
@@ -63,7 +89,46 @@ async def restore(settings: Settings, *, database_url: str, as_json: bool = Fals
             f"{summary['payments']} payments, {summary['customers']} customers, "
             f"{summary['dedupe_records']} dedupe records"
         )
-    return 0
+        _print_parked(parked, unpublished)
+    if parked.unknown:  # on stderr, with --json too
+        outcome = "restored without them (--accept-parked)" if accept_parked else "exit 4"
+        _error(
+            f"parked events unknown: {parked.unknown}; any parked there and not on the input "
+            f"topics are not restored: {outcome}"
+        )
+    return report.PARTLY if parked.unknown and not accept_parked else report.OK
+
+
+async def _from_inputs(clients: Clients, state: Restored) -> WithoutOutcome | None:
+    """What the input topics hold that was consumed without an output; None without them."""
+    try:
+        inputs = await read_inputs(clients, state.claims)
+    except MissingTopic:
+        return None
+    return without_outcome(inputs.partitions, state)
+
+
+def _print_parked(parked: LiveParked, unpublished: WithoutOutcome | None) -> None:
+    if parked.events:
+        where = "the database being replaced" if unpublished is None else "the input topics"
+        print(
+            f"{len(parked.events)} parked events, not on sessions.events, brought back from "
+            f"{where}: `fulfillment parked release` decides them"
+        )
+        for row in parked.as_rows():
+            print(parked_line(row))
+    if unpublished is not None and unpublished.ends:
+        print(f"{unpublished.ends} ends without an output (ignored, or parked): not restored")
+
+
+async def bring_back(store: Store, parked: LiveParked) -> None:
+    """The parked events, in their order, each with its reason: parked in the new database as
+    they were in the old one (their customers held back behind them again)."""
+    if not parked.events:
+        return
+    await store.ensure_customers({p.customer_id for p in parked.events if p.customer_id})
+    async with store.transaction():
+        await store.park(parked.events)
 
 
 async def write(store: Store, state: Restored, progress: Progress) -> None:

@@ -22,11 +22,12 @@ TICK = timedelta(milliseconds=1)
 ORDINARY = 12
 
 
-def short_timers(make_settings: Any) -> Settings:
+def short_timers(make_settings: Any, **overrides: Any) -> Settings:
     settings: Settings = make_settings(
         request_ttl_seconds=TTL_SECONDS,
         max_live_seconds=MAX_LIVE_SECONDS,
         sweep_interval_seconds=0.3,
+        **overrides,
     )
     return settings
 
@@ -51,9 +52,12 @@ def of(outcomes: Outcomes, type_: str, session_id: uuid.UUID) -> list[schemas.Ou
     ]
 
 
-async def live_history(settings: Settings, pool: postgres.Pool) -> History:
+async def live_history(
+    settings: Settings, pool: postgres.Pool, *, binary_inputs: bool = False
+) -> History:
     """Runs the service through the boundary cases; returns with the service stopped, every
-    input decided and committed, every output published."""
+    input decided and committed, every output published. `binary_inputs`: every input sent in
+    binary content mode (outputs go in `settings.output_content_mode`)."""
     history = History()
     mechanic = uuid.uuid4()
 
@@ -64,7 +68,7 @@ async def live_history(settings: Settings, pool: postgres.Pool) -> History:
 
     expiring, racing_accept, racing_end, late, both = (customer() for _ in range(5))
     ordinary = [customer() for _ in range(ORDINARY)]
-    async with Outcomes(settings) as outcomes, Producer(settings) as producer:
+    async with Outcomes(settings) as outcomes, Producer(settings, binary=binary_inputs) as producer:
         async with running(settings):
             now = history.started = wall_now()
             # Cross-topic order: an acceptance decided before its payment, refused as unknown.

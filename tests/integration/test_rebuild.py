@@ -99,6 +99,29 @@ async def test_a_rebuild_re_makes_every_published_decision_byte_for_byte(
     assert [schemas.decode_output(r.value).type for r in after] == [schemas.SESSION_CREATED]
 
 
+async def test_a_rebuild_of_a_binary_mode_history_re_makes_every_decision_with_no_difference(
+    make_settings: Any,
+    pool: postgres.Pool,
+    fresh_dsn: str,
+    empty_dsn: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Inputs sent in binary mode by the CloudEvents SDK, outputs published in binary mode:
+    both read back with their headers, so every input decides and every output compares."""
+    settings = short_timers(make_settings, output_content_mode="binary")
+    history = await live_history(settings, pool, binary_inputs=True)
+    capsys.readouterr()
+
+    code = await rebuild(settings, database_url=empty_dsn, as_json=True)
+
+    result = summary(capsys.readouterr().out)
+    assert result["differences"] == []
+    assert (code, result["differ"], result["remade"]) == (0, 0, history.outputs)
+    assert result["unreachable"] == 0
+    assert await rows(empty_dsn, STATE) == await rows(fresh_dsn, STATE)
+    assert await rows(empty_dsn, PAYMENTS) == await rows(fresh_dsn, PAYMENTS)
+
+
 async def test_a_rebuild_refuses_a_database_that_is_not_empty(
     make_settings: Any, fresh_dsn: str, pool: postgres.Pool, capsys: pytest.CaptureFixture[str]
 ) -> None:

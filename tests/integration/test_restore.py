@@ -76,6 +76,25 @@ async def test_a_restore_from_the_changelog_alone_gives_the_live_state(
     assert await fetch(empty_dsn, "SELECT * FROM outbox") == []
 
 
+async def test_a_restore_from_a_binary_mode_changelog_gives_the_live_state(
+    make_settings: Any,
+    pool: postgres.Pool,
+    fresh_dsn: str,
+    empty_dsn: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = short_timers(make_settings, output_content_mode="binary")
+    history = await live_history(settings, pool, binary_inputs=True)
+    capsys.readouterr()
+
+    code = await restore(settings, database_url=empty_dsn, as_json=True)
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (code, summary["outputs"]) == (0, history.outputs)
+    assert await fetch(empty_dsn, SESSIONS) == await fetch(fresh_dsn, SESSIONS)
+    assert await fetch(empty_dsn, PAYMENTS) == await fetch(fresh_dsn, PAYMENTS)
+
+
 async def test_the_service_on_a_restored_database_decides_new_payments_as_the_live_one(
     make_settings: Any,
     pool: postgres.Pool,

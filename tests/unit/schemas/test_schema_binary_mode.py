@@ -403,6 +403,19 @@ def test_stored_structured_bytes_convert_to_exactly_what_encode_binary_writes(
     assert schemas.binary_from_structured(schemas.encode(event)) == schemas.encode_binary(event)
 
 
+@given(data=output_data())
+def test_an_output_read_back_from_binary_mode_is_the_bytes_encode_wrote(
+    data: schemas.OutputEventData,
+) -> None:
+    event = schemas.output_event(data, causation_id="evt_1", time=datetime(2026, 1, 1, tzinfo=UTC))
+    headers, value = schemas.encode_binary(event)
+    # As the relay sends it: its trace context rides along, and is no attribute.
+    received = [*headers, ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")]
+
+    assert schemas.is_binary_mode(received)
+    assert schemas.structured_from_binary(received, value) == schemas.encode(event)
+
+
 def test_converting_bytes_that_are_no_structured_event_is_refused() -> None:
     with pytest.raises(ValueError, match="not a structured-mode CloudEvent"):
         schemas.binary_from_structured(b'{"specversion": "1.0"}')
