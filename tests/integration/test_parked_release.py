@@ -86,6 +86,7 @@ async def test_release_of_more_failing_events_without_a_customer_than_one_search
 ) -> None:
     assert FAILING > MAX_NEW_POISON
     owners = [uuid.uuid4() for _ in range(FAILING)]
+    dave = uuid.uuid4()
     settings = make_settings()
     now = wall_now()
     async with store_on(settings) as store:
@@ -97,13 +98,22 @@ async def test_release_of_more_failing_events_without_a_customer_than_one_search
                 for s in sessions
             ]
         )
+        # A customer parked after them, whose payment now decides.
+        await store.park([parked(decoded(payment(dave, "dave-1", time=now)), dave, "bug")])
     broken = make_settings(failpoint_customers=frozenset(owners))
+
+    dry = await release_all(broken, "--dry-run")
+
+    assert dry.returncode == 4, dry.output[-3000:]
+    assert f"events without a customer: would decide 0, still parked {FAILING}" in dry.stdout
+    assert await parked_count(settings) == FAILING + 1
 
     finished = await release_all(broken)
 
     assert "Traceback" not in finished.output, finished.output[-3000:]
     assert finished.returncode == 4, finished.output[-3000:]
     assert f"events without a customer: decided 0, still parked {FAILING}" in finished.stdout
+    assert f"{dave}: decided 1, still parked 0" in finished.stdout
     assert await parked_count(settings) == FAILING
 
     as_json = await release_all(broken, "--json")
