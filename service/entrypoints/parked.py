@@ -4,8 +4,11 @@ Release decides a customer's parked events again, in their order, in one transac
 customer (and per chunk of `CHUNK` events), exactly as the consumer would have: an event that
 still fails stays parked, in its place, with every later event of that customer; those before it
 are decided. Events parked without a customer (their session was unknown) are released together
-with `--all`. `--dry-run` decides in a transaction that is rolled back and says what would come
-of it. The outputs reach Kafka through the outbox, published by the running service.
+with `--all`, after the customers; one whose session now belongs to a customer still parked
+waits for that customer. A release reads each parked event once and searches out every event
+that still fails, so it always ends with its summary (exit 4 when events stay parked).
+`--dry-run` decides in a transaction that is rolled back and says what would come of it. The
+outputs reach Kafka through the outbox, published by the running service.
 """
 
 from __future__ import annotations

@@ -213,14 +213,20 @@ async def test_a_database_url_that_holds_its_password_badly_is_refused_without_s
 EVERY_DELIMITER = "".join(
     m + c for m, c in zip(MARKERS, ["/@", ":%", "?#", "&=", " é", "ü"], strict=True)
 )
-OPERATOR_COMMANDS_SHORT = [("parked", "list"), ("parked", "list", "--json")]
+# Each with its exit code when the database takes the URL (a wrong password: 1).
+DATABASE_COMMANDS_RUN = {
+    ("migrate",): 0,
+    ("parked", "list"): 0,
+    ("parked", "list", "--json"): 0,
+    ("sessions", "show", "--payment", "p-1", "--json"): 3,  # no such payment
+}
 
 
 async def _outputs_with_url(base: Settings, url: str, *, runs: bool) -> list[Finished]:
-    """What `migrate`, `parked list` (plain and --json) and `run` (its JSON log lines; stopped
-    once started, if it starts) print with `url` as the database URL."""
+    """What `migrate`, `parked list` (plain and --json), `sessions show --json` and `run` (its
+    JSON log lines; stopped once started, if it starts) print with `url` as the database URL."""
     env = environment_of(base, FULFILLMENT_DATABASE_URL=url)
-    outputs = [await fulfillment(*c, env=env) for c in (("migrate",), *OPERATOR_COMMANDS_SHORT)]
+    outputs = [await fulfillment(*c, env=env) for c in DATABASE_COMMANDS_RUN]
     async with running("run", env=env) as service:
         if runs and outputs[0].returncode == 0:
             await service.wait_for_stderr('"started"', within=60)
@@ -262,6 +268,5 @@ def test_no_part_of_a_database_password_of_any_characters_is_printed_by_any_comm
         assert "Traceback" not in finished.output, finished.output[-3000:]
     if encoded:
         # Readable as it is written: refused at the server (a wrong password) or working.
-        assert all(f.returncode == (1 if place == "user" else 0) for f in outputs[:-1]), [
-            f.output[-500:] for f in outputs
-        ]
+        expected = [1 if place == "user" else code for code in DATABASE_COMMANDS_RUN.values()]
+        assert [f.returncode for f in outputs[:-1]] == expected, [f.output[-500:] for f in outputs]
