@@ -171,7 +171,9 @@ async def _release_one(
         if not chunk:
             return released
         after, read = chunk[-1].seq, read + len(chunk)
-        held = await _behind_parked_owner(store, chunk) if customer is None else {}
+        decoded, held = _decoded(chunk, customer)
+        if customer is None:
+            held |= await _behind_parked_owner(store, decoded)
         todo = [p for p in chunk if p.key not in held]
 
         async def decide(
@@ -191,7 +193,7 @@ async def _release_one(
                 failpoint=failpoint,
             )
 
-        events = [p.event() for p in todo]
+        events = [decoded[p.key] for p in todo]
         try:
             poison = await _poison_of(decide, events)
             result = await decide(events, poison=poison) if todo else None
@@ -210,7 +212,7 @@ async def _release_one(
             _event_row(p) | {"reason": poison.get(p.key) or held.get(p.key) or p.reason}
             for p in sorted([*staying, *(p for p in chunk if p.key in held)], key=_SEQ)
         ]
-        if staying and customer is not None:
+        if (staying or held) and customer is not None:
             return released  # the rest waits behind the one that still fails
 
 
@@ -229,10 +231,29 @@ async def _poison_of(
             poison = paused.poison
 
 
-async def _behind_parked_owner(store: Store, chunk: Sequence[ParkedEvent]) -> dict[EventKey, str]:
-    """Those of `chunk` (parked without a customer) whose session now belongs to a customer who
-    is parked: they wait for that customer's release, as the consumer would make them wait."""
-    events = {p.key: p.event() for p in chunk}
+def _decoded(
+    chunk: Sequence[ParkedEvent], customer: UUID | None
+) -> tuple[dict[EventKey, schemas.InputEvent], dict[EventKey, str]]:
+    """The events of `chunk` decoded, and those that stay parked untried, each with its reason:
+    one that no longer decodes, and a customer's events after it (their order holds)."""
+    decoded: dict[EventKey, schemas.InputEvent] = {}
+    stays: dict[EventKey, str] = {}
+    for p in chunk:
+        if stays and customer is not None:
+            stays[p.key] = p.reason
+            continue
+        try:
+            decoded[p.key] = p.event()
+        except (ValueError, KeyError) as error:
+            stays[p.key] = f"no longer decodes: {reason_of(error)}"
+    return decoded, stays
+
+
+async def _behind_parked_owner(
+    store: Store, events: Mapping[EventKey, schemas.InputEvent]
+) -> dict[EventKey, str]:
+    """Those of `events` (parked without a customer) whose session now belongs to a customer
+    who is parked: they wait for that customer's release, as the consumer would have them wait."""
     named = {
         key: e.data.session_id
         for key, e in events.items()

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -154,3 +155,32 @@ async def test_release_of_an_event_without_a_customer_whose_session_belongs_to_a
     decided = [d["event_id"] for r in json.loads(fixed.stdout)["released"] for d in r["decided"]]
     assert decided == ["carol-later", "carol-accepted"]
     assert await parked_count(settings) == 0
+
+
+async def test_release_of_events_that_no_longer_decode_keeps_them_parked_and_ends_with_exit_4(
+    make_settings: Any,
+) -> None:
+    erin = uuid.uuid4()
+    settings = make_settings()
+    now = wall_now()
+    garbled = parked(decoded(acceptance(uuid.uuid4(), uuid.uuid4(), time=now)), None, "bug")
+    async with store_on(settings) as store:
+        await store.park(
+            [
+                parked(decoded(payment(erin, "erin-1", time=now, event_id="erin-1")), erin, "bug"),
+                replace(garbled, customer_id=erin, event_id="erin-garbled", body=b"{}"),
+                parked(decoded(payment(erin, "erin-2", time=now, event_id="erin-2")), erin, "bug"),
+                replace(garbled, event_id="nobody-garbled", body=b'{"data": 1}'),
+            ]
+        )
+
+    finished = await release_all(settings, "--json")
+
+    assert "Traceback" not in finished.output, finished.output[-3000:]
+    assert finished.returncode == 4, finished.output[-3000:]
+    erins, nobodys = json.loads(finished.stdout)["released"]
+    assert [d["event_id"] for d in erins["decided"]] == ["erin-1"]
+    assert [p["event_id"] for p in erins["still_parked"]] == ["erin-garbled", "erin-2"]
+    assert erins["still_parked"][0]["reason"].startswith("no longer decodes: ")
+    assert [p["event_id"] for p in nobodys["still_parked"]] == ["nobody-garbled"]
+    assert await parked_count(settings) == 3
