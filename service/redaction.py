@@ -24,7 +24,7 @@ HIDDEN = "(a URL not shown)"
 SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 MIN_FRAGMENT = 4
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
-ENCODE = "percent-encode these characters in the password: / as %2F, ? as %3F, # as %23, @ as %40"
+ENCODE = "a '/', '?' or '#' in the password must be percent-encoded (%2F, %3F, %23)"
 
 
 class Unreadable(ValueError):
@@ -62,16 +62,19 @@ def parse_url(url: str) -> Url:
     """`url` in parts, or Unreadable saying why it cannot be read one way only."""
     scheme, separator, after = url.partition("://")
     if not separator or not scheme or not scheme[0].isalpha() or set(scheme) - _SCHEME_CHARS:
-        raise Unreadable("not a URL: expected scheme://user:password@host:port/database")
+        raise Unreadable("not a URL: expected postgresql://user:password@host:port/database")
     if any(unicodedata.category(c) == "Cc" for c in url):
         raise Unreadable("a control character in the URL (a tab, a line break?)")
     end = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
     authority, rest = after[:end], after[end:]
     if "@" in rest:
-        raise Unreadable(f"an '@' after the host: {ENCODE}")
+        raise Unreadable(f"an '@' after the host: {ENCODE}, an '@' anywhere as %40")
     userinfo, at, hosts = authority.rpartition("@")
     if at and "@" in userinfo:
-        raise Unreadable(f"more than one '@' before the host: {ENCODE}")
+        raise Unreadable(
+            "more than one '@' before the host: an '@' in the user or password must be "
+            "percent-encoded (%40)"
+        )
     for host in hosts.split(","):
         _check_host(host)
     return Url(scheme, userinfo if at else None, hosts, rest)
@@ -180,6 +183,6 @@ def _check_host(host: str) -> None:
         port = host.rpartition(":")[2] if ":" in host else ""
     if port and not (port.isascii() and port.isdigit()):
         raise Unreadable(
-            "a port is not a number (a ':' in the host part: is the password's '@' missing, "
-            f"or its end moved? {ENCODE})"
+            "a port is not a number (if what follows a ':' is a password, user:password ends "
+            f"with '@'; {ENCODE})"
         )
