@@ -64,7 +64,7 @@ def instance_settings(settings: Settings, index: int) -> Settings:
 
 def _serve_child(ready: Event, index: int) -> None:
     settings = instance_settings(Settings(), index)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     try:
         asyncio.run(serve(settings, on_ready=ready.set))
     except Exception as error:
