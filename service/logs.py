@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, TextIO
 from uuid import UUID
 
 import orjson
@@ -16,6 +17,7 @@ import structlog
 from service.core.batch import Decision
 from service.core.parking import ParkedEvent
 from service.core.traceparent import trace_id
+from service.redaction import mask_urls_in
 
 SERVICE: Final = "session-fulfillment"
 
@@ -32,8 +34,13 @@ def _dumps(value: object, **_: object) -> bytes:
 
 
 def configure_logging(
-    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
+    level: str = "INFO",
+    fmt: Literal["auto", "json", "console"] = "auto",
+    *,
+    secrets: Iterable[str] = (),
 ) -> None:
+    """`secrets` (the settings' own, `Settings.secrets`) are taken out of every line, and any
+    URL in a line is shown masked: a library's error message may quote either."""
     # The decision log is on the hot path (one line per decision), so the JSON renderer uses
     # orjson and writes bytes straight to stderr, and bound loggers filter by level up front.
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -45,17 +52,20 @@ def configure_logging(
     processors: list[structlog.typing.Processor]
     global _decision_lines
     _decision_lines = None
+    scrub = _Scrub(tuple(secrets))
     if use_json:
         processors = [
             *shared,
             structlog.processors.dict_tracebacks,
+            scrub,
             structlog.processors.JSONRenderer(serializer=_dumps),
         ]
         factory: Callable[..., Any] = structlog.BytesLoggerFactory(sys.stderr.buffer)
         if logging.getLevelName(level) <= logging.INFO:
             _decision_lines = _DecisionLines(processors, sys.stderr.buffer)
     else:
-        processors = [*shared, structlog.dev.ConsoleRenderer()]
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=scrub.traceback)
+        processors = [*shared, scrub, renderer]
         factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=processors,
@@ -67,6 +77,35 @@ def configure_logging(
     structlog.contextvars.bind_contextvars(service=SERVICE, version=version(SERVICE))
     # aiokafka and asyncpg log through the standard library; keep their warnings visible.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+
+
+# Who wrote a line and when: never a secret, and kept as written.
+_IDENTITY: Final = frozenset({"service", "version", "level", "timestamp"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Scrub:
+    """A processor: every value of a line with the secrets taken out and URLs masked."""
+
+    secrets: tuple[str, ...]
+
+    def __call__(self, _: object, __: str, line: MutableMapping[str, Any]) -> dict[str, Any]:
+        return {k: v if k in _IDENTITY else self._clean(v) for k, v in line.items()}
+
+    def _clean(self, value: object) -> Any:
+        if isinstance(value, str):
+            return mask_urls_in(value, self.secrets) if "://" in value or self.secrets else value
+        if isinstance(value, Mapping):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def traceback(self, out: TextIO, exc_info: structlog.typing.ExcInfo) -> None:
+        """The console's traceback, as structlog writes it plainly, cleaned the same way."""
+        text = io.StringIO()
+        structlog.dev.plain_traceback(text, exc_info)
+        out.write(self._clean(text.getvalue()))
 
 
 _decisions = structlog.get_logger("service.decisions")

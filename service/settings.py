@@ -33,7 +33,7 @@ from schemas.limits import MAX_DEADLINE_DAYS
 from service.core.sessions import Policy
 from service.database_url import address_of, check_database_url
 from service.kafka_security import check_security
-from service.redaction import mask_url
+from service.redaction import mask_url, parse_url, secrets_of
 from service.settings_files import ConfigurationError, file_variables, from_environment
 
 __all__ = ["ENV_PREFIX", "ConfigurationError", "Settings", "load_settings"]
@@ -181,6 +181,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_is_asyncpgs(cls, value: SecretStr) -> SecretStr:
+        parse_url(value.get_secret_value())  # first: one that reads two ways is never shown
         check_database_url(value.get_secret_value())
         return value
 
@@ -239,8 +240,12 @@ class Settings(BaseSettings):
         return address_of(self.database_url.get_secret_value())
 
     @property
-    def database_url_masked(self) -> str:
-        return mask_url(self.database_url.get_secret_value())
+    def secrets(self) -> list[str]:
+        """Every secret value, taken out of any text shown (service/redaction.py)."""
+        others = (self.kafka_sasl_password, self.kafka_ssl_key_password)
+        return secrets_of(
+            self.database_url.get_secret_value(), [s.get_secret_value() for s in others if s]
+        )
 
     @property
     def topics(self) -> schemas.Topics:
@@ -288,7 +293,8 @@ def _problem(error: Any) -> str:
     name = ENV_PREFIX + field.upper()
     value = error.get("input")
     if field == "database_url" and isinstance(value, str):
-        return f"{name}: {message} (got {mask_url(value)!r})"
+        shown = mask_url(value)  # None: not shown at all
+        return f"{name}: {message}" + (f" (got {shown!r})" if shown is not None else "")
     if field in SECRET_FIELDS:
         return f"{name}: {message}"
     return f"{name}: {message} (got {value!r})"

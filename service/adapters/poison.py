@@ -119,7 +119,7 @@ async def find_poison(
         key = key_of(events[failing - 1])
         if key in poison:
             raise failure
-        poison[key] = _reason(failure)
+        poison[key] = reason_of(failure)
 
 
 async def _trial(
@@ -136,6 +136,6 @@ async def _trial(
     return None
 
 
-def _reason(error: Exception) -> str:
+def reason_of(error: Exception) -> str:
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."

@@ -81,7 +81,7 @@ def instance_settings(settings: Settings, index: int) -> Settings:
 
 def _serve_child(ready: Event, index: int, port: Synchronized[int]) -> None:
     settings = instance_settings(Settings(), index)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
 
     def listening(bound: int) -> None:
         port.value = bound

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from service.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     try:
         return _command(args, settings)
     except KeyboardInterrupt:

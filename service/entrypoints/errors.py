@@ -31,16 +31,22 @@ POSTGRES_CA = "FULFILLMENT_DATABASE_SSLROOTCERT (or sslrootcert in the URL)"
 
 
 def one_line(error: BaseException, settings: Settings) -> str | None:
-    """The message for a failure a person can act on, or None for a bug."""
+    """The message for a failure a person can act on, or None for a bug: one line, whatever
+    the libraries put in their messages (asyncpg adds a HINT line), and no secret in it."""
+    line = _line(error, settings)
+    return None if line is None else mask_urls_in(" ".join(line.split()), settings.secrets)
+
+
+def _line(error: BaseException, settings: Settings) -> str | None:
     if isinstance(error, Unreachable):
         if error.system == "Kafka":
             specific = kafka_cause(error.cause, settings)
         else:
             specific = postgres_cause(error.cause)
         why = specific or network_cause(error.cause) or _text(error.cause)
-        return _one(f"cannot connect to {error.system} at {error.address}: {why}")
+        return f"cannot connect to {error.system} at {error.address}: {why}"
     if isinstance(error, asyncpg.InsufficientPrivilegeError):
-        return _one(
+        return (
             f"PostgreSQL at {settings.database_address} refused: {error}: the role in "
             "FULFILLMENT_DATABASE_URL lacks a privilege the command needs"
         )
@@ -48,10 +54,10 @@ def one_line(error: BaseException, settings: Settings) -> str | None:
         # A client that could not bootstrap after the start-up check had passed.
         return f"cannot connect to Kafka at {settings.kafka_bootstrap_servers}: {error}"
     if isinstance(error, DatabaseBehind | TracingUnavailable):
-        return _one(str(error))
+        return str(error)
     if isinstance(error, OSError):
         # Not a connection the factory made (say, the HTTP port taken): its own message.
-        return _one(str(error))
+        return str(error)
     return None
 
 
@@ -139,8 +145,3 @@ def _broker_message(error: BaseException) -> str:
     """aiokafka's broker errors read `[Error 58] Name: message`; the message is what helps."""
     text = str(error)
     return text.split(": ", 1)[1] if text.startswith("[Error ") and ": " in text else text
-
-
-def _one(text: str) -> str:
-    """One line, whatever the libraries put in their messages (asyncpg adds a HINT line)."""
-    return mask_urls_in(" ".join(text.split()))

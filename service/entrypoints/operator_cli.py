@@ -12,6 +12,7 @@ from uuid import UUID
 
 from schemas import DecodeErrorKind
 from service.entrypoints import report
+from service.redaction import mask_urls_in
 from service.settings import Settings
 
 COMMANDS = ("parked", "sessions", "dlq", "purge-stale")
@@ -130,10 +131,12 @@ def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return _run(settings, args)
     except KafkaError as error:
-        print(f"fulfillment: Kafka at {settings.kafka_bootstrap_servers}: {error}", file=sys.stderr)
+        line = f"Kafka at {settings.kafka_bootstrap_servers}: {error}"
+        print(f"fulfillment: {mask_urls_in(line, settings.secrets)}", file=sys.stderr)
         return report.FAILED
     except asyncpg.PostgresError as error:
-        print(f"fulfillment: PostgreSQL refused: {error}", file=sys.stderr)
+        line = f"PostgreSQL refused: {error}"
+        print(f"fulfillment: {mask_urls_in(line, settings.secrets)}", file=sys.stderr)
         return report.FAILED
 
 

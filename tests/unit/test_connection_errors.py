@@ -125,3 +125,32 @@ def test_an_os_error_of_no_connection_keeps_its_own_message() -> None:
     assert one_line(taken, SETTINGS) == (
         "[Errno 98] error while attempting to bind on address ('0.0.0.0', 8080)"
     )
+
+
+def test_a_configured_secret_is_taken_out_of_a_library_message_wherever_it_is() -> None:
+    # An unencoded `&` in `sslpassword=` makes its end a parameter asyncpg sends the server,
+    # which names it in its refusal; the Kafka password in a broker's message.
+    settings = Settings(
+        **(
+            dict(SETTINGS)
+            | {
+                "database_url": "postgresql://app:p%2Fss w0rd@db/fulfillment?sslmode=require"
+                "&sslpassword=k3y&s3cret=1",
+                "kafka_sasl_password": "kafka-s3cret",
+            }
+        )
+    )
+    refused = asyncpg.exceptions.UndefinedObjectError(
+        'unrecognized configuration parameter "s3cret"; as written p%2Fss w0rd, read p/ss w0rd'
+    )
+    broker = SaslAuthenticationFailed("kafka-s3cret is not the password")
+
+    lines = [
+        one_line(Unreachable("PostgreSQL", "db:5432/fulfillment", refused), settings),
+        one_line(Unreachable("Kafka", "broker:9094", broker), settings),
+    ]
+
+    for line in lines:
+        assert line is not None
+        for secret in ("s3cret", "p%2Fss w0rd", "p/ss w0rd", "kafka-s3cret"):
+            assert secret not in line, line
