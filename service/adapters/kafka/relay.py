@@ -10,16 +10,16 @@ reason its deletes commit without waiting for the WAL flush: a server crash can 
 rows that were already sent, so a slow fsync never holds up the next round.
 
 Each partition stands alone: a batch the broker refuses or cannot take (its leader gone, a
-record over the topic's size) leaves that partition's rows in the outbox, held back for a
-while, and every other partition keeps publishing; rows behind held ones are read page by page
-(up to `MAX_PAGES` pages a round). Before each send the leader checks, on its own connection,
-that it still holds the lock (a fence): a leader whose connection died cannot send rows another
-leader is already sending. What remains is a send already on the wire when the connection
-dies: the server frees the lock only once it notices (TCP keepalives, about a minute by
-default), by which time that send has been acknowledged or has failed
-(`FULFILLMENT_KAFKA_PRODUCE_TIMEOUT_SECONDS`), so
-at worst the new leader repeats rows the old one published, with the same ids. A producer that
-aiokafka has failed for good (closed, fenced, out of sequence) is replaced by a new one.
+record over the topic's size) leaves that partition's rows in the outbox, held back for a while,
+and every other partition keeps publishing; rows behind held ones are read page by page (up to
+`MAX_PAGES` pages a round, all in one snapshot). Before each send the leader checks, on its own
+connection, that it still holds the lock (a fence): a leader whose connection died cannot send
+rows another leader is already sending. What remains is a send already on the wire when the
+connection dies: the server frees the lock only once it notices (TCP keepalives, about a minute
+by default), by which time that send has been acknowledged or has failed
+(`FULFILLMENT_KAFKA_PRODUCE_TIMEOUT_SECONDS`), so at worst the new leader repeats rows the old
+one published, with the same ids. A producer that aiokafka has failed for good (closed, fenced,
+out of sequence) is replaced by a new one.
 
 Raises nothing out of `run`: broker and database faults are retried with backoff.
 """
@@ -195,37 +195,39 @@ class Relay:
         seqs: dict[int, list[int]] = {}
         traced: dict[int, list[str]] = {}
         after, taken, more = 0, 0, False
-        for _ in range(MAX_PAGES):
-            rows = await outbox.next_outbox(conn, limit, after)
-            for row in rows:
-                partition = partition_for(row["key"], count)
-                if partition in blocked:
-                    continue
-                builder = builders.get(partition)
-                if builder is None:
-                    builder = builders[partition] = self._producer.create_batch()
-                value: bytes = row["value"]
-                headers = headers_for(row["traceparent"])
-                if self._binary:
-                    attributes, value = schemas.binary_from_structured(value)
-                    headers = [*attributes, *headers]
-                if (
-                    builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
-                    is None
-                ):
-                    blocked.add(partition)
-                    more = True
-                    continue
-                seqs.setdefault(partition, []).append(row["seq"])
-                if row["traceparent"]:
-                    traced.setdefault(partition, []).append(row["traceparent"])
-                taken += 1
-            if len(rows) < limit:
-                break
-            more = True
-            if taken >= limit:
-                break
-            after = rows[-1]["seq"]
+        # One snapshot for every page of the round (outbox.snapshot says why).
+        async with outbox.snapshot(conn):
+            for _ in range(MAX_PAGES):
+                rows = await outbox.next_outbox(conn, limit, after)
+                for row in rows:
+                    partition = partition_for(row["key"], count)
+                    if partition in blocked:
+                        continue
+                    builder = builders.get(partition)
+                    if builder is None:
+                        builder = builders[partition] = self._producer.create_batch()
+                    value: bytes = row["value"]
+                    headers = headers_for(row["traceparent"])
+                    if self._binary:
+                        attributes, value = schemas.binary_from_structured(value)
+                        headers = [*attributes, *headers]
+                    if (
+                        builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
+                        is None
+                    ):
+                        blocked.add(partition)
+                        more = True
+                        continue
+                    seqs.setdefault(partition, []).append(row["seq"])
+                    if row["traceparent"]:
+                        traced.setdefault(partition, []).append(row["traceparent"])
+                    taken += 1
+                if len(rows) < limit:
+                    break
+                more = True
+                if taken >= limit:
+                    break
+                after = rows[-1]["seq"]
         if not taken:
             return (limit if more and not self._held else 0), False, None
         if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Connection
@@ -13,6 +14,15 @@ from service.adapters.postgres.pool import Connection
 
 async def prepare_relay_connection(conn: Connection) -> None:
     await conn.execute(sql.RELAY_SESSION)
+
+
+def snapshot(conn: Connection) -> Transaction:
+    """A read-only transaction whose statements all see one snapshot (REPEATABLE READ): the
+    pages of one relay round. A customer's later transaction starts only after its earlier one
+    committed, so a snapshot that holds a customer's row holds every earlier row of theirs not
+    yet deleted; pages read each in its own snapshot could miss an earlier row that committed
+    between two reads and return a later one."""
+    return conn.transaction(isolation="repeatable_read", readonly=True)
 
 
 async def next_outbox(conn: Connection, limit: int, after: int = 0) -> list[asyncpg.Record]:
