@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from service.adapters import metrics
 from service.adapters.health import Health
 from service.adapters.http import HttpServer
 from service.adapters.kafka.consumer import ConsumerLoop
+from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.postgres.pool import Pool
 from service.adapters.watch import Watch
 from service.settings import Settings
@@ -28,17 +29,18 @@ class Probes:
         health: Health,
         *,
         pool: Pool,
-        producer: AIOKafkaProducer,
+        producers: ProducerOwner,
         consumers: Sequence[AIOKafkaConsumer],
         loops: Sequence[ConsumerLoop],
     ) -> None:
         self._health = health
         self._loops = loops
+        self._producers = producers
         self.tasks: list[asyncio.Task[Any]] = []  # the loops /healthz watches, once started
         self.watch = Watch(
             interval=min(settings.sweep_interval_seconds, MAX_CHECK_INTERVAL),
             pool=pool,
-            kafka=producer.client,
+            kafka=producers,  # the current producer's client, replaced with it
             consumers=consumers,
             health=health,
         )
@@ -58,7 +60,8 @@ class Probes:
         metrics.ready.set_function(lambda: 0.0)
 
     def alive(self) -> bool:
-        return not any(task.done() for task in self.tasks)
+        """False once a loop has ended, or while the shared producer could not be replaced."""
+        return self._producers.alive and not any(task.done() for task in self.tasks)
 
     def problems(self) -> dict[str, str]:
         problems = self._health.problems()

@@ -12,13 +12,14 @@ from importlib.metadata import version
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 import schemas
 from service.adapters import postgres
 from service.adapters.health import Health
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop, DecideBatch
+from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.relay import Relay
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.parked_metrics import record_parked
@@ -128,7 +129,8 @@ def build_sweeper(
 
 
 class Service:
-    """The consumer loops, the outbox relay and the sweeper, sharing one pool and one producer.
+    """The consumer loops, the outbox relay and the sweeper, sharing one pool and one producer
+    (whose owner replaces it for all of them should it fail for good).
 
     `handle` and `sweep` are the handlers the loops call; tests pass others in."""
 
@@ -163,25 +165,19 @@ class Service:
                 await create_topics(self.clients)
             producer = self.clients.producer()
             await producer.start()
+            producers = ProducerOwner(producer, self.clients.producer, owns=True)
             try:
-                await self._run_loops(pool, producer)
+                await self._run_loops(pool, producers)
             finally:
-                await producer.stop()
+                await producers.stop()
         finally:
             await pool.close()
 
-    async def _run_loops(self, pool: postgres.Pool, producer: AIOKafkaProducer) -> None:
+    async def _run_loops(self, pool: postgres.Pool, producers: ProducerOwner) -> None:
         settings = self.settings
         health = Health()
         tracing = tracing_from_environment(SERVICE, version(SERVICE))
-        relay = Relay(
-            settings,
-            pool,
-            producer,
-            health=health,
-            tracing=tracing,
-            new_producer=self.clients.producer,
-        )
+        relay = Relay(settings, pool, producers, health=health, tracing=tracing)
         sweeper = build_sweeper(
             settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health
         )
@@ -191,7 +187,7 @@ class Service:
             ConsumerLoop(
                 settings,
                 consumer,
-                producer,
+                producers,
                 decide,
                 on_committed=relay.wake,
                 health=health,
@@ -201,7 +197,7 @@ class Service:
             for i, consumer in enumerate(consumers)
         ]
         probes = Probes(
-            settings, health, pool=pool, producer=producer, consumers=consumers, loops=loops
+            settings, health, pool=pool, producers=producers, consumers=consumers, loops=loops
         )
         probes.open()
         self.http_port = await probes.http.start()

@@ -94,7 +94,7 @@ async def test_a_producer_that_no_longer_works_is_replaced_and_publishing_resume
         async with Outcomes(settings) as published, relaying(relay):
             await add_rows(pool, [(keys[p][0], f"to {p}".encode()) for p in keys])
             await published.wait_for(lambda o: len(o.records) >= len(keys), within=45)
-    assert any(e["event"] == "relay_producer_replaced" for e in logs)
+    assert any(e["event"] == "producer_replaced" for e in logs)
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 

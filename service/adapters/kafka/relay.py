@@ -35,19 +35,12 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    IllegalStateError,
-    InvalidProducerEpoch,
-    OutOfOrderSequenceNumber,
-    ProducerClosed,
-    ProducerFenced,
-    UnknownProducerId,
-)
 
 import schemas
 from service.adapters import metrics
 from service.adapters.health import Health
 from service.adapters.kafka.murmur2 import murmur2
+from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
 from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
@@ -58,16 +51,6 @@ from service.settings import Settings
 log = structlog.get_logger("service.relay")
 
 MAX_PAGES = 4
-REPLACE_AFTER = 3
-# After these the idempotent producer cannot send again: it is replaced.
-PRODUCER_BROKEN = (
-    ProducerClosed,
-    ProducerFenced,
-    IllegalStateError,
-    OutOfOrderSequenceNumber,
-    InvalidProducerEpoch,
-    UnknownProducerId,
-)
 
 
 class LostLeadership(ConnectionError):
@@ -79,23 +62,28 @@ class Relay:
         self,
         settings: Settings,
         pool: Pool,
-        producer: AIOKafkaProducer,
+        producer: AIOKafkaProducer | ProducerOwner,
         *,
         health: Health | None = None,
         tracing: Tracing = NO_TRACING,
         new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
-        """`new_producer` builds a replacement for a producer that failed for good (the
-        relay then owns and stops the replacements); without it such a failure is retried."""
+        """`producer`, or the owner of the producer the instance shares; `new_producer` (with a
+        bare producer) builds a replacement for one that failed for good, which the relay then
+        owns and stops; without either such a failure is only retried."""
         self._settings = settings
         self._tracing = tracing
         self._health = health or Health()
         self._pool = pool
-        self._producer = producer
-        self._new_producer = new_producer
-        self._own_producer = False
+        # A bare producer gets an owner of its own, which stops the replacements it makes.
+        self._own_owner = not isinstance(producer, ProducerOwner)
+        self._producers = (
+            producer
+            if isinstance(producer, ProducerOwner)
+            else ProducerOwner(producer, new_producer)
+        )
+        self._generation = self._producers.generation
         self._held: dict[int, float] = {}  # partition -> monotonic time until it is held back
-        self._failed_rounds = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
@@ -122,8 +110,8 @@ class Relay:
         except Exception as error:
             log.error("relay_stopped_with_unpublished_rows", error=repr(error))
         finally:
-            if self._own_producer:
-                await self._producer.stop()
+            if self._own_owner:
+                await self._producers.stop()
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
@@ -158,33 +146,31 @@ class Relay:
         self._wake.set()
 
     async def _publish(self, conn: Connection) -> int:
+        """A round in which the producer delivered nothing is reported to its owner, which
+        replaces a producer that failed for good (producer_owner.py)."""
+        producer = self._producers.producer
+        if self._generation != self._producers.generation:  # replaced: hold nothing back
+            self._generation = self._producers.generation
+            self._held.clear()
         try:
-            sent, delivered, failed = await self._publish_round(conn)
+            sent, delivered, failed = await self._publish_round(conn, producer)
         except (TimeoutError, *PRODUCER_BROKEN) as error:
-            await self._producer_failed(error)
+            await self._producers.failed(producer, error)
             raise
         if delivered:
-            self._failed_rounds = 0
+            self._producers.delivered()
         elif failed is not None:
-            await self._producer_failed(failed)
+            await self._producers.failed(producer, failed)
         return sent
 
-    async def _producer_failed(self, error: Exception) -> None:
-        """A round in which the producer delivered nothing. aiokafka's producer, once failed
-        for good, may raise or may just never answer: either way it is replaced, at once for an
-        error that says so, after `REPLACE_AFTER` such rounds in a row otherwise."""
-        self._failed_rounds += 1
-        if self._new_producer is None:
-            return
-        if isinstance(error, PRODUCER_BROKEN) or self._failed_rounds >= REPLACE_AFTER:
-            await self._replace_producer(error)
-
-    async def _publish_round(self, conn: Connection) -> tuple[int, bool, Exception | None]:
+    async def _publish_round(
+        self, conn: Connection, producer: AIOKafkaProducer
+    ) -> tuple[int, bool, Exception | None]:
         """(what `_publish` returns, whether anything was delivered, a failure if any)."""
         limit = self._settings.relay_batch_size
         topic = self._settings.topics.sessions_events
         timeout = self._settings.kafka_produce_timeout_seconds
-        count = len(await asyncio.wait_for(self._producer.partitions_for(topic), timeout))
+        count = len(await asyncio.wait_for(producer.partitions_for(topic), timeout))
         now = time.monotonic()
         # A partition held back, or whose batch is full, has all its later rows wait too: a
         # customer's later events never overtake earlier ones.
@@ -205,7 +191,7 @@ class Relay:
                         continue
                     builder = builders.get(partition)
                     if builder is None:
-                        builder = builders[partition] = self._producer.create_batch()
+                        builder = builders[partition] = producer.create_batch()
                     value: bytes = row["value"]
                     headers = headers_for(row["traceparent"])
                     if self._binary:
@@ -234,7 +220,7 @@ class Relay:
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
         sent = {p: seqs[p] for p in builders if p in seqs}
         sent_ns = time.time_ns()
-        outcomes = await self._send(topic, {p: builders[p] for p in sent})
+        outcomes = await self._send(producer, topic, {p: builders[p] for p in sent})
         delivered = [p for p, error in outcomes.items() if error is None]
         if self._tracing is not NO_TRACING:
             acknowledged = [t for p in delivered for t in traced.get(p, ())]
@@ -247,12 +233,14 @@ class Relay:
         count_sent = limit if more else sum(len(sent[p]) for p in delivered)
         return count_sent, bool(delivered), failure
 
-    async def _send(self, topic: str, builders: dict[int, Any]) -> dict[int, Exception | None]:
+    async def _send(
+        self, producer: AIOKafkaProducer, topic: str, builders: dict[int, Any]
+    ) -> dict[int, Exception | None]:
         """Each partition's batch; its error, or None once the broker acknowledged it."""
         timeout = self._settings.kafka_produce_timeout_seconds
         async with asyncio.timeout(timeout):
             futures = {
-                p: await self._producer.send_batch(builder, topic, partition=p)
+                p: await producer.send_batch(builder, topic, partition=p)
                 for p, builder in builders.items()
             }
         try:
@@ -279,18 +267,6 @@ class Relay:
         errors: list[Exception] = list(failed.values())
         errors.sort(key=lambda e: not isinstance(e, PRODUCER_BROKEN))  # one that says so first
         return errors[0] if errors else None
-
-    async def _replace_producer(self, error: Exception) -> None:
-        log.warning("relay_producer_replaced", error=repr(error))
-        old, owned = self._producer, self._own_producer
-        self._producer = self._new_producer() if self._new_producer else old
-        await self._producer.start()
-        self._own_producer = True
-        self._held.clear()
-        self._failed_rounds = 0
-        if owned:
-            with contextlib.suppress(Exception):
-                await old.stop()
 
 
 @functools.lru_cache(maxsize=65_536)
