@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 import schemas
 from service.adapters import metrics
 from service.adapters.health import Health
+from service.adapters.kafka.deliveries import Deliveries
 from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
 from service.adapters.kafka.trace_context import headers_for
@@ -83,8 +84,9 @@ class Relay:
             else ProducerOwner(producer, new_producer)
         )
         self._generation = self._producers.generation
-        self._held: dict[int, float] = {}  # partition -> monotonic time until it is held back
         self._wake = asyncio.Event()
+        hold = min(settings.retry_backoff_max_seconds, 5.0)
+        self._deliveries = Deliveries(hold=hold, on_end=self._wake.set)
         self._stopping = asyncio.Event()
         self.published = 0
         # Rows hold structured-mode bytes; binary mode re-encodes them at publish time.
@@ -129,12 +131,10 @@ class Relay:
                     sent = await self._publish(conn) if leader else 0
                     if sent == self._settings.relay_batch_size:
                         continue  # more is waiting
-                    if self._stopping.is_set():
+                    # Stopping: once no batch in flight can still end within its deadline.
+                    if self._stopping.is_set() and self._deliveries.next_deadline() is None:
                         return
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wake.wait(), self._settings.relay_poll_interval_seconds
-                        )
+                    await self._idle()
             finally:
                 # On a dead connection these fail too; the error worth reporting is the first.
                 with contextlib.suppress(Exception):
@@ -142,44 +142,67 @@ class Relay:
                     if leader:
                         await outbox.unlock(conn, sql.RELAY_LOCK_KEY)
 
+    async def _idle(self) -> None:
+        """Until a notification, a batch's end, a batch's deadline or the next poll."""
+        wait = self._settings.relay_poll_interval_seconds
+        if (deadline := self._deliveries.next_deadline()) is not None:
+            wait = min(wait, deadline + 0.01)
+        if self._stopping.is_set():  # what is in flight ends within its deadline
+            await self._deliveries.settle(wait)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
     async def _publish(self, conn: Connection) -> int:
-        """A round in which the producer delivered nothing is reported to its owner, which
-        replaces a producer that failed for good (producer_owner.py)."""
+        """One round: what ended is deleted or held back, then what the free partitions can
+        take is sent. A batch past its deadline, or a failure, is reported to the producer's
+        owner, which replaces a producer that failed for good (producer_owner.py)."""
         producer = self._producers.producer
         if self._generation != self._producers.generation:  # replaced: hold nothing back
             self._generation = self._producers.generation
-            self._held.clear()
+            self._deliveries.release_held()
+        await self._settle(conn)
         try:
-            sent, delivered, failed = await self._publish_round(conn, producer)
+            return await self._send_round(conn, producer)
         except (TimeoutError, *PRODUCER_BROKEN) as error:
             await self._producers.failed(producer, error)
             raise
-        if delivered:
-            self._producers.delivered()
-        elif failed is not None:
-            await self._producers.failed(producer, failed)
-        return sent
 
-    async def _publish_round(
-        self, conn: Connection, producer: AIOKafkaProducer
-    ) -> tuple[int, bool, Exception | None]:
-        """(what `_publish` returns, whether anything was delivered, a failure if any)."""
+    async def _settle(self, conn: Connection) -> None:
+        """Deletes what the broker acknowledged; holds back what failed; reports lateness."""
+        ended = self._deliveries.reap()
+        if ended.delivered:
+            done = ended.delivered
+            await outbox.delete_outbox(conn, [seq for d in done for seq in d.seqs])
+            published = sum(len(d.seqs) for d in done)
+            self.published += published
+            metrics.published.inc(published)
+            self._producers.delivered()
+            if self._tracing is not NO_TRACING:
+                for d in done:
+                    self._tracing.published(d.traced, sent=d.sent_ns, acknowledged=time.time_ns())
+        for delivery in ended.late:
+            log.warning("relay_partition_late", partition=delivery.partition)
+            await self._producers.failed(delivery.producer, TimeoutError())
+        for delivery, error in ended.failed:
+            log.warning("relay_partition_failed", partition=delivery.partition, error=repr(error))
+            await self._producers.failed(delivery.producer, error)
+
+    async def _send_round(self, conn: Connection, producer: AIOKafkaProducer) -> int:
+        """Returns the batch size when more rows wait (go on at once), else what was sent."""
         limit = self._settings.relay_batch_size
         topic = self._settings.topics.sessions_events
         timeout = self._settings.kafka_produce_timeout_seconds
         count = len(await asyncio.wait_for(producer.partitions_for(topic), timeout))
-        now = time.monotonic()
-        # A partition held back, or whose batch is full, has all its later rows wait too: a
-        # customer's later events never overtake earlier ones.
-        blocked = {p for p, until in self._held.items() if until > now}
+        # A partition in flight or held back, or whose batch is full, has all its later rows
+        # wait too: a customer's later events never overtake earlier ones.
+        blocked = self._deliveries.blocked()
         # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
         # one `send()` coroutine per message. At most one batch per partition in flight.
-        builders: dict[int, Any] = {}
-        seqs: dict[int, list[int]] = {}
-        traced: dict[int, list[str]] = {}
+        batches: dict[int, tuple[Any, list[int], list[str]]] = {}
         after, taken, more = 0, 0, False
         # One snapshot for every page of the round (outbox.snapshot says why).
         async with outbox.snapshot(conn):
@@ -189,25 +212,25 @@ class Relay:
                     partition = partition_for(row["key"], count)
                     if partition in blocked:
                         continue
-                    builder = builders.get(partition)
-                    if builder is None:
-                        builder = builders[partition] = producer.create_batch()
+                    if partition not in batches:
+                        batches[partition] = (producer.create_batch(), [], [])
+                    builder, seqs, traced = batches[partition]
                     value: bytes = row["value"]
                     headers = headers_for(row["traceparent"])
                     if self._binary:
                         attributes, value = schemas.binary_from_structured(value)
                         headers = [*attributes, *headers]
-                    if (
-                        builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
-                        is None
-                    ):
+                    appended = builder.append(
+                        key=row["key"], value=value, timestamp=None, headers=headers
+                    )
+                    if appended is not None:
+                        seqs.append(row["seq"])
+                        if row["traceparent"]:
+                            traced.append(row["traceparent"])
+                        taken += 1
+                    else:
                         blocked.add(partition)
                         more = True
-                        continue
-                    seqs.setdefault(partition, []).append(row["seq"])
-                    if row["traceparent"]:
-                        traced.setdefault(partition, []).append(row["traceparent"])
-                    taken += 1
                 if len(rows) < limit:
                     break
                 more = True
@@ -215,58 +238,12 @@ class Relay:
                     break
                 after = rows[-1]["seq"]
         if not taken:
-            return (limit if more and not self._held else 0), False, None
+            return 0  # what is blocked waits for a batch's end, a hold's end or a poll
         if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
-        sent = {p: seqs[p] for p in builders if p in seqs}
-        sent_ns = time.time_ns()
-        outcomes = await self._send(producer, topic, {p: builders[p] for p in sent})
-        delivered = [p for p, error in outcomes.items() if error is None]
-        if self._tracing is not NO_TRACING:
-            acknowledged = [t for p in delivered for t in traced.get(p, ())]
-            self._tracing.published(acknowledged, sent=sent_ns, acknowledged=time.time_ns())
-        await outbox.delete_outbox(conn, [seq for p in delivered for seq in sent[p]])
-        published = sum(len(sent[p]) for p in delivered)
-        self.published += published
-        metrics.published.inc(published)
-        failure = await self._hold_failed(outcomes)
-        count_sent = limit if more else sum(len(sent[p]) for p in delivered)
-        return count_sent, bool(delivered), failure
-
-    async def _send(
-        self, producer: AIOKafkaProducer, topic: str, builders: dict[int, Any]
-    ) -> dict[int, Exception | None]:
-        """Each partition's batch; its error, or None once the broker acknowledged it."""
-        timeout = self._settings.kafka_produce_timeout_seconds
-        async with asyncio.timeout(timeout):
-            futures = {
-                p: await producer.send_batch(builder, topic, partition=p)
-                for p, builder in builders.items()
-            }
-        try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures.values(), return_exceptions=True), timeout
-            )
-        except TimeoutError as error:
-            return dict.fromkeys(futures, error)
-        return {
-            p: r if isinstance(r, Exception) else None
-            for p, r in zip(futures, results, strict=True)
-        }
-
-    async def _hold_failed(self, outcomes: dict[int, Exception | None]) -> Exception | None:
-        """Hold back the partitions whose batch failed; returns one of their errors."""
-        failed = {p: e for p, e in outcomes.items() if e is not None}
-        for partition in outcomes:
-            if partition not in failed:
-                self._held.pop(partition, None)
-        hold = min(self._settings.retry_backoff_max_seconds, 5.0)
-        for partition, error in failed.items():
-            self._held[partition] = time.monotonic() + hold
-            log.warning("relay_partition_failed", partition=partition, error=repr(error))
-        errors: list[Exception] = list(failed.values())
-        errors.sort(key=lambda e: not isinstance(e, PRODUCER_BROKEN))  # one that says so first
-        return errors[0] if errors else None
+        filled = {p: batch for p, batch in batches.items() if batch[1]}
+        self._deliveries.send(producer, topic, filled, timeout)
+        return limit if more else taken
 
 
 @functools.lru_cache(maxsize=65_536)
