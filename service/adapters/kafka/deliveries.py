@@ -65,11 +65,10 @@ class Deliveries:
         producer: AIOKafkaProducer,
         topic: str,
         batches: dict[int, tuple[Any, list[int], list[str]]],
-        within: float,
+        deadline: float,
     ) -> None:
-        """Each partition's (builder, seqs, traceparents), delivered on its own within
-        `within` seconds."""
-        deadline = time.monotonic() + within
+        """Each partition's (builder, seqs, traceparents), delivered on its own by `deadline`
+        (monotonic)."""
         sent_ns = time.time_ns()
         for partition, (builder, seqs, traced) in batches.items():
             task = asyncio.create_task(_deliver(producer, topic, partition, builder))
@@ -98,6 +97,21 @@ class Deliveries:
                 self._held[partition] = now + self._hold
                 ended.failed.append((delivery, error))
         return ended
+
+    def producers(self) -> set[AIOKafkaProducer]:
+        """The producers holding batches in flight."""
+        return {d.producer for d in self._flying.values() if not d.task.done()}
+
+    def late(self) -> list[Delivery]:
+        """Batches in flight past their deadline, when every batch in flight is: abandoning
+        them then abandons no batch that could still be acknowledged in time."""
+        now = time.monotonic()
+        flying = [d for d in self._flying.values() if not d.task.done()]
+        return flying if flying and all(now > d.deadline for d in flying) else []
+
+    def any_late(self) -> bool:
+        now = time.monotonic()
+        return any(now > d.deadline and not d.task.done() for d in self._flying.values())
 
     async def settle(self, within: float) -> None:
         """Waits up to `within` seconds for the batches in flight to end."""

@@ -92,6 +92,20 @@ class ProducerOwner:
         ):
             await self._replace(producer, error)
 
+    @property
+    def replacing(self) -> bool:
+        return self._replacing.locked()
+
+    @property
+    def replaceable(self) -> bool:
+        return self._new_producer is not None
+
+    async def abandon(self, producer: AIOKafkaProducer, reason: BaseException) -> None:
+        """Nothing `producer` still holds may be delivered any more: it is replaced now (when
+        the owner can build a replacement; otherwise this does nothing)."""
+        if producer is self._producer and self._new_producer is not None:
+            await self._replace(producer, reason)
+
     async def send_all(
         self,
         topic: str,

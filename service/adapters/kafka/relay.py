@@ -9,17 +9,16 @@ it had sent but not yet deleted are sent again, with the same ids (at-least-once
 reason its deletes commit without waiting for the WAL flush: a server crash can only bring back
 rows that were already sent, so a slow fsync never holds up the next round.
 
-Each partition stands alone: a batch the broker refuses or cannot take (its leader gone, a
-record over the topic's size) leaves that partition's rows in the outbox, held back for a while,
-and every other partition keeps publishing; rows behind held ones are read page by page (up to
-`MAX_PAGES` pages a round, all in one snapshot). Before each send the leader checks, on its own
-connection, that it still holds the lock (a fence): a leader whose connection died cannot send
-rows another leader is already sending. What remains is a send already on the wire when the
-connection dies: the server frees the lock only once it notices (TCP keepalives, about a minute
-by default), by which time that send has been acknowledged or has failed
-(`FULFILLMENT_KAFKA_PRODUCE_TIMEOUT_SECONDS`), so at worst the new leader repeats rows the old
-one published, with the same ids. A producer that aiokafka has failed for good (closed, fenced,
-out of sequence) is replaced by a new one.
+Each partition stands alone (deliveries.py): its batch has its own deadline, what the broker
+acknowledged is deleted at once, and a partition in flight or refused waits with its later rows
+while the others go on. A round reads its pages (up to `MAX_PAGES`) in one snapshot. Before each
+send the leader checks, on its own connection, that it still holds the lock (a fence). A lock
+can be freed at once (a restart, a failover, `pg_terminate_backend`) while a batch of the old
+leader is still in flight, so no batch may land after its deadline (the produce timeout from
+the fence): one past it is abandoned, with its producer, and a relay whose connection fails
+abandons what it has in flight. The leader record (`relay_leader`) says whether the last leader
+let go cleanly; after an unclean end another leader waits out that bound before its first send.
+A process frozen between its fence and handing a batch over is not covered.
 
 Raises nothing out of `run`: broker and database faults are retried with backoff.
 """
@@ -30,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +52,10 @@ from service.settings import Settings
 log = structlog.get_logger("service.relay")
 
 MAX_PAGES = 4
+LATE_CHECK = 0.5  # how often batches past their deadline are looked for
+# Beyond the produce timeout, what a new leader waits after another's unclean end: finding a
+# late batch (LATE_CHECK), replacing the producer, and a request already in the broker's queue.
+TAKEOVER_MARGIN = 2.0
 
 
 class LostLeadership(ConnectionError):
@@ -84,6 +88,7 @@ class Relay:
             else ProducerOwner(producer, new_producer)
         )
         self._generation = self._producers.generation
+        self._id = uuid.uuid4()  # this relay in the leader record
         self._wake = asyncio.Event()
         hold = min(settings.retry_backoff_max_seconds, 5.0)
         self._deliveries = Deliveries(hold=hold, on_end=self._wake.set)
@@ -105,6 +110,7 @@ class Relay:
         cap = self._settings.retry_backoff_max_seconds
         # Keep trying through outages; once stopping, give up after a few attempts.
         give_up = lambda state: self._stopping.is_set() and state.attempt_number > 3  # noqa: E731
+        watch = asyncio.create_task(self._abandon_late())
         try:
             async for attempt in retrying("relay", cap=cap, stop=give_up, health=self._health):
                 with attempt:
@@ -112,29 +118,64 @@ class Relay:
         except Exception as error:
             log.error("relay_stopped_with_unpublished_rows", error=repr(error))
         finally:
+            watch.cancel()
             if self._own_owner:
                 await self._producers.stop()
+
+    async def _abandon_late(self) -> None:
+        """Apart from the database loop, which a dead connection can hold up for a minute: a
+        batch past its deadline is abandoned (its producer replaced) once every batch in flight
+        is, and meanwhile no new batch is sent. So no batch lands later than its deadline, the
+        bound a new leader waits out after an unclean change (`_take_over`)."""
+        while True:
+            await asyncio.sleep(LATE_CHECK)
+            for delivery in self._deliveries.late():
+                reason = TimeoutError(
+                    f"a batch of partition {delivery.partition} past its deadline"
+                )
+                await self._producers.abandon(delivery.producer, reason)
+
+    async def _take_over(self, conn: Connection) -> bool:
+        """Records this relay as the leader; after another leader's unclean end, waits out its
+        longest possible delivery first. False when told to stop meanwhile."""
+        former, clean = await outbox.take_over(conn, self._id)
+        if clean or (former == self._id and not self._deliveries.producers()):
+            return True
+        wait = self._settings.kafka_produce_timeout_seconds + TAKEOVER_MARGIN
+        log.warning("relay_waiting_out_former_leader", seconds=wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), wait)
+        return not self._stopping.is_set()
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
             await outbox.prepare_relay_connection(conn)
             self._health.recovered("relay")
             await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
+            leader = False
             try:
-                leader = False
                 while True:
-                    if not leader:
-                        leader = await outbox.try_lock(conn, sql.RELAY_LOCK_KEY)
-                        if leader:
-                            log.info("relay_leading")
+                    if not leader and await outbox.try_lock(conn, sql.RELAY_LOCK_KEY):
+                        leader = True
+                        log.info("relay_leading")
+                        if not await self._take_over(conn):
+                            break
                     self._wake.clear()
                     sent = await self._publish(conn) if leader else 0
                     if sent == self._settings.relay_batch_size:
                         continue  # more is waiting
                     # Stopping: once no batch in flight can still end within its deadline.
                     if self._stopping.is_set() and self._deliveries.next_deadline() is None:
-                        return
+                        break
                     await self._idle()
+                if leader and not self._deliveries.producers():
+                    await outbox.let_go(conn, self._id)
+            except Exception as error:
+                # The lock goes with this connection: nothing sent may land after what the
+                # next leader sends.
+                for producer in self._deliveries.producers():
+                    await self._producers.abandon(producer, error)
+                raise
             finally:
                 # On a dead connection these fail too; the error worth reporting is the first.
                 with contextlib.suppress(Exception):
@@ -200,6 +241,9 @@ class Relay:
         # A partition in flight or held back, or whose batch is full, has all its later rows
         # wait too: a customer's later events never overtake earlier ones.
         blocked = self._deliveries.blocked()
+        late = self._deliveries.any_late() and self._producers.replaceable
+        if late or self._producers.replacing:
+            return 0  # until the late batches are abandoned and the producer replaced
         # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
         # one `send()` coroutine per message. At most one batch per partition in flight.
         batches: dict[int, tuple[Any, list[int], list[str]]] = {}
@@ -239,10 +283,11 @@ class Relay:
                 after = rows[-1]["seq"]
         if not taken:
             return 0  # what is blocked waits for a batch's end, a hold's end or a poll
+        fenced = time.monotonic()  # each batch's deadline counts from the fence
         if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
         filled = {p: batch for p, batch in batches.items() if batch[1]}
-        self._deliveries.send(producer, topic, filled, timeout)
+        self._deliveries.send(producer, topic, filled, fenced + timeout)
         return limit if more else taken
 
 

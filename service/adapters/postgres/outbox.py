@@ -4,6 +4,7 @@ advisory lock that makes one relay the leader."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 import asyncpg
 from asyncpg.transaction import Transaction
@@ -32,6 +33,21 @@ async def next_outbox(conn: Connection, limit: int, after: int = 0) -> list[asyn
 
 async def delete_outbox(conn: Connection, seqs: Sequence[int]) -> None:
     await conn.execute(sql.OUTBOX_DELETE, seqs)
+
+
+async def take_over(conn: Connection, holder: UUID) -> tuple[UUID | None, bool]:
+    """Records `holder` as the leader, not let go cleanly; returns (the former leader, whether
+    it let go cleanly). Committed with the WAL flushed, whatever the session's setting."""
+    async with conn.transaction():
+        await conn.execute(sql.DURABLE_COMMIT)
+        row = await conn.fetchrow(sql.RELAY_TAKE_OVER, holder)
+    assert row is not None  # the migration inserts the one row
+    return row[0], bool(row[1])
+
+
+async def let_go(conn: Connection, holder: UUID) -> None:
+    """`holder` leads no more and none of its batches is in flight."""
+    await conn.execute(sql.RELAY_LET_GO, holder)
 
 
 async def try_lock(conn: Connection, key: int) -> bool:
