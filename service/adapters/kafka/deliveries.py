@@ -77,9 +77,10 @@ class Deliveries:
                 partition, producer, seqs, traced, deadline, sent_ns, task
             )
 
-    def reap(self) -> Ended:
+    def reap(self, current: AIOKafkaProducer) -> Ended:
         """The deliveries that ended since the last call, and those newly past their deadline.
-        A failed one holds its partition back; an acknowledged one releases it."""
+        A failed one holds its partition back, unless its producer was replaced since (it was
+        abandoned, not refused); an acknowledged one releases it."""
         ended = Ended()
         now = time.monotonic()
         for partition, delivery in list(self._flying.items()):
@@ -94,7 +95,8 @@ class Deliveries:
                 self._held.pop(partition, None)
                 ended.delivered.append(delivery)
             else:
-                self._held[partition] = now + self._hold
+                if delivery.producer is current:
+                    self._held[partition] = now + self._hold
                 ended.failed.append((delivery, error))
         return ended
 

@@ -214,7 +214,7 @@ class Relay:
 
     async def _settle(self, conn: Connection) -> None:
         """Deletes what the broker acknowledged; holds back what failed; reports lateness."""
-        ended = self._deliveries.reap()
+        ended = self._deliveries.reap(self._producers.producer)
         if ended.delivered:
             done = ended.delivered
             await outbox.delete_outbox(conn, [seq for d in done for seq in d.seqs])
