@@ -4,7 +4,9 @@ new leader sent since, so a customer's outputs keep their order across the chang
 
 The batch in flight is made deterministic: the former leader's producer lingers 20 s before
 it sends (`linger_ms`), as a batch held up by a slow network or a broker retrying would; its
-PostgreSQL session is ended by `pg_terminate_backend`, which frees the leader's lock at once.
+PostgreSQL session is ended by `pg_terminate_backend`, which frees the leader's lock at once,
+and its pool closed, so that it stays cut off from the database (as an instance partitioned
+from it would) and the other relay is the one that takes over.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ LEADER_PID = (
 
 @pytest.mark.timeout(120)
 async def test_a_former_leader_s_batch_in_flight_never_lands_after_the_new_leader_s_outputs(
-    make_settings: Any, pool: postgres.Pool
+    make_settings: Any, pool: postgres.Pool, fresh_dsn: str
 ) -> None:
     settings = make_settings(kafka_produce_timeout_seconds=5)
     await create_topics(Clients(settings))
@@ -48,7 +50,8 @@ async def test_a_former_leader_s_batch_in_flight_never_lands_after_the_new_leade
     former_producer, new_producer = slow(), Clients(settings).producer()
     await former_producer.start()
     await new_producer.start()
-    former = Relay(settings, pool, former_producer, new_producer=slow)
+    former_pool = await postgres.create_pool(fresh_dsn, size=1)
+    former = Relay(settings, former_pool, former_producer, new_producer=slow)
     new = Relay(settings, pool, new_producer)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -65,6 +68,7 @@ async def test_a_former_leader_s_batch_in_flight_never_lands_after_the_new_leade
             assert not published.records  # still lingering in the former leader's producer
             pid = await pool.fetchval(LEADER_PID, sql.RELAY_LOCK_KEY)
             await pool.execute("SELECT pg_terminate_backend($1)", pid)
+            former_pool.terminate()
             tasks.append(asyncio.create_task(new.run()))
             await wait_until(leading)
             await add_rows(pool, [(customer, b"second")])  # the customer's next decision
@@ -76,6 +80,7 @@ async def test_a_former_leader_s_batch_in_flight_never_lands_after_the_new_leade
         for relay in (former, new):
             relay.stop()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        former_pool.terminate()
         await former_producer.stop()
         await new_producer.stop()
     assert b"first" in values, values
