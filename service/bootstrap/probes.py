@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from service.adapters import metrics
@@ -19,6 +19,7 @@ from service.adapters.health import Health
 from service.adapters.http import HttpServer
 from service.adapters.instances import Instances
 from service.adapters.kafka.consumer import ConsumerLoop
+from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.postgres.pool import Pool
 from service.adapters.watch import Watch
 from service.settings import Settings
@@ -34,7 +35,7 @@ class Probes:
         health: Health,
         *,
         pool: Pool,
-        producer: AIOKafkaProducer,
+        producers: ProducerOwner,
         consumers: Sequence[AIOKafkaConsumer],
         loops: Sequence[ConsumerLoop],
         registry: CollectorRegistry = metrics.REGISTRY,
@@ -43,11 +44,12 @@ class Probes:
         self._health = health
         self._loops = loops
         self._others = others
+        self._producers = producers
         self.tasks: list[asyncio.Task[Any]] = []  # the loops /healthz watches, once started
         self.watch = Watch(
             interval=min(settings.sweep_interval_seconds, MAX_CHECK_INTERVAL),
             pool=pool,
-            kafka=producer.client,
+            kafka=producers,  # the current producer's client, replaced with it
             consumers=consumers,
             health=health,
         )
@@ -63,7 +65,9 @@ class Probes:
         metrics.ready.set(0.0)
 
     async def alive(self) -> bool:
-        if any(task.done() for task in self.tasks):
+        """False once a loop has ended, or while the shared producer could not be replaced,
+        or when another instance is not alive."""
+        if not self._producers.alive or any(task.done() for task in self.tasks):
             return False
         return self._others is None or await self._others.alive()
 

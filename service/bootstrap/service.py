@@ -12,7 +12,7 @@ from importlib.metadata import version
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 import schemas
@@ -21,6 +21,7 @@ from service.adapters.health import Health
 from service.adapters.instances import Instances
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop, DecideBatch
+from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.relay import Relay
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.parked_metrics import record_parked
@@ -130,7 +131,8 @@ def build_sweeper(
 
 
 class Service:
-    """The consumer loops, the outbox relay and the sweeper, sharing one pool and one producer.
+    """The consumer loops, the outbox relay and the sweeper, sharing one pool and one producer
+    (whose owner replaces it for all of them should it fail for good).
 
     `handle` and `sweep` are the handlers the loops call; tests pass others in. `registry` is
     what /metrics serves and `others` the instances /healthz and /readyz also answer for (the
@@ -174,25 +176,19 @@ class Service:
                 await create_topics(self.clients)
             producer = self.clients.producer()
             await producer.start()
+            producers = ProducerOwner(producer, self.clients.producer, owns=True)
             try:
-                await self._run_loops(pool, producer)
+                await self._run_loops(pool, producers)
             finally:
-                await producer.stop()
+                await producers.stop()
         finally:
             await pool.close()
 
-    async def _run_loops(self, pool: postgres.Pool, producer: AIOKafkaProducer) -> None:
+    async def _run_loops(self, pool: postgres.Pool, producers: ProducerOwner) -> None:
         settings = self.settings
         health = Health()
         tracing = tracing_from_environment(SERVICE, version(SERVICE))
-        relay = Relay(
-            settings,
-            pool,
-            producer,
-            health=health,
-            tracing=tracing,
-            new_producer=self.clients.producer,
-        )
+        relay = Relay(settings, pool, producers, health=health, tracing=tracing)
         sweeper = build_sweeper(
             settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health
         )
@@ -202,7 +198,7 @@ class Service:
             ConsumerLoop(
                 settings,
                 consumer,
-                producer,
+                producers,
                 decide,
                 on_committed=relay.wake,
                 health=health,
@@ -215,7 +211,7 @@ class Service:
             settings,
             health,
             pool=pool,
-            producer=producer,
+            producers=producers,
             consumers=consumers,
             loops=loops,
             registry=self._registry,

@@ -37,6 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 import schemas
 from service.adapters.health import Health
 from service.adapters.kafka import batch_metrics, trace_context
+from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.poison import DecideContained, PoisonGuard
 from service.adapters.retry import retrying
@@ -107,7 +108,7 @@ class ConsumerLoop:
         self,
         settings: Settings,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
+        producer: AIOKafkaProducer | ProducerOwner,
         decide: DecideBatch,
         *,
         on_committed: Callable[[], None] = lambda: None,
@@ -119,7 +120,7 @@ class ConsumerLoop:
         self._settings = settings
         self._tracing = tracing
         self._consumer = consumer
-        self._producer = producer
+        self._producers = ProducerOwner.of(producer)  # replaced there for every user
         self._decide = decide
         self._on_committed = on_committed
         self._decoder = schemas.Decoder(settings.topics.input_types())
@@ -256,13 +257,11 @@ class ConsumerLoop:
                 failed_at=now,
                 max_bytes=DLQ_MAX_MESSAGE_BYTES,
             )
-            sent.append(
-                await self._producer.send(
-                    self._settings.topics.dlq, value=value, key=key, headers=headers
-                )
-            )
-        # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff.
-        await asyncio.wait_for(asyncio.gather(*sent), self._settings.kafka_produce_timeout_seconds)
+            sent.append((value, key, headers))
+        # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff;
+        # a producer that failed for good is replaced by its owner, for every user.
+        timeout = self._settings.kafka_produce_timeout_seconds
+        await self._producers.send_all(self._settings.topics.dlq, sent, timeout)
 
     async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
         owned = self._consumer.assignment()

@@ -9,17 +9,16 @@ it had sent but not yet deleted are sent again, with the same ids (at-least-once
 reason its deletes commit without waiting for the WAL flush: a server crash can only bring back
 rows that were already sent, so a slow fsync never holds up the next round.
 
-Each partition stands alone: a batch the broker refuses or cannot take (its leader gone, a
-record over the topic's size) leaves that partition's rows in the outbox, held back for a
-while, and every other partition keeps publishing; rows behind held ones are read page by page
-(up to `MAX_PAGES` pages a round). Before each send the leader checks, on its own connection,
-that it still holds the lock (a fence): a leader whose connection died cannot send rows another
-leader is already sending. What remains is a send already on the wire when the connection
-dies: the server frees the lock only once it notices (TCP keepalives, about a minute by
-default), by which time that send has been acknowledged or has failed
-(`FULFILLMENT_KAFKA_PRODUCE_TIMEOUT_SECONDS`), so
-at worst the new leader repeats rows the old one published, with the same ids. A producer that
-aiokafka has failed for good (closed, fenced, out of sequence) is replaced by a new one.
+Each partition stands alone (deliveries.py): its batch has its own deadline, what the broker
+acknowledged is deleted at once, and a partition in flight or refused waits with its later rows
+while the others go on. A round reads its pages (up to `MAX_PAGES`) in one snapshot. Before each
+send the leader checks, on its own connection, that it still holds the lock (a fence). A lock
+can be freed at once (a restart, a failover, `pg_terminate_backend`) while a batch of the old
+leader is still in flight, so no batch may land after its deadline (the produce timeout from
+the fence): one past it is abandoned, with its producer, and a relay whose connection fails
+abandons what it has in flight. The leader record (`relay_leader`) says whether the last leader
+let go cleanly; after an unclean end another leader waits out that bound before its first send.
+A process frozen between its fence and handing a batch over is not covered.
 
 Raises nothing out of `run`: broker and database faults are retried with backoff.
 """
@@ -30,24 +29,19 @@ import asyncio
 import contextlib
 import functools
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    IllegalStateError,
-    InvalidProducerEpoch,
-    OutOfOrderSequenceNumber,
-    ProducerClosed,
-    ProducerFenced,
-    UnknownProducerId,
-)
 
 import schemas
 from service.adapters import metrics
 from service.adapters.health import Health
+from service.adapters.kafka.deliveries import Deliveries
 from service.adapters.kafka.murmur2 import murmur2
+from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
 from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool
@@ -58,16 +52,10 @@ from service.settings import Settings
 log = structlog.get_logger("service.relay")
 
 MAX_PAGES = 4
-REPLACE_AFTER = 3
-# After these the idempotent producer cannot send again: it is replaced.
-PRODUCER_BROKEN = (
-    ProducerClosed,
-    ProducerFenced,
-    IllegalStateError,
-    OutOfOrderSequenceNumber,
-    InvalidProducerEpoch,
-    UnknownProducerId,
-)
+LATE_CHECK = 0.5  # how often batches past their deadline are looked for
+# Beyond the produce timeout, what a new leader waits after another's unclean end: finding a
+# late batch (LATE_CHECK), replacing the producer, and a request already in the broker's queue.
+TAKEOVER_MARGIN = 2.0
 
 
 class LostLeadership(ConnectionError):
@@ -79,24 +67,31 @@ class Relay:
         self,
         settings: Settings,
         pool: Pool,
-        producer: AIOKafkaProducer,
+        producer: AIOKafkaProducer | ProducerOwner,
         *,
         health: Health | None = None,
         tracing: Tracing = NO_TRACING,
         new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
-        """`new_producer` builds a replacement for a producer that failed for good (the
-        relay then owns and stops the replacements); without it such a failure is retried."""
+        """`producer`, or the owner of the producer the instance shares; `new_producer` (with a
+        bare producer) builds a replacement for one that failed for good, which the relay then
+        owns and stops; without either such a failure is only retried."""
         self._settings = settings
         self._tracing = tracing
         self._health = health or Health()
         self._pool = pool
-        self._producer = producer
-        self._new_producer = new_producer
-        self._own_producer = False
-        self._held: dict[int, float] = {}  # partition -> monotonic time until it is held back
-        self._failed_rounds = 0
+        # A bare producer gets an owner of its own, which stops the replacements it makes.
+        self._own_owner = not isinstance(producer, ProducerOwner)
+        self._producers = (
+            producer
+            if isinstance(producer, ProducerOwner)
+            else ProducerOwner(producer, new_producer)
+        )
+        self._generation = self._producers.generation
+        self._id = uuid.uuid4()  # this relay in the leader record
         self._wake = asyncio.Event()
+        hold = min(settings.retry_backoff_max_seconds, 5.0)
+        self._deliveries = Deliveries(hold=hold, on_end=self._wake.set)
         self._stopping = asyncio.Event()
         self.published = 0
         # Rows hold structured-mode bytes; binary mode re-encodes them at publish time.
@@ -115,6 +110,7 @@ class Relay:
         cap = self._settings.retry_backoff_max_seconds
         # Keep trying through outages; once stopping, give up after a few attempts.
         give_up = lambda state: self._stopping.is_set() and state.attempt_number > 3  # noqa: E731
+        watch = asyncio.create_task(self._abandon_late())
         try:
             async for attempt in retrying("relay", cap=cap, stop=give_up, health=self._health):
                 with attempt:
@@ -122,31 +118,64 @@ class Relay:
         except Exception as error:
             log.error("relay_stopped_with_unpublished_rows", error=repr(error))
         finally:
-            if self._own_producer:
-                await self._producer.stop()
+            watch.cancel()
+            if self._own_owner:
+                await self._producers.stop()
+
+    async def _abandon_late(self) -> None:
+        """Apart from the database loop, which a dead connection can hold up for a minute: a
+        batch past its deadline is abandoned (its producer replaced) once every batch in flight
+        is, and meanwhile no new batch is sent. So no batch lands later than its deadline, the
+        bound a new leader waits out after an unclean change (`_take_over`)."""
+        while True:
+            await asyncio.sleep(LATE_CHECK)
+            for delivery in self._deliveries.late():
+                reason = TimeoutError(
+                    f"a batch of partition {delivery.partition} past its deadline"
+                )
+                await self._producers.abandon(delivery.producer, reason)
+
+    async def _take_over(self, conn: Connection) -> bool:
+        """Records this relay as the leader; after another leader's unclean end, waits out its
+        longest possible delivery first. False when told to stop meanwhile."""
+        former, clean = await outbox.take_over(conn, self._id)
+        if clean or (former == self._id and not self._deliveries.producers()):
+            return True
+        wait = self._settings.kafka_produce_timeout_seconds + TAKEOVER_MARGIN
+        log.warning("relay_waiting_out_former_leader", seconds=wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), wait)
+        return not self._stopping.is_set()
 
     async def _lead(self) -> None:
         async with self._pool.acquire() as conn:
             await outbox.prepare_relay_connection(conn)
             self._health.recovered("relay")
             await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
+            leader = False
             try:
-                leader = False
                 while True:
-                    if not leader:
-                        leader = await outbox.try_lock(conn, sql.RELAY_LOCK_KEY)
-                        if leader:
-                            log.info("relay_leading")
+                    if not leader and await outbox.try_lock(conn, sql.RELAY_LOCK_KEY):
+                        leader = True
+                        log.info("relay_leading")
+                        if not await self._take_over(conn):
+                            break
                     self._wake.clear()
                     sent = await self._publish(conn) if leader else 0
                     if sent == self._settings.relay_batch_size:
                         continue  # more is waiting
-                    if self._stopping.is_set():
-                        return
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wake.wait(), self._settings.relay_poll_interval_seconds
-                        )
+                    # Stopping: once no batch in flight can still end within its deadline.
+                    if self._stopping.is_set() and self._deliveries.next_deadline() is None:
+                        break
+                    await self._idle()
+                if leader and not self._deliveries.producers():
+                    await outbox.let_go(conn, self._id)
+            except Exception as error:
+                # The lock goes with this connection: nothing sent may land after what the
+                # next leader sends.
+                for producer in self._deliveries.producers():
+                    await self._producers.abandon(producer, error)
+                raise
             finally:
                 # On a dead connection these fail too; the error worth reporting is the first.
                 with contextlib.suppress(Exception):
@@ -154,141 +183,112 @@ class Relay:
                     if leader:
                         await outbox.unlock(conn, sql.RELAY_LOCK_KEY)
 
+    async def _idle(self) -> None:
+        """Until a notification, a batch's end, a batch's deadline or the next poll."""
+        wait = self._settings.relay_poll_interval_seconds
+        if (deadline := self._deliveries.next_deadline()) is not None:
+            wait = min(wait, deadline + 0.01)
+        if self._stopping.is_set():  # what is in flight ends within its deadline
+            await self._deliveries.settle(wait)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
     async def _publish(self, conn: Connection) -> int:
+        """One round: what ended is deleted or held back, then what the free partitions can
+        take is sent. A batch past its deadline, or a failure, is reported to the producer's
+        owner, which replaces a producer that failed for good (producer_owner.py)."""
+        producer = self._producers.producer
+        if self._generation != self._producers.generation:  # replaced: hold nothing back
+            self._generation = self._producers.generation
+            self._deliveries.release_held()
+        await self._settle(conn)
         try:
-            sent, delivered, failed = await self._publish_round(conn)
+            return await self._send_round(conn, producer)
         except (TimeoutError, *PRODUCER_BROKEN) as error:
-            await self._producer_failed(error)
+            await self._producers.failed(producer, error)
             raise
-        if delivered:
-            self._failed_rounds = 0
-        elif failed is not None:
-            await self._producer_failed(failed)
-        return sent
 
-    async def _producer_failed(self, error: Exception) -> None:
-        """A round in which the producer delivered nothing. aiokafka's producer, once failed
-        for good, may raise or may just never answer: either way it is replaced, at once for an
-        error that says so, after `REPLACE_AFTER` such rounds in a row otherwise."""
-        self._failed_rounds += 1
-        if self._new_producer is None:
-            return
-        if isinstance(error, PRODUCER_BROKEN) or self._failed_rounds >= REPLACE_AFTER:
-            await self._replace_producer(error)
+    async def _settle(self, conn: Connection) -> None:
+        """Deletes what the broker acknowledged; holds back what failed; reports lateness."""
+        ended = self._deliveries.reap(self._producers.producer)
+        if ended.delivered:
+            done = ended.delivered
+            await outbox.delete_outbox(conn, [seq for d in done for seq in d.seqs])
+            published = sum(len(d.seqs) for d in done)
+            self.published += published
+            metrics.published.inc(published)
+            self._producers.delivered()
+            if self._tracing is not NO_TRACING:
+                for d in done:
+                    self._tracing.published(d.traced, sent=d.sent_ns, acknowledged=time.time_ns())
+        for delivery in ended.late:
+            log.warning("relay_partition_late", partition=delivery.partition)
+            await self._producers.failed(delivery.producer, TimeoutError())
+        for delivery, error in ended.failed:
+            log.warning("relay_partition_failed", partition=delivery.partition, error=repr(error))
+            await self._producers.failed(delivery.producer, error)
 
-    async def _publish_round(self, conn: Connection) -> tuple[int, bool, Exception | None]:
-        """(what `_publish` returns, whether anything was delivered, a failure if any)."""
+    async def _send_round(self, conn: Connection, producer: AIOKafkaProducer) -> int:
+        """Returns the batch size when more rows wait (go on at once), else what was sent."""
         limit = self._settings.relay_batch_size
         topic = self._settings.topics.sessions_events
         timeout = self._settings.kafka_produce_timeout_seconds
-        count = len(await asyncio.wait_for(self._producer.partitions_for(topic), timeout))
-        now = time.monotonic()
-        # A partition held back, or whose batch is full, has all its later rows wait too: a
-        # customer's later events never overtake earlier ones.
-        blocked = {p for p, until in self._held.items() if until > now}
+        count = len(await asyncio.wait_for(producer.partitions_for(topic), timeout))
+        # A partition in flight or held back, or whose batch is full, has all its later rows
+        # wait too: a customer's later events never overtake earlier ones.
+        blocked = self._deliveries.blocked()
+        late = self._deliveries.any_late() and self._producers.replaceable
+        if late or self._producers.replacing:
+            return 0  # until the late batches are abandoned and the producer replaced
         # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
         # one `send()` coroutine per message. At most one batch per partition in flight.
-        builders: dict[int, Any] = {}
-        seqs: dict[int, list[int]] = {}
-        traced: dict[int, list[str]] = {}
+        batches: dict[int, tuple[Any, list[int], list[str]]] = {}
         after, taken, more = 0, 0, False
-        for _ in range(MAX_PAGES):
-            rows = await outbox.next_outbox(conn, limit, after)
-            for row in rows:
-                partition = partition_for(row["key"], count)
-                if partition in blocked:
-                    continue
-                builder = builders.get(partition)
-                if builder is None:
-                    builder = builders[partition] = self._producer.create_batch()
-                value: bytes = row["value"]
-                headers = headers_for(row["traceparent"])
-                if self._binary:
-                    attributes, value = schemas.binary_from_structured(value)
-                    headers = [*attributes, *headers]
-                if (
-                    builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
-                    is None
-                ):
-                    blocked.add(partition)
-                    more = True
-                    continue
-                seqs.setdefault(partition, []).append(row["seq"])
-                if row["traceparent"]:
-                    traced.setdefault(partition, []).append(row["traceparent"])
-                taken += 1
-            if len(rows) < limit:
-                break
-            more = True
-            if taken >= limit:
-                break
-            after = rows[-1]["seq"]
+        # One snapshot for every page of the round (outbox.snapshot says why).
+        async with outbox.snapshot(conn):
+            for _ in range(MAX_PAGES):
+                rows = await outbox.next_outbox(conn, limit, after)
+                for row in rows:
+                    partition = partition_for(row["key"], count)
+                    if partition in blocked:
+                        continue
+                    if partition not in batches:
+                        batches[partition] = (producer.create_batch(), [], [])
+                    builder, seqs, traced = batches[partition]
+                    value: bytes = row["value"]
+                    headers = headers_for(row["traceparent"])
+                    if self._binary:
+                        attributes, value = schemas.binary_from_structured(value)
+                        headers = [*attributes, *headers]
+                    appended = builder.append(
+                        key=row["key"], value=value, timestamp=None, headers=headers
+                    )
+                    if appended is not None:
+                        seqs.append(row["seq"])
+                        if row["traceparent"]:
+                            traced.append(row["traceparent"])
+                        taken += 1
+                    else:
+                        blocked.add(partition)
+                        more = True
+                if len(rows) < limit:
+                    break
+                more = True
+                if taken >= limit:
+                    break
+                after = rows[-1]["seq"]
         if not taken:
-            return (limit if more and not self._held else 0), False, None
+            return 0  # what is blocked waits for a batch's end, a hold's end or a poll
+        fenced = time.monotonic()  # each batch's deadline counts from the fence
         if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
-        sent = {p: seqs[p] for p in builders if p in seqs}
-        sent_ns = time.time_ns()
-        outcomes = await self._send(topic, {p: builders[p] for p in sent})
-        delivered = [p for p, error in outcomes.items() if error is None]
-        if self._tracing is not NO_TRACING:
-            acknowledged = [t for p in delivered for t in traced.get(p, ())]
-            self._tracing.published(acknowledged, sent=sent_ns, acknowledged=time.time_ns())
-        await outbox.delete_outbox(conn, [seq for p in delivered for seq in sent[p]])
-        published = sum(len(sent[p]) for p in delivered)
-        self.published += published
-        metrics.published.inc(published)
-        failure = await self._hold_failed(outcomes)
-        count_sent = limit if more else sum(len(sent[p]) for p in delivered)
-        return count_sent, bool(delivered), failure
-
-    async def _send(self, topic: str, builders: dict[int, Any]) -> dict[int, Exception | None]:
-        """Each partition's batch; its error, or None once the broker acknowledged it."""
-        timeout = self._settings.kafka_produce_timeout_seconds
-        async with asyncio.timeout(timeout):
-            futures = {
-                p: await self._producer.send_batch(builder, topic, partition=p)
-                for p, builder in builders.items()
-            }
-        try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures.values(), return_exceptions=True), timeout
-            )
-        except TimeoutError as error:
-            return dict.fromkeys(futures, error)
-        return {
-            p: r if isinstance(r, Exception) else None
-            for p, r in zip(futures, results, strict=True)
-        }
-
-    async def _hold_failed(self, outcomes: dict[int, Exception | None]) -> Exception | None:
-        """Hold back the partitions whose batch failed; returns one of their errors."""
-        failed = {p: e for p, e in outcomes.items() if e is not None}
-        for partition in outcomes:
-            if partition not in failed:
-                self._held.pop(partition, None)
-        hold = min(self._settings.retry_backoff_max_seconds, 5.0)
-        for partition, error in failed.items():
-            self._held[partition] = time.monotonic() + hold
-            log.warning("relay_partition_failed", partition=partition, error=repr(error))
-        errors: list[Exception] = list(failed.values())
-        errors.sort(key=lambda e: not isinstance(e, PRODUCER_BROKEN))  # one that says so first
-        return errors[0] if errors else None
-
-    async def _replace_producer(self, error: Exception) -> None:
-        log.warning("relay_producer_replaced", error=repr(error))
-        old, owned = self._producer, self._own_producer
-        self._producer = self._new_producer() if self._new_producer else old
-        await self._producer.start()
-        self._own_producer = True
-        self._held.clear()
-        self._failed_rounds = 0
-        if owned:
-            with contextlib.suppress(Exception):
-                await old.stop()
+        filled = {p: batch for p, batch in batches.items() if batch[1]}
+        self._deliveries.send(producer, topic, filled, fenced + timeout)
+        return limit if more else taken
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -4,8 +4,10 @@ advisory lock that makes one relay the leader."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Connection
@@ -15,6 +17,15 @@ async def prepare_relay_connection(conn: Connection) -> None:
     await conn.execute(sql.RELAY_SESSION)
 
 
+def snapshot(conn: Connection) -> Transaction:
+    """A read-only transaction whose statements all see one snapshot (REPEATABLE READ): the
+    pages of one relay round. A customer's later transaction starts only after its earlier one
+    committed, so a snapshot that holds a customer's row holds every earlier row of theirs not
+    yet deleted; pages read each in its own snapshot could miss an earlier row that committed
+    between two reads and return a later one."""
+    return conn.transaction(isolation="repeatable_read", readonly=True)
+
+
 async def next_outbox(conn: Connection, limit: int, after: int = 0) -> list[asyncpg.Record]:
     """The next `limit` rows in seq order, from after `after`."""
     return await conn.fetch(sql.OUTBOX_NEXT, limit, after)
@@ -22,6 +33,21 @@ async def next_outbox(conn: Connection, limit: int, after: int = 0) -> list[asyn
 
 async def delete_outbox(conn: Connection, seqs: Sequence[int]) -> None:
     await conn.execute(sql.OUTBOX_DELETE, seqs)
+
+
+async def take_over(conn: Connection, holder: UUID) -> tuple[UUID | None, bool]:
+    """Records `holder` as the leader, not let go cleanly; returns (the former leader, whether
+    it let go cleanly). Committed with the WAL flushed, whatever the session's setting."""
+    async with conn.transaction():
+        await conn.execute(sql.DURABLE_COMMIT)
+        row = await conn.fetchrow(sql.RELAY_TAKE_OVER, holder)
+    assert row is not None  # the migration inserts the one row
+    return row[0], bool(row[1])
+
+
+async def let_go(conn: Connection, holder: UUID) -> None:
+    """`holder` leads no more and none of its batches is in flight."""
+    await conn.execute(sql.RELAY_LET_GO, holder)
 
 
 async def try_lock(conn: Connection, key: int) -> bool:

@@ -92,6 +92,15 @@ RELAY_SESSION = "SET synchronous_commit TO off"
 
 OUTBOX_NEXT = "SELECT seq, key, value, traceparent FROM outbox WHERE seq > $2 ORDER BY seq LIMIT $1"
 OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
+# A new leader records itself before its first send (durably: SET LOCAL synchronous_commit),
+# reading who led before and whether that leader let go cleanly.
+RELAY_TAKE_OVER = (
+    "WITH before AS (SELECT holder, clean FROM relay_leader) "
+    "UPDATE relay_leader SET holder = $1, clean = false "
+    "RETURNING (SELECT holder FROM before), (SELECT clean FROM before)"
+)
+RELAY_LET_GO = "UPDATE relay_leader SET clean = true WHERE holder = $1"
+DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"
 # For the watch loop, once per interval: the oldest row through the primary key, one index page.
 OUTBOX_BACKLOG = (
     "SELECT (SELECT count(*) FROM outbox) AS rows, "
