@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -50,7 +51,7 @@ from service.adapters.health import Health
 from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
-from service.adapters.postgres.pool import Connection, Pool
+from service.adapters.postgres.pool import Connection, Pool, connection
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
 from service.settings import Settings
@@ -126,7 +127,7 @@ class Relay:
                 await self._producer.stop()
 
     async def _lead(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             await outbox.prepare_relay_connection(conn)
             self._health.recovered("relay")
             await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
@@ -228,7 +229,13 @@ class Relay:
             after = rows[-1]["seq"]
         if not taken:
             return (limit if more and not self._held else 0), False, None
-        if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):
+        leads, read_only = await outbox.fence(conn, sql.RELAY_LOCK_KEY)
+        if read_only:
+            # As a write would fail: the pool drops its connections to this server.
+            raise asyncpg.exceptions.ReadOnlySQLTransactionError(
+                "the database takes no writes (a demoted primary or a standby): nothing is sent"
+            )
+        if not leads:
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
         sent = {p: seqs[p] for p in builders if p in seqs}
         sent_ns = time.time_ns()

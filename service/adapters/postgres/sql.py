@@ -107,6 +107,10 @@ HOLDS_LOCK = (
     "AND pid = pg_backend_pid() AND objsubid = 1 "
     "AND ((classid::bigint << 32) | objid::bigint) = $1)"
 )
+# The relay's fence before each send: the lock, and whether the server still takes writes (a
+# demoted primary left running read-only, or a standby, answers reads but could never delete
+# what is sent: every round would publish the same rows again).
+FENCE = HOLDS_LOCK + ", current_setting('transaction_read_only')::bool"
 
 DUE_CUSTOMERS = (
     "(SELECT customer_id FROM sessions WHERE status = 'waiting' AND expires_at <= $1 LIMIT $3) "
