@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     # `fulfillment run` creates missing topics with these; existing topics are left alone.
     create_topics: bool = True
     topic_partitions: int = Field(6, ge=1)
-    topic_replication_factor: int = Field(1, ge=1)
+    # Unset: the broker's default.replication.factor (KIP-464), right for one broker and for a
+    # managed cluster of three alike.
+    topic_replication_factor: int | None = Field(None, ge=1)
 
     # Capped so that every deadline of an accepted event time fits in a timestamp
     # (schemas.limits.MAX_DEADLINE_DAYS).
