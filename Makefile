@@ -15,7 +15,7 @@ TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
 	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable \
 	TEST_DATABASE_TLS_URL='postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem'
 
-.PHONY: help install tools up down status run migrate test lint unit bench simulate clean
+.PHONY: help install tools up down status up-standby down-standby up-ha down-ha run migrate test lint unit bench simulate clean
 
 help:
 	@echo "make run       start Kafka + PostgreSQL, migrate, run the service in the foreground"
@@ -23,6 +23,7 @@ help:
 	@echo "make simulate  feed the running service a realistic mixed stream and show outcomes"
 	@echo "make bench     throughput and latency benchmark (prints figures)"
 	@echo "make install | up | down | status | migrate | lint | unit | clean"
+	@echo "make up-standby | down-standby | up-ha | down-ha   PostgreSQL replicas (deploy/README.md)"
 
 $(UV):
 	@# Debian splits ensurepip out of python3; a fresh machine may not have it yet.
@@ -56,6 +57,20 @@ down:
 
 status:
 	bash deploy/local/stack.sh status
+
+# A hot standby of the local PostgreSQL on 5433, and a primary/standby pair of its own (5434,
+# 5435) for failover tests; deploy/README.md.
+up-standby:
+	bash deploy/local/stack.sh up standby
+
+down-standby:
+	bash deploy/local/stack.sh down standby
+
+up-ha:
+	bash deploy/local/stack.sh up ha
+
+down-ha:
+	bash deploy/local/stack.sh down ha
 
 migrate: install up
 	$(BIN)/fulfillment migrate

@@ -14,8 +14,13 @@
 #     "fulfillment_tls" (password "fulfillment-tls") that may only log in over
 #     TLS; its CA is copied to <repo>/.local/postgres/tls/ca.pem.
 #
-# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres]
-#   (no second argument: both)
+#   - Replicas of PostgreSQL (deploy/local/standby.sh): `up standby`, a hot
+#     standby of main on 5433; `up ha`, a primary (5434) and synchronous standby
+#     (5435) of their own, for failover tests that promote, demote and stop.
+#
+# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres|standby|ha]
+#   (no second argument: kafka and postgres)
+#        bash deploy/local/stack.sh promote standby|ha | demote ha | stop-primary ha
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
@@ -64,6 +69,8 @@ now_ms() { date +%s%3N; }
 source "$SCRIPT_DIR/tls.sh"
 # shellcheck source=deploy/local/postgres.sh
 source "$SCRIPT_DIR/postgres.sh"
+# shellcheck source=deploy/local/standby.sh
+source "$SCRIPT_DIR/standby.sh"
 
 ############################################################################
 # Kafka
@@ -464,21 +471,24 @@ cmd_status() {
   return "$rc"
 }
 
+USAGE="usage: $0 up|down|status [kafka|postgres|standby|ha] | promote standby|ha | demote ha | stop-primary ha"
+
 main() {
   local part=${2:-}
-  case $part in
-    "" | kafka | postgres) ;;
+  case ${1:-}:$part in
+    up:standby) standby_up ;;
+    down:standby) standby_down ;;
+    status:standby | status:ha) replica_status "$part" ;;
+    up:ha) ha_up ;;
+    down:ha) ha_down ;;
+    promote:standby | promote:ha) replica_promote "$part" ;;
+    demote:ha) ha_demote ;;
+    stop-primary:ha) ha_stop_primary ;;
+    up: | up:kafka | up:postgres) cmd_up "$part" ;;
+    down: | down:kafka | down:postgres) cmd_down "$part" ;;
+    status: | status:kafka | status:postgres) cmd_status "$part" ;;
     *)
-      echo "usage: $0 up|down|status [kafka|postgres]" >&2
-      exit 2
-      ;;
-  esac
-  case "${1:-}" in
-    up) cmd_up "$part" ;;
-    down) cmd_down "$part" ;;
-    status) cmd_status "$part" ;;
-    *)
-      echo "usage: $0 up|down|status [kafka|postgres]" >&2
+      echo "$USAGE" >&2
       exit 2
       ;;
   esac
