@@ -18,7 +18,9 @@ import pytest
 
 import schemas
 from service.adapters import postgres
+from service.adapters.health import Health
 from service.adapters.kafka.relay import Relay
+from service.adapters.watch import Watch
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
 from tests.fault.test_relay_faults import relaying
@@ -195,3 +197,28 @@ async def test_the_relay_sends_nothing_while_the_database_is_read_only_and_each_
         await producer.stop()
     assert during == 0
     assert sorted(r.value for r in published.records) == sorted(value for _, value in rows)
+
+
+@pytest.mark.timeout(60)
+async def test_readiness_names_the_failover_while_the_database_takes_no_writes(
+    make_settings: Any, servers: Servers, pool: postgres.Pool
+) -> None:
+    settings = make_settings()
+    producer = Clients(settings).producer()
+    await producer.start()
+    health = Health()
+    watch = Watch(interval=5.0, pool=pool, kafka=producer.client, consumers=[], health=health)
+    try:
+        await watch.check_once()
+        assert "postgresql" not in health.problems()
+        async with read_only(servers, settings.dsn):
+            for _ in range(3):  # the first may meet a connection the demotion ended
+                await watch.check_once()
+            during = health.problems().get("postgresql", "")
+        for _ in range(3):
+            await watch.check_once()
+        after = health.problems()
+    finally:
+        await producer.stop()
+    assert during.startswith("failover: ReadOnlySQLTransactionError: ")
+    assert "postgresql" not in after

@@ -96,7 +96,7 @@ OUTBOX_DELETE = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
 OUTBOX_BACKLOG = (
     "SELECT (SELECT count(*) FROM outbox) AS rows, "
     "COALESCE((SELECT extract(epoch FROM now() - created_at) FROM outbox ORDER BY seq LIMIT 1), 0)"
-    "::float8 AS oldest_age"
+    "::float8 AS oldest_age, current_setting('transaction_read_only')::bool AS read_only"
 )
 PING = "SELECT 1"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
