@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # URL should say sslmode=verify-full (with sslrootcert, or the variable below).
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     database_sslrootcert: ReadableFile | None = None
+    # A decision counts once a synchronous standby has flushed it: commits wait for it, and the
+    # service starts only where synchronous_standby_names names one (service/adapters/postgres/
+    # durability.py). On where failover promotes a streaming standby (Patroni, pg_auto_failover,
+    # CloudNativePG); storage-replicated services (RDS Multi-AZ instances, Cloud SQL HA) need not.
+    database_synchronous_standby: bool = False
     group_id: str = Field("session-fulfillment", min_length=1)
     # /healthz, /readyz and /metrics; port 0 = pick a free port.
     http_host: str = Field("0.0.0.0", min_length=1)

@@ -471,7 +471,7 @@ cmd_status() {
   return "$rc"
 }
 
-USAGE="usage: $0 up|down|status [kafka|postgres|standby|ha] | promote standby|ha | demote ha | stop-primary ha"
+USAGE="usage: $0 up|down|status [kafka|postgres|standby|ha] | promote standby|ha | demote ha | stop-primary ha | synchronous ha on|off"
 
 main() {
   local part=${2:-}
@@ -484,6 +484,7 @@ main() {
     promote:standby | promote:ha) replica_promote "$part" ;;
     demote:ha) ha_demote ;;
     stop-primary:ha) ha_stop_primary ;;
+    synchronous:ha) ha_synchronous "${3:-}" ;;
     up: | up:kafka | up:postgres) cmd_up "$part" ;;
     down: | down:kafka | down:postgres) cmd_down "$part" ;;
     status: | status:kafka | status:postgres) cmd_status "$part" ;;

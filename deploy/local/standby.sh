@@ -166,6 +166,18 @@ ha_demote() {
   log "postgres: $PG_VERSION/$HA_PRIMARY on port $HA_PRIMARY_PORT runs read-only"
 }
 
+# synchronous_standby_names on ha_a: '*' (on) or empty (off), for measuring what it costs.
+ha_synchronous() {
+  pg_detect_version
+  case $1 in
+    on) sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null ;;
+    off) sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET synchronous_standby_names = ''" >/dev/null ;;
+    *) die "synchronous ha on|off" ;;
+  esac
+  sql_on "$HA_PRIMARY_PORT" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$HA_PRIMARY replicates $([[ $1 == on ]] && echo synchronously || echo asynchronously)"
+}
+
 ha_stop_primary() {
   pg_detect_version
   as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$HA_PRIMARY" stop
