@@ -2,9 +2,10 @@
 at 500/s with the acceptances and ends they call for flow while the old primary is left running
 read-only, the standby is promoted, and the old primary is stopped. The service, configured as an
 HA deployment (both hosts, target_session_attrs=read-write, a synchronous standby required),
-recovers without a restart, and from outside: every payment has exactly one outcome, nobody is
-parked, no customer ever has two active sessions, each customer's outcomes come in the order of
-their payments, and every published output is known to the new primary."""
+recovers without a restart, and from outside: /readyz names the failover while it lasts, every
+payment has exactly one outcome, nobody is parked, no customer ever has two active sessions,
+each customer's outcomes come in the order of their payments, and every published output is
+known to the new primary."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.fault.failover_stream import Stream, percentile, streaming
 from tests.fault.ha_pair import fresh_pair_database, stack
 from tests.fault.tools import Offsets, wait_until
 from tests.harness import running
+from tests.observability.service_http import address_of, get
 from tests.servers import Servers
 
 pytestmark = pytest.mark.fault
@@ -99,13 +101,23 @@ async def test_a_failover_under_load_loses_no_decision_and_publishes_none_the_ne
     )
     try:
         async with (
-            running(settings),
+            running(settings) as service,
             streaming(settings, rate=RATE, seconds=SECONDS, customers=400) as (stream, sending),
         ):
             start = time.monotonic()
-            await asyncio.sleep(DEMOTE_AT)
+            address = await address_of(service)
+            readiness: list[str] = []
+
+            async def watch_readiness() -> None:
+                while True:
+                    _, body = await get(address, "/readyz")
+                    readiness.append(str(body.get("problems", {}).get("postgresql", "")))
+                    await asyncio.sleep(0.1)
+
+            await asyncio.sleep(DEMOTE_AT - (time.monotonic() - start))
             await stack("demote", "ha")
             demoted = time.monotonic()
+            watching = asyncio.create_task(watch_readiness())
             await asyncio.sleep(PROMOTE_AT - (time.monotonic() - start))
             await stack("promote", "ha")
             promoted = time.monotonic()
@@ -124,6 +136,8 @@ async def test_a_failover_under_load_loses_no_decision_and_publishes_none_the_ne
 
                 await wait_until(drained, within=60, every=0.5)
             await asyncio.sleep(2.0)  # the last acceptances' and ends' outputs
+            watching.cancel()
+            ready_after = await get(address, "/readyz")
         parked = await rows(dsn, "SELECT customer_id FROM parked_events")
         two_active = await rows(
             dsn,
@@ -150,6 +164,8 @@ async def test_a_failover_under_load_loses_no_decision_and_publishes_none_the_ne
         f"demotion p50 {percentile(steady, 0.5):.0f} ms, p99 {percentile(steady, 0.99):.0f} ms"
     )
     assert on_new_primary == 5435
+    assert any(problem.startswith("failover: ") for problem in readiness), set(readiness)
+    assert ready_after == (200, {"ready": True})
     assert {p: len(ids) for p, ids in outcomes.items() if len(ids) != 1} == {}
     assert set(outcomes) == set(stream.sent_at)
     assert parked == []
