@@ -30,7 +30,9 @@ pytestmark = pytest.mark.fault
 
 RATE = 500
 SECONDS = 24
-DEMOTE_AT, PROMOTE_AT, STOP_AT = 6.0, 7.0, 10.0
+# The old primary read-only for 3 s before the promotion: long enough for the watch loop (1 s)
+# to see it more than once on a loaded machine.
+DEMOTE_AT, PROMOTE_AT, STOP_AT = 6.0, 9.0, 12.0
 
 
 async def rows(dsn: str, query: str) -> list[asyncpg.Record]:
@@ -98,6 +100,7 @@ async def test_a_failover_under_load_loses_no_decision_and_publishes_none_the_ne
         retry_backoff_max_seconds=0.5,
         poison_retries=1,  # an outage taken for a bug would park at once
         sweeper_enabled=False,  # no expiry: every session ends by its end event
+        sweep_interval_seconds=1.0,  # also the watch loop's interval, and its checks' bound
     )
     try:
         async with (
