@@ -20,7 +20,7 @@
 #
 # Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres|standby|ha]
 #   (no second argument: kafka and postgres)
-#        bash deploy/local/stack.sh promote standby|ha | demote ha | stop-primary ha
+ha | demote ha | stop-primary ha|ha | demote ha | stop-primary ha
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
@@ -471,7 +471,7 @@ cmd_status() {
   return "$rc"
 }
 
-USAGE="usage: $0 up|down|status [kafka|postgres|standby|ha] | promote standby|ha | demote ha | stop-primary ha | synchronous ha on|off"
+USAGE="usage: $0 up|down|status [kafka|postgres|standby|ha] | promote [standby]|ha | demote ha | stop-primary ha | synchronous ha on|off"
 
 main() {
   local part=${2:-}
@@ -481,7 +481,8 @@ main() {
     status:standby | status:ha) replica_status "$part" ;;
     up:ha) ha_up ;;
     down:ha) ha_down ;;
-    promote:standby | promote:ha) replica_promote "$part" ;;
+    promote: | promote:standby) replica_promote standby ;;
+    promote:ha) replica_promote ha ;;
     demote:ha) ha_demote ;;
     stop-primary:ha) ha_stop_primary ;;
     synchronous:ha) ha_synchronous "${3:-}" ;;
