@@ -20,7 +20,8 @@
 #
 # Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres|standby|ha]
 #   (no second argument: kafka and postgres)
-ha | demote ha | stop-primary ha|ha | demote ha | stop-primary ha
+#        bash deploy/local/stack.sh promote [standby]|ha | demote ha | stop-primary ha
+#        bash deploy/local/stack.sh synchronous ha on|off
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
