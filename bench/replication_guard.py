@@ -18,7 +18,7 @@ import asyncpg
 
 from service.settings import Settings
 from tests.fault.failover_stream import percentile, streaming
-from tests.fault.ha_pair import fresh_pair_database, stack
+from tests.fault.ha_pair import exclusive, fresh_pair_database, stack
 from tests.harness import running
 
 
@@ -82,6 +82,11 @@ async def main() -> None:
         "--commits", type=int, default=0, help="time this many one-row commits instead"
     )
     args = parser.parse_args()
+    async with exclusive():
+        await run(args)
+
+
+async def run(args: argparse.Namespace) -> None:
     try:
         if args.commits:
             for round_ in range(args.rounds):

@@ -5,7 +5,11 @@ ports 5434 (ha_a, the primary) and 5435 (ha_b, its synchronous standby). Never t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +20,19 @@ STACK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "stack.sh"
 PRIMARY_PORT = 5434
 STANDBY_PORT = 5435
 ADMIN = f"postgresql://fulfillment:fulfillment@127.0.0.1:{PRIMARY_PORT}/fulfillment?sslmode=disable"
+# One user of the pair at a time on this machine: each promotes, stops and drops it.
+LOCK = Path("/tmp/session-fulfillment-ha-pair.lock")
+
+
+@contextlib.asynccontextmanager
+async def exclusive() -> AsyncIterator[None]:
+    """Holds the pair for the caller until exit, waiting for another holder to finish."""
+    descriptor = os.open(LOCK, os.O_CREAT | os.O_WRONLY, 0o666)
+    try:
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 async def stack(*arguments: str) -> None:

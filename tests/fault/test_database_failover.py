@@ -20,7 +20,7 @@ import pytest
 import schemas
 from tests.conftest import settings_for
 from tests.fault.failover_stream import Stream, percentile, streaming
-from tests.fault.ha_pair import fresh_pair_database, stack
+from tests.fault.ha_pair import exclusive, fresh_pair_database, stack
 from tests.fault.tools import Offsets, wait_until
 from tests.harness import running
 from tests.observability.service_http import address_of, get
@@ -90,6 +90,11 @@ async def unknown_to(dsn: str, stream: Stream) -> list[str]:
 async def test_a_failover_under_load_loses_no_decision_and_publishes_none_the_new_primary_lacks(
     servers: Servers,
 ) -> None:
+    async with exclusive():
+        await failover_under_load(servers)
+
+
+async def failover_under_load(servers: Servers) -> None:
     dsn = await fresh_pair_database()
     suffix = uuid.uuid4().hex[:10]
     settings = settings_for(
