@@ -10,8 +10,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from service.adapters.kafka.admin import TopicNotCreated
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.entrypoints.errors import one_line
 
 
 async def broker_default_replication(admin: AIOKafkaAdminClient) -> int:
@@ -51,3 +53,17 @@ async def test_a_replication_factor_set_is_the_one_topics_are_created_with(
     created = await create_topics(clients)
     async with clients.started_admin() as admin:
         assert await replicas_of(admin, created) == {1}
+
+
+@pytest.mark.timeout(60)
+async def test_a_topic_the_broker_refuses_to_create_is_an_error_not_a_silent_success(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(topic_replication_factor=3)  # one broker: not reachable
+    with pytest.raises(TopicNotCreated) as caught:
+        await create_topics(Clients(settings))
+    message = one_line(caught.value, settings)
+    assert message is not None
+    assert message.startswith("Kafka refused to create topic ")
+    assert "InvalidReplicationFactorError" in message
+    assert "FULFILLMENT_TOPIC_REPLICATION_FACTOR" in message
