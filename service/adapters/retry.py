@@ -40,12 +40,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     # Class 57: the server or an operator ended the session. 57P01 admin shutdown (a stopped
     # or failing-over server, pg_terminate_backend), 57P02 crash shutdown, 57P03 cannot connect
-    # now (starting, in recovery), 57P04 database dropped, 57P05 idle session timeout. Not 57014
-    # (a statement cancelled): statement_timeout may be the event's doing, so it is parked after
-    # its retries (README, "Poison events").
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
+    # now (starting, in recovery): in FAILOVER above; 57P04 database dropped, 57P05 idle session
+    # timeout. Not 57014 (a statement cancelled): statement_timeout may be the event's doing, so
+    # it is parked after its retries (README, "When an event cannot be decided").
     asyncpg.exceptions.DatabaseDroppedError,
     asyncpg.exceptions.IdleSessionTimeoutError,
     # Class 53: the server lacks disk, memory or connections, whatever the event.
