@@ -18,7 +18,7 @@ TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
 	TEST_KAFKA_CLUSTER_BOOTSTRAP_SERVERS=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094 \
 	TEST_KAFKA_CLUSTER_STACK=$(CURDIR)/deploy/local/stack.sh
 
-.PHONY: help install tools up down status up-cluster down-cluster run migrate test lint unit bench simulate clean
+.PHONY: help install tools up down status up-cluster down-cluster up-standby down-standby up-ha down-ha run migrate test lint unit bench simulate clean
 
 help:
 	@echo "make run       start Kafka + PostgreSQL, migrate, run the service in the foreground"
@@ -26,6 +26,7 @@ help:
 	@echo "make simulate  feed the running service a realistic mixed stream and show outcomes"
 	@echo "make bench     throughput and latency benchmark (prints figures)"
 	@echo "make install | up | down | status | up-cluster | down-cluster | migrate | lint | unit | clean"
+	@echo "make up-standby | down-standby | up-ha | down-ha   PostgreSQL replicas (deploy/README.md)"
 
 $(UV):
 	@# Debian splits ensurepip out of python3; a fresh machine may not have it yet.
@@ -69,6 +70,20 @@ up-cluster:
 
 down-cluster:
 	bash deploy/local/stack.sh down cluster
+
+# A hot standby of the local PostgreSQL on 5433, and a primary/standby pair of its own (5434,
+# 5435) for failover tests; deploy/README.md.
+up-standby:
+	bash deploy/local/stack.sh up standby
+
+down-standby:
+	bash deploy/local/stack.sh down standby
+
+up-ha:
+	bash deploy/local/stack.sh up ha
+
+down-ha:
+	bash deploy/local/stack.sh down ha
 
 migrate: install up
 	$(BIN)/fulfillment migrate

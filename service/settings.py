@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # URL should say sslmode=verify-full (with sslrootcert, or the variable below).
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     database_sslrootcert: ReadableFile | None = None
+    # A decision counts once a synchronous standby has flushed it: commits wait for it, and the
+    # service starts only where synchronous_standby_names names one (service/adapters/postgres/
+    # durability.py). On where failover promotes a streaming standby (Patroni, pg_auto_failover,
+    # CloudNativePG); storage-replicated services (RDS Multi-AZ instances, Cloud SQL HA) need not.
+    database_synchronous_standby: bool = False
     group_id: str = Field("session-fulfillment", min_length=1)
     # /healthz, /readyz and /metrics; port 0 = pick a free port.
     http_host: str = Field("0.0.0.0", min_length=1)
@@ -110,7 +115,9 @@ class Settings(BaseSettings):
     # `fulfillment run` creates missing topics with these; existing topics are left alone.
     create_topics: bool = True
     topic_partitions: int = Field(6, ge=1)
-    topic_replication_factor: int = Field(1, ge=1)
+    # Unset: the broker's default.replication.factor (KIP-464), right for one broker and for a
+    # managed cluster of three alike.
+    topic_replication_factor: int | None = Field(None, ge=1)
 
     # Capped so that every deadline of an accepted event time fits in a timestamp
     # (schemas.limits.MAX_DEADLINE_DAYS).
@@ -213,13 +220,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> Settings:
-        names = [
-            self.topic_payments,
-            self.topic_acceptances,
-            self.topic_ended,
-            self.topic_sessions,
-            self.topic_dlq,
-        ]
+        kinds = ("payments", "acceptances", "ended", "sessions", "dlq")
+        names = [getattr(self, f"topic_{kind}") for kind in kinds]
         if len(set(names)) != len(names):
             # Reported by load_settings as one line naming the variables.
             raise ValueError(f"{ENV_PREFIX}TOPIC_*: topic names must all differ, got {names}")

@@ -16,12 +16,17 @@
 #   - On demand, a three-node Kafka cluster (`up cluster`) on 127.0.0.1:
 #     29092-29094, each node broker and controller, replication factor 3 and
 #     min.insync.replicas=2 by default; see deploy/local/cluster.sh.
+#   - Replicas of PostgreSQL (deploy/local/standby.sh): `up standby`, a hot
+#     standby of main on 5433; `up ha`, a primary (5434) and synchronous standby
+#     (5435) of their own, for failover tests that promote, demote and stop.
 #
-# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres|cluster]
+# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres|cluster|standby|ha]
 #   (no second argument: Kafka's single broker and PostgreSQL)
 #        bash deploy/local/stack.sh broker stop|start|kill N
 #   (node N of the cluster: stop = SIGTERM and wait for its exit, kill =
 #   SIGKILL, start = start it again and wait until it serves)
+#        bash deploy/local/stack.sh promote [standby]|ha | demote ha | stop-primary ha
+#        bash deploy/local/stack.sh synchronous ha on|off
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
@@ -73,6 +78,8 @@ source "$SCRIPT_DIR/tls.sh"
 source "$SCRIPT_DIR/postgres.sh"
 # shellcheck source=deploy/local/cluster.sh
 source "$SCRIPT_DIR/cluster.sh"
+# shellcheck source=deploy/local/standby.sh
+source "$SCRIPT_DIR/standby.sh"
 
 ############################################################################
 # Kafka
@@ -516,8 +523,9 @@ cmd_status() {
 }
 
 usage() {
-  echo "usage: $0 up|down|status [kafka|postgres|cluster]" >&2
+  echo "usage: $0 up|down|status [kafka|postgres|cluster|standby|ha]" >&2
   echo "       $0 broker stop|start|kill N   (node N of the cluster: 1, 2 or 3)" >&2
+  echo "       $0 promote [standby]|ha | demote ha | stop-primary ha | synchronous ha on|off" >&2
   exit 2
 }
 
@@ -528,14 +536,20 @@ main() {
     return
   fi
   local part=${2:-}
-  case $part in
-    "" | kafka | postgres | cluster) ;;
-    *) usage ;;
-  esac
-  case "${1:-}" in
-    up) cmd_up "$part" ;;
-    down) cmd_down "$part" ;;
-    status) cmd_status "$part" ;;
+  case ${1:-}:$part in
+    up:standby) standby_up ;;
+    down:standby) standby_down ;;
+    status:standby | status:ha) replica_status "$part" ;;
+    up:ha) ha_up ;;
+    down:ha) ha_down ;;
+    promote: | promote:standby) replica_promote standby ;;
+    promote:ha) replica_promote ha ;;
+    demote:ha) ha_demote ;;
+    stop-primary:ha) ha_stop_primary ;;
+    synchronous:ha) ha_synchronous "${3:-}" ;;
+    up: | up:kafka | up:postgres | up:cluster) cmd_up "$part" ;;
+    down: | down:kafka | down:postgres | down:cluster) cmd_down "$part" ;;
+    status: | status:kafka | status:postgres | status:cluster) cmd_status "$part" ;;
     *) usage ;;
   esac
 }

@@ -2,7 +2,9 @@
 answer and reads what only they know (outbox backlog, consumer lag), for readiness and metrics.
 
 Each check is bounded by the interval, so an outage that makes a call hang reads as a failure
-within two intervals. Raises nothing out of `run`: a failed check is a readiness problem.
+within two intervals. A database that answers but takes no writes, or a URL none of whose hosts
+is the primary, is named as a failover (`failover: ...`) while it lasts. Raises nothing out of
+`run`: a failed check is a readiness problem.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer
+from asyncpg.exceptions import ReadOnlySQLTransactionError
 
 from service.adapters import metrics
 from service.adapters.health import NOT_CHECKED, Health
 from service.adapters.postgres import sql
-from service.adapters.postgres.pool import Pool
+from service.adapters.postgres.pool import Pool, connection
+from service.adapters.retry import FAILOVER
 
 log = structlog.get_logger("service.watch")
 
@@ -67,6 +71,8 @@ class Watch:
                 await probe()
         except Exception as error:  # any failure to answer is the answer
             problem = f"{error.__class__.__name__}: {error}" if str(error) else repr(error)
+            if isinstance(error, FAILOVER):
+                problem = f"failover: {problem}"
             if before is None or before == NOT_CHECKED:
                 log.warning("dependency_unavailable", dependency=name, error=problem)
             self._health.checked(name, problem)
@@ -76,9 +82,15 @@ class Watch:
         self._health.checked(name, None)
 
     async def _database(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             row = await conn.fetchrow(sql.OUTBOX_BACKLOG)
-        assert row is not None
+            assert row is not None
+            if row["read_only"]:
+                # Reads work, so nothing else would notice; the pool drops its connections.
+                raise ReadOnlySQLTransactionError(
+                    "the database takes no writes (a demoted primary or a standby): "
+                    "connecting anew to find the primary"
+                )
         metrics.outbox_backlog.set(row["rows"])
         metrics.outbox_oldest_age_seconds.set(row["oldest_age"])
 

@@ -161,6 +161,8 @@ class Clients:
                 # with bench/hot_path.py --batch 83 on a fresh database: 263 us of wall time
                 # per event with such plans, 93 without; no change in batches of 2,000.
                 "enable_seqscan": "off",
+                # A role or database set to `local` or `off` would not wait for the standby.
+                **({"synchronous_commit": "on"} if s.database_synchronous_standby else {}),
             },
             # The client's own bound on each statement, should the server stop answering.
             command_timeout=s.db_statement_timeout_seconds + 5,

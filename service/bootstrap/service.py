@@ -25,6 +25,7 @@ from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.relay import Relay
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.parked_metrics import record_parked
+from service.adapters.postgres.durability import check_synchronous_standby
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
 from service.adapters.tracing import tracing_from_environment
@@ -172,6 +173,8 @@ class Service:
         pool = await self.clients.pool(size=settings.consumers + 3)
         try:
             await check_migrations(pool)
+            if settings.database_synchronous_standby:
+                await check_synchronous_standby(pool, settings.database_address)
             if settings.create_topics:
                 await create_topics(self.clients)
             producer = self.clients.producer()

@@ -20,6 +20,8 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
+from service.adapters.kafka.admin import TopicNotCreated
+from service.adapters.postgres.durability import NoSynchronousStandby
 from service.adapters.postgres.migrate import DatabaseBehind
 from service.adapters.tracing import TracingUnavailable
 from service.bootstrap.reach import Unreachable
@@ -53,7 +55,9 @@ def _line(error: BaseException, settings: Settings) -> str | None:
     if isinstance(error, KafkaConnectionError):
         # A client that could not bootstrap after the start-up check had passed.
         return f"cannot connect to Kafka at {settings.kafka_bootstrap_servers}: {error}"
-    if isinstance(error, DatabaseBehind | TracingUnavailable):
+    if isinstance(
+        error, DatabaseBehind | TracingUnavailable | NoSynchronousStandby | TopicNotCreated
+    ):
         return str(error)
     if isinstance(error, OSError):
         # Not a connection the factory made (say, the HTTP port taken): its own message.

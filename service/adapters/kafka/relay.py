@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
@@ -44,7 +45,7 @@ from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
 from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
-from service.adapters.postgres.pool import Connection, Pool
+from service.adapters.postgres.pool import Connection, Pool, connection
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
 from service.settings import Settings
@@ -148,7 +149,7 @@ class Relay:
         return not self._stopping.is_set()
 
     async def _lead(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             await outbox.prepare_relay_connection(conn)
             self._health.recovered("relay")
             await conn.add_listener(sql.OUTBOX_CHANNEL, self._notified)
@@ -284,7 +285,13 @@ class Relay:
         if not taken:
             return 0  # what is blocked waits for a batch's end, a hold's end or a poll
         fenced = time.monotonic()  # each batch's deadline counts from the fence
-        if not await outbox.holds_lock(conn, sql.RELAY_LOCK_KEY):
+        leads, read_only = await outbox.fence(conn, sql.RELAY_LOCK_KEY)
+        if read_only:
+            # As a write would fail: the pool drops its connections to this server.
+            raise asyncpg.exceptions.ReadOnlySQLTransactionError(
+                "the database takes no writes (a demoted primary or a standby): nothing is sent"
+            )
+        if not leads:
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
         filled = {p: batch for p, batch in batches.items() if batch[1]}
         self._deliveries.send(producer, topic, filled, fenced + timeout)

@@ -58,6 +58,13 @@ async def unlock(conn: Connection, key: int) -> None:
     await conn.execute(sql.UNLOCK, key)
 
 
+async def fence(conn: Connection, key: int) -> tuple[bool, bool]:
+    """(whether this session holds the advisory lock `key`, whether its server is read-only)."""
+    row = await conn.fetchrow(sql.FENCE, key)
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
 async def holds_lock(conn: Connection, key: int) -> bool:
     """Whether this connection's session holds the advisory lock `key` (the relay's fence)."""
     return bool(await conn.fetchval(sql.HOLDS_LOCK, key))

@@ -8,10 +8,14 @@ when the server is unreachable.
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
+import structlog
+
+from service.adapters.retry import FAILOVER
 
 if TYPE_CHECKING:
     Connection: TypeAlias = (
@@ -22,11 +26,28 @@ else:  # asyncpg's classes are generic only to the type checker
     Connection = asyncpg.Connection
     Pool = asyncpg.Pool
 
+log = structlog.get_logger("service.postgres")
+
 
 async def create_pool(dsn: str, *, size: int = 4, **options: Any) -> Pool:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, **options)
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection. An error saying the server is no longer a writable primary
+    (retry.FAILOVER: read-only, shut down, starting) expires every connection of the pool:
+    each is replaced at its next acquire, through the URL's hosts and target_session_attrs,
+    instead of going on asking a demoted primary."""
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except FAILOVER as error:
+        log.warning("database_connections_dropped", error=repr(error))
+        await pool.expire_connections()
+        raise
 
 
 def keepalive_init(idle: int) -> Callable[[Connection], Awaitable[None]]:

@@ -105,7 +105,7 @@ DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"
 OUTBOX_BACKLOG = (
     "SELECT (SELECT count(*) FROM outbox) AS rows, "
     "COALESCE((SELECT extract(epoch FROM now() - created_at) FROM outbox ORDER BY seq LIMIT 1), 0)"
-    "::float8 AS oldest_age"
+    "::float8 AS oldest_age, current_setting('transaction_read_only')::bool AS read_only"
 )
 PING = "SELECT 1"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
@@ -116,6 +116,10 @@ HOLDS_LOCK = (
     "AND pid = pg_backend_pid() AND objsubid = 1 "
     "AND ((classid::bigint << 32) | objid::bigint) = $1)"
 )
+# The relay's fence before each send: the lock, and whether the server still takes writes (a
+# demoted primary left running read-only, or a standby, answers reads but could never delete
+# what is sent: every round would publish the same rows again).
+FENCE = HOLDS_LOCK + ", current_setting('transaction_read_only')::bool"
 
 # A parked customer is never due: nothing is published for them until an operator releases
 # them (their parked events are then decided at their own times, before any deadline counts).

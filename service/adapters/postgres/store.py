@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from service.adapters.postgres import sql
-from service.adapters.postgres.pool import Connection, Pool
+from service.adapters.postgres.pool import Connection, Pool, connection
 from service.core.batch import BatchResult, Snapshot
 from service.core.outcomes import Reason
 from service.core.parking import ParkedEvent
@@ -155,7 +155,7 @@ async def _transaction(conn: Connection) -> AsyncIterator[None]:
 @asynccontextmanager
 async def store_of(pool: Pool) -> AsyncIterator[PostgresStore]:
     """A store on one pooled connection, for one unit of work."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         yield PostgresStore(conn)
 
 

@@ -1,0 +1,202 @@
+# shellcheck shell=bash
+# Streaming replicas of the local PostgreSQL, as Debian clusters next to "main". Sourced by
+# deploy/local/stack.sh after postgres.sh; provides the `standby` and `ha` parts:
+#
+#   standby  cluster "standby" on 5433: a hot standby of the shared "main" (5432), streaming
+#            from it through the replication slot "fulfillment_standby". `promote standby`
+#            makes it a primary of its own; "main" is never demoted, stopped or restarted (it
+#            serves everyone's tests): nothing on it changes but the slot (a reload at most).
+#   ha       a pair of the script's own for failover tests: cluster "ha_a" on 5434 (the primary,
+#            role and database "fulfillment" as on main) and cluster "ha_b" on 5435, its hot
+#            standby (slot "ha_b"), replicating synchronously (synchronous_standby_names = '*').
+#            `promote ha` promotes ha_b, `demote ha` leaves ha_a running read-only
+#            (default_transaction_read_only, a reload), `stop-primary ha` stops ha_a. `up ha`
+#            rebuilds the pair from scratch whenever it is not primary + streaming standby.
+#
+# Replicas are made with pg_basebackup -R over the Unix socket as the postgres OS user
+# (Debian's pg_hba.conf allows `local replication all peer`), so no role or password is added.
+
+STANDBY_CLUSTER=standby
+STANDBY_PORT=5433
+STANDBY_SLOT=fulfillment_standby
+HA_PRIMARY=ha_a
+HA_PRIMARY_PORT=5434
+HA_STANDBY=ha_b
+HA_STANDBY_PORT=5435
+
+# "<port> <status>" of cluster $1.
+cluster_info() {
+  pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$1" '$1 == v && $2 == c { print $3, $4 }'
+}
+
+# psql as postgres on port $1; unaligned tuples only.
+sql_on() {
+  local port=$1
+  shift
+  as_postgres psql -X -q -t -A -v ON_ERROR_STOP=1 -p "$port" -d postgres "$@"
+}
+
+wait_answers() {
+  local port=$1 deadline=$((SECONDS + PG_READY_TIMEOUT))
+  until pg_isready -q -h "$PG_HOST" -p "$port" -t 2; do
+    ((SECONDS < deadline)) || die "postgres: nothing answers on $PG_HOST:$port after ${PG_READY_TIMEOUT}s"
+    sleep 0.3
+  done
+}
+
+# True when the cluster on port $1 is a standby whose WAL receiver streams.
+streaming() {
+  [[ $(sql_on "$1" -c "SELECT pg_is_in_recovery() AND EXISTS (SELECT FROM pg_stat_wal_receiver WHERE status = 'streaming')" 2>/dev/null) == t ]]
+}
+
+drop_cluster() {
+  local cluster=$1
+  [[ -n $(cluster_info "$cluster") ]] || return 0
+  log "postgres: dropping cluster $PG_VERSION/$cluster"
+  as_root pg_dropcluster --stop "$PG_VERSION" "$cluster"
+}
+
+start_cluster() {
+  as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$1" start ||
+    die "postgres: starting $PG_VERSION/$1 failed (log: /var/log/postgresql/postgresql-$PG_VERSION-$1.log)"
+}
+
+# A new cluster $1 on port $2, a hot standby of the cluster on port $3 through slot $4.
+make_replica() {
+  local cluster=$1 port=$2 from=$3 slot=$4 data
+  drop_cluster "$cluster"
+  if [[ $(sql_on "$from" -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'") != 0 ]]; then
+    sql_on "$from" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+  fi
+  log "postgres: creating $PG_VERSION/$cluster on port $port, a standby of port $from (slot $slot)"
+  as_root pg_createcluster "$PG_VERSION" "$cluster" --port "$port" >/dev/null
+  data="$(pg_lsclusters -h | awk -v v="$PG_VERSION" -v c="$cluster" '$1 == v && $2 == c { print $6 }')"
+  as_root find "$data" -mindepth 1 -delete
+  as_postgres pg_basebackup -h /var/run/postgresql -p "$from" -U postgres -D "$data" \
+    -R -X stream -C -S "$slot" --checkpoint=fast ||
+    die "postgres: pg_basebackup from port $from failed"
+  start_cluster "$cluster"
+  wait_answers "$port"
+  local deadline=$((SECONDS + PG_READY_TIMEOUT))
+  until streaming "$port"; do
+    ((SECONDS < deadline)) || die "postgres: $PG_VERSION/$cluster does not stream from port $from"
+    sleep 0.3
+  done
+  log "postgres: $PG_VERSION/$cluster streams from port $from"
+}
+
+standby_up() {
+  pg_detect_version
+  pg_answers || die "postgres: main is not running on $PG_PORT (make up)"
+  if streaming "$STANDBY_PORT"; then
+    log "postgres: $PG_VERSION/$STANDBY_CLUSTER already streams on $PG_HOST:$STANDBY_PORT"
+    return 0
+  fi
+  make_replica "$STANDBY_CLUSTER" "$STANDBY_PORT" "$PG_PORT" "$STANDBY_SLOT"
+}
+
+standby_down() {
+  pg_detect_version
+  drop_cluster "$STANDBY_CLUSTER"
+  # A slot nobody reads would keep every WAL segment on main from now on.
+  if pg_answers && [[ $(sql_on "$PG_PORT" -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$STANDBY_SLOT'") != 0 ]]; then
+    sql_on "$PG_PORT" -c "SELECT pg_drop_replication_slot('$STANDBY_SLOT')" >/dev/null
+    log "postgres: dropped slot $STANDBY_SLOT on main"
+  fi
+}
+
+ha_ready() {
+  [[ $(cluster_info "$HA_PRIMARY") == "$HA_PRIMARY_PORT online" ]] || return 1
+  [[ $(sql_on "$HA_PRIMARY_PORT" -c "SELECT NOT pg_is_in_recovery() AND NOT current_setting('default_transaction_read_only')::bool" 2>/dev/null) == t ]] || return 1
+  streaming "$HA_STANDBY_PORT"
+}
+
+ha_up() {
+  pg_detect_version
+  if ha_ready; then
+    log "postgres: HA pair ready: primary $PG_HOST:$HA_PRIMARY_PORT, standby $PG_HOST:$HA_STANDBY_PORT"
+    return 0
+  fi
+  drop_cluster "$HA_STANDBY"
+  drop_cluster "$HA_PRIMARY"
+  log "postgres: creating $PG_VERSION/$HA_PRIMARY on port $HA_PRIMARY_PORT"
+  as_root pg_createcluster "$PG_VERSION" "$HA_PRIMARY" --port "$HA_PRIMARY_PORT" >/dev/null
+  start_cluster "$HA_PRIMARY"
+  wait_answers "$HA_PRIMARY_PORT"
+  # pg_provision runs psql on the socket; PGPORT picks the cluster.
+  PGPORT=$HA_PRIMARY_PORT pg_provision || die "postgres: provisioning $HA_PRIMARY failed"
+  # The HA deployment's durability: a commit returns once the standby has flushed it.
+  sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+  sql_on "$HA_PRIMARY_PORT" -c "SELECT pg_reload_conf()" >/dev/null
+  make_replica "$HA_STANDBY" "$HA_STANDBY_PORT" "$HA_PRIMARY_PORT" "$HA_STANDBY"
+  log "postgres: HA pair ready: primary $PG_HOST:$HA_PRIMARY_PORT, standby $PG_HOST:$HA_STANDBY_PORT"
+}
+
+ha_down() {
+  pg_detect_version
+  drop_cluster "$HA_STANDBY"
+  drop_cluster "$HA_PRIMARY"
+}
+
+# Promotes the standby of part $1 and waits until it takes writes.
+replica_promote() {
+  pg_detect_version
+  local cluster port
+  case $1 in
+    standby) cluster=$STANDBY_CLUSTER port=$STANDBY_PORT ;;
+    ha) cluster=$HA_STANDBY port=$HA_STANDBY_PORT ;;
+  esac
+  as_root pg_ctlcluster "$PG_VERSION" "$cluster" promote ||
+    die "postgres: promoting $PG_VERSION/$cluster failed"
+  local deadline=$((SECONDS + PG_READY_TIMEOUT))
+  until [[ $(sql_on "$port" -c "SELECT pg_is_in_recovery()" 2>/dev/null) == f ]]; do
+    ((SECONDS < deadline)) || die "postgres: $PG_VERSION/$cluster still in recovery"
+    sleep 0.1
+  done
+  # The new primary has no standby: waiting for one would stop every commit.
+  sql_on "$port" -c "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+  sql_on "$port" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$cluster on port $port is a primary"
+}
+
+ha_demote() {
+  pg_detect_version
+  sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET default_transaction_read_only = on" >/dev/null
+  sql_on "$HA_PRIMARY_PORT" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$HA_PRIMARY on port $HA_PRIMARY_PORT runs read-only"
+}
+
+# synchronous_standby_names on ha_a: '*' (on) or empty (off), for measuring what it costs.
+ha_synchronous() {
+  pg_detect_version
+  case $1 in
+    on) sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null ;;
+    off) sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET synchronous_standby_names = ''" >/dev/null ;;
+    *) die "synchronous ha on|off" ;;
+  esac
+  sql_on "$HA_PRIMARY_PORT" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$HA_PRIMARY replicates $([[ $1 == on ]] && echo synchronously || echo asynchronously)"
+}
+
+ha_stop_primary() {
+  pg_detect_version
+  as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$HA_PRIMARY" stop
+  log "postgres: $PG_VERSION/$HA_PRIMARY on port $HA_PRIMARY_PORT stopped"
+}
+
+replica_status() {
+  pg_detect_version
+  local part=$1 cluster port
+  case $part in
+    standby) cluster=$STANDBY_CLUSTER port=$STANDBY_PORT ;;
+    ha) cluster=$HA_STANDBY port=$HA_STANDBY_PORT ;;
+  esac
+  if [[ $part == ha ]] && ha_ready; then
+    echo "postgres: HA pair  primary $PG_HOST:$HA_PRIMARY_PORT, standby $PG_HOST:$HA_STANDBY_PORT (synchronous)"
+  elif streaming "$port"; then
+    echo "postgres: standby  $PG_HOST:$port ($PG_VERSION/$cluster streaming)"
+  else
+    echo "postgres: $part not ready ($(pg_lsclusters -h | awk -v v="$PG_VERSION" '$1 == v { printf "%s:%s %s; ", $2, $3, $4 }'))"
+    return 1
+  fi
+}
