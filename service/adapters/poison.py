@@ -23,7 +23,7 @@ import structlog
 
 import schemas
 from service.adapters import metrics
-from service.adapters.retry import TRANSIENT
+from service.adapters.failures import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.parking import EventKey, key_of
 

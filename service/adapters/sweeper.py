@@ -19,9 +19,10 @@ from uuid import UUID
 import structlog
 
 from service.adapters import metrics
+from service.adapters.failures import TRANSIENT
 from service.adapters.health import Health
 from service.adapters.parked_metrics import record_parked
-from service.adapters.retry import TRANSIENT, count_retry
+from service.adapters.retry import count_retry
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.logs import log_decisions

@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer
 from asyncpg.exceptions import ReadOnlySQLTransactionError
 
 from service.adapters import metrics
+from service.adapters.failures import FAILOVER
 from service.adapters.health import NOT_CHECKED, Health
 from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Pool, connection
-from service.adapters.retry import FAILOVER
 
 log = structlog.get_logger("service.watch")
 

@@ -27,8 +27,8 @@ from uuid import UUID
 import orjson
 
 import schemas
+from service.adapters.failures import TRANSIENT
 from service.adapters.poison import DecideContained, SearchPaused, find_poison, reason_of
-from service.adapters.retry import TRANSIENT
 from service.core.batch import BatchResult, Decision
 from service.core.parking import BEHIND_PARKED, EventKey, ParkedEvent
 from service.core.ports import Store

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 import schemas
+from service.adapters.failures import TRANSIENT, Failure, classify
 from service.adapters.poison import PoisonGuard
-from service.adapters.retry import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
 from tests.unit.core.builders import ALICE, BOB, payment
@@ -85,3 +85,17 @@ def test_a_batch_failing_with_an_outage_is_retried_past_the_poison_retries_and_p
     asyncio.run(attempts())
     assert len(calls) == 20
     assert all(not poison for poison in calls)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (schemas.DecodeError(schemas.DecodeErrorKind.NOT_JSON, "not JSON"), Failure.BAD_INPUT),
+        (asyncpg.exceptions.ReadOnlySQLTransactionError("read-only"), Failure.OUTAGE),
+        (ConnectionRefusedError(), Failure.OUTAGE),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), Failure.BUG),
+        (ZeroDivisionError(), Failure.BUG),
+    ],
+)
+def test_every_failure_is_one_of_three_kinds(error: BaseException, kind: Failure) -> None:
+    assert classify(error) is kind

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 import structlog
 
-from service.adapters.retry import FAILOVER
+from service.adapters.failures import FAILOVER
 
 if TYPE_CHECKING:
     Connection: TypeAlias = (
@@ -38,7 +38,7 @@ async def create_pool(dsn: str, *, size: int = 4, **options: Any) -> Pool:
 @asynccontextmanager
 async def connection(pool: Pool) -> AsyncIterator[Connection]:
     """A pooled connection. An error saying the server is no longer a writable primary
-    (retry.FAILOVER: read-only, shut down, starting) expires every connection of the pool:
+    (failures.FAILOVER: read-only, shut down, starting) expires every connection of the pool:
     each is replaced at its next acquire, through the URL's hosts and target_session_attrs,
     instead of going on asking a demoted primary."""
     try:
