@@ -44,7 +44,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-import schemas
+from schemas.content_modes import binary_from_structured
 from service.adapters import metrics
 from service.adapters.health import Health
 from service.adapters.kafka.murmur2 import murmur2
@@ -207,7 +207,7 @@ class Relay:
                 value: bytes = row["value"]
                 headers = headers_for(row["traceparent"])
                 if self._binary:
-                    attributes, value = schemas.binary_from_structured(value)
+                    attributes, value = binary_from_structured(value)
                     headers = [*attributes, *headers]
                 if (
                     builder.append(key=row["key"], value=value, timestamp=None, headers=headers)
