@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.hot_path [--n 100000] [--batch 2000] [--profile out.prof]
 
-Payments (`bench/payments.py`, over n/4 customers) are encoded as a producer sends them, then
+Payments (`payments_only`, over n/4 customers) are encoded as a producer sends them, then
 decoded, decided by `handle_batch` on a fresh PostgreSQL database and logged and counted as the
 consumer loop does (`log_decisions`, `batch_metrics`), one batch after another on one
 connection. It prints the process's CPU time per event (user + system, which includes asyncpg's
@@ -24,15 +24,18 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 import schemas
-from bench.payments import payments_only
+from bench.service_api import (
+    Clients,
+    PostgresStore,
+    batch_metrics,
+    configure_logging,
+    handle_batch,
+    log_decisions,
+    payments_only,
+    return_large_buffers,
+    tune_garbage_collector,
+)
 from bench.stack import Databases, servers_from_env
-from service.adapters.kafka import batch_metrics
-from service.adapters.postgres.store import PostgresStore
-from service.bootstrap.allocator import return_large_buffers
-from service.bootstrap.factory import Clients
-from service.bootstrap.service import tune_garbage_collector
-from service.handlers.consume import handle_batch
-from service.logs import configure_logging, log_decisions
 from service.settings import Settings
 
 

@@ -16,8 +16,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import schemas
-from service.adapters.kafka.relay import partition_for
-from service.entrypoints.simulated_stream import Message
+from bench.service_api import Message, partition_for
 
 OUTCOME_TYPES = frozenset({schemas.SESSION_CREATED, schemas.SESSION_REJECTED})
 

@@ -14,7 +14,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.kafka_io import OutcomeReader
-from bench.payments import payments_only
+from bench.service_api import payments_only
 
 TICK = 0.005  # seconds between bursts: 10 payments a burst at 2,000/s
 

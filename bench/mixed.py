@@ -23,8 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.drain import Aborted
 from bench.kafka_io import OutcomeReader
 from bench.procstats import RssWatch, cores_by_process, cpu_between, cpu_snapshot
+from bench.service_api import Message, Simulation
 from bench.service_proc import ServiceProcess
-from service.entrypoints.simulated_stream import Message, Simulation
 from service.settings import Settings
 
 # The stream's event times span twice the request TTL (15 min by default), so expiries and

@@ -23,8 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 import schemas
-from service.adapters.postgres.store import PostgresStore
-from service.handlers.consume import handle_batch
+from bench.service_api import PostgresStore, handle_batch
 from service.settings import Settings
 
 # Read and delete what the handler just wrote to the outbox, as a user without a relay would.

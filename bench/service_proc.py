@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.stack import service_env
-
-FULFILLMENT = Path(sys.prefix) / "bin" / "fulfillment"
+from bench.stack import FULFILLMENT, service_env
 
 
 class ServiceProcess:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from service.adapters.postgres import migrate
 from service.settings import ENV_PREFIX, Settings
 
+FULFILLMENT = Path(sys.prefix) / "bin" / "fulfillment"
 DEFAULT_DATABASE_URL = (
     "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable"
 )
@@ -39,14 +41,16 @@ def servers_from_env() -> Servers:
 
 
 class Databases:
-    """Creates migrated databases and drops every one of them at `drop_all` (call it in finally)."""
+    """Creates databases migrated by `fulfillment migrate`, and drops every one of them at
+    `drop_all` (call it in finally)."""
 
     def __init__(self, servers: Servers) -> None:
         self._servers = servers
         self._created: list[str] = []
 
     async def create(self, name: str) -> str:
-        """Returns the new database's DSN. Raises asyncpg's PostgresError (e.g. no CREATEDB)."""
+        """Returns the new database's DSN. Raises asyncpg's PostgresError (e.g. no CREATEDB), or
+        RuntimeError when the migration fails (its error on stderr)."""
         admin = await asyncpg.connect(self._servers.database_url)
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
@@ -54,11 +58,9 @@ class Databases:
             await admin.close()
         self._created.append(name)
         dsn = self._servers.dsn(name)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate.migrate(conn)
-        finally:
-            await conn.close()
+        code = await fulfillment({"database_url": dsn}, "migrate", quiet=True)
+        if code != 0:
+            raise RuntimeError(f"fulfillment migrate exited {code} for {name}")
         return dsn
 
     async def drop(self, name: str) -> None:
@@ -160,6 +162,24 @@ def service_env(values: dict[str, Any]) -> dict[str, str]:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         env[ENV_PREFIX + name.upper()] = text
     return env
+
+
+async def fulfillment(values: dict[str, Any], *args: str, quiet: bool = False) -> int:
+    """Runs the command `fulfillment ARGS...` configured by `values` alone, its output ours
+    (`quiet`: only when it fails); returns its exit code. Raises OSError when it cannot start."""
+    captured = asyncio.subprocess.PIPE if quiet else None
+    process = await asyncio.create_subprocess_exec(
+        str(FULFILLMENT),
+        *args,
+        env=service_env(values),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=captured,
+        stderr=asyncio.subprocess.STDOUT if quiet else None,
+    )
+    output, _ = await process.communicate()
+    if quiet and process.returncode:
+        sys.stderr.write(output.decode(errors="replace"))
+    return process.returncode if process.returncode is not None else -1
 
 
 async def delete_topics(settings: Settings) -> None:

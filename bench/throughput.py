@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import os
 import shutil
@@ -19,28 +18,20 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import calibration
-from bench.disturbance import Disturbance, Watching
 from bench.drain import Aborted, drain
 from bench.kafka_io import OutcomeReader, produce_all
 from bench.latency import steady_load
 from bench.mixed import mixed_drain, mixed_messages
-from bench.payments import payments_only
 from bench.plots import PlotsUnavailable, write_plots
-from bench.reference import (
-    Ceiling,
-    PerEvent,
-    Stalled,
-    find_pgbench,
-    per_event,
-    pgbench_ceiling,
-)
+from bench.reference import Stalled
+from bench.reference_runs import reference_a, reference_b, step, watching
 from bench.report import P99_RATE, P99_SECONDS, Figures, log_stats, summary
+from bench.service_api import Clients, Message, configure_logging, create_topics, payments_only
 from bench.service_proc import ServiceProcess
 from bench.stack import (
     Databases,
@@ -51,10 +42,6 @@ from bench.stack import (
     settings_of,
     table_stats,
 )
-from service.bootstrap.factory import Clients
-from service.bootstrap.service import create_topics
-from service.entrypoints.simulated_stream import Message
-from service.logs import configure_logging
 from service.settings import Settings
 
 
@@ -113,21 +100,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.out is None:
         args.out = Path(".local/bench") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return args
-
-
-@contextlib.asynccontextmanager
-async def watching(
-    servers: Servers, suffix: str, into: dict[str, Disturbance], phase: str
-) -> AsyncIterator[None]:
-    """Records what else used the machine and the database server during `phase`."""
-    async with Watching(servers, suffix) as watch:
-        yield
-    assert watch.result is not None
-    into[phase] = watch.result
-
-
-def step(text: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -287,66 +259,6 @@ async def prepare_mixed(
     messages = mixed_messages(args.mixed_n, customers, datetime.now(UTC), args.seed, settings)
     await produce_all(servers.kafka, messages)
     return values, settings, messages
-
-
-async def reference_a(
-    args: argparse.Namespace,
-    servers: Servers,
-    databases: Databases,
-    suffix: str,
-    used: list[Settings],
-    disturbance: dict[str, Disturbance],
-) -> PerEvent:
-    name = f"bench_{suffix}_a"
-    settings = settings_of(overrides(servers, await databases.create(name), f"{suffix}-a"))
-    used.append(settings)
-    await create_topics(Clients(settings))
-    customers = max(1, args.ref_n // 4)
-    messages = payments_only(
-        args.ref_n,
-        customers,
-        start=datetime.now(UTC),
-        seed=args.seed + 100,
-        topic=settings.topic_payments,
-    )
-    await produce_all(servers.kafka, messages)
-    step(f"reference (a): per-event consumer over {args.ref_n:,} payments")
-    async with watching(servers, suffix, disturbance, "(a)"):
-        result = await per_event(settings, args.ref_n, stall=args.stall)
-    await databases.drop(name)
-    step(f"reference (a): {result.rate:,.0f} events/s")
-    return result
-
-
-async def reference_b(
-    args: argparse.Namespace,
-    servers: Servers,
-    databases: Databases,
-    suffix: str,
-    disturbance: dict[str, Disturbance],
-) -> Ceiling | str:
-    """The ceiling, or why there is none (pgbench missing or failing is not worth the run)."""
-    pgbench = find_pgbench()
-    if pgbench is None:
-        step("reference (b): pgbench not found (Debian: postgresql-client); skipped")
-        return "pgbench not found"
-    name = f"bench_{suffix}_pg"
-    dsn = await databases.create(name)
-    step(f"reference (b): pgbench for {args.pgbench_seconds} s")
-    try:
-        async with watching(servers, suffix, disturbance, "(b)"):
-            result: Ceiling | str = await pgbench_ceiling(
-                pgbench, dsn, seconds=args.pgbench_seconds
-            )
-    except RuntimeError as error:
-        step(f"reference (b): {error}")
-        result = f"pgbench failed: {str(error).splitlines()[0]}"
-    await databases.drop(name)
-    if isinstance(result, Ceiling):
-        step(f"reference (b): {result.rate:,.0f} events/s")
-    # Give the server a moment to write out what pgbench dirtied before the drain starts.
-    await asyncio.sleep(5)
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

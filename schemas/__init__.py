@@ -1,22 +1,23 @@
-"""The executable form of the session-fulfillment event contract (see README.md).
+"""The session-fulfillment event contract, executable (see README.md): its public names.
 
-Importable on its own: nothing here imports from `service`.
+The event models and type names, the topics, the content type and time format, the decode and
+encode entry points, the dead-letter headers and record, and the deterministic ids. Everything
+else (the hot path's plain records and encoder, the binding's header tables, origins) is
+imported from its own module. Importable on its own: nothing here imports from `service`.
 """
 
-from schemas.codec import (
-    BINARY_ATTRIBUTE_HEADERS,
-    CE_HEADER_PREFIX,
-    CONTENT_TYPE_HEADER,
-    MAX_EVENT_BYTES,
-    DecodeError,
-    DecodeErrorKind,
-    Decoder,
-    binary_from_structured,
-    decode_output,
-    encode,
-    encode_binary,
+from schemas.content_modes import (
     is_binary_mode,
     structured_from_binary,
+)
+from schemas.decode import (
+    MAX_EVENT_BYTES,
+    Decoder,
+    decode_output,
+)
+from schemas.decode_errors import (
+    DecodeError,
+    DecodeErrorKind,
 )
 from schemas.dlq import (
     DLQ_ERROR_KIND,
@@ -24,26 +25,22 @@ from schemas.dlq import (
     DLQ_FAILED_AT,
     DLQ_HEADER_PREFIX,
     DLQ_HEADERS,
-    DLQ_MIN_MAX_BYTES,
     DLQ_ORIGINAL,
     DLQ_PLACEHOLDER,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
-    dlq_headers,
     dlq_record,
-    origin_text,
-    original_origin,
-    parse_origin,
+)
+from schemas.encode import (
+    encode,
+    encode_binary,
 )
 from schemas.envelope import (
     CLOUDEVENTS_CONTENT_TYPE,
-    DATA_CONTENT_TYPE,
     SOURCE,
-    SPECVERSION,
     CloudEvent,
     OutputCloudEvent,
-    OutputData,
     rfc3339_utc,
 )
 from schemas.event_types import (
@@ -68,7 +65,6 @@ from schemas.event_types import (
 from schemas.ids import (
     FULFILLMENT_NAMESPACE,
     output_event_id,
-    output_event_id_text,
     session_id_for_payment,
 )
 from schemas.inputs import (
@@ -80,19 +76,6 @@ from schemas.inputs import (
     PaymentCompletedEvent,
     SessionEnded,
     SessionEndedEvent,
-)
-from schemas.output_fields import (
-    AcceptanceRejectedFields,
-    AcceptedFields,
-    CancelledFields,
-    CompletedFields,
-    CreatedFields,
-    OutputFields,
-    RejectedFields,
-    encode_fields,
-    fields_of,
-    to_model,
-    utc,
 )
 from schemas.outputs import (
     OUTPUT_EVENT_CLASSES,
@@ -112,21 +95,19 @@ from schemas.outputs import (
     SessionRejectedEvent,
     output_event,
 )
-from schemas.topics import DEFAULT_TOPICS, Topics
+from schemas.topics import (
+    DEFAULT_TOPICS,
+    Topics,
+)
 
 __all__ = [
-    "BINARY_ATTRIBUTE_HEADERS",
-    "CE_HEADER_PREFIX",
     "CLOUDEVENTS_CONTENT_TYPE",
-    "CONTENT_TYPE_HEADER",
-    "DATA_CONTENT_TYPE",
     "DEFAULT_TOPICS",
     "DLQ_ERROR_KIND",
     "DLQ_ERROR_REASON",
     "DLQ_FAILED_AT",
     "DLQ_HEADERS",
     "DLQ_HEADER_PREFIX",
-    "DLQ_MIN_MAX_BYTES",
     "DLQ_ORIGINAL",
     "DLQ_PLACEHOLDER",
     "DLQ_SOURCE_OFFSET",
@@ -149,16 +130,10 @@ __all__ = [
     "SESSION_ENDED",
     "SESSION_REJECTED",
     "SOURCE",
-    "SPECVERSION",
-    "AcceptanceRejectedFields",
     "AcceptanceRejectionReason",
-    "AcceptedFields",
     "CancellationReason",
-    "CancelledFields",
     "CloudEvent",
-    "CompletedFields",
     "CompletionReason",
-    "CreatedFields",
     "DecodeError",
     "DecodeErrorKind",
     "Decoder",
@@ -166,13 +141,10 @@ __all__ = [
     "MechanicAccepted",
     "MechanicAcceptedEvent",
     "OutputCloudEvent",
-    "OutputData",
     "OutputEvent",
     "OutputEventData",
-    "OutputFields",
     "PaymentCompleted",
     "PaymentCompletedEvent",
-    "RejectedFields",
     "RejectionReason",
     "SessionAcceptanceRejected",
     "SessionAcceptanceRejectedEvent",
@@ -190,24 +162,14 @@ __all__ = [
     "SessionRejectedEvent",
     "SessionType",
     "Topics",
-    "binary_from_structured",
     "decode_output",
-    "dlq_headers",
     "dlq_record",
     "encode",
     "encode_binary",
-    "encode_fields",
-    "fields_of",
     "is_binary_mode",
-    "origin_text",
-    "original_origin",
     "output_event",
     "output_event_id",
-    "output_event_id_text",
-    "parse_origin",
     "rfc3339_utc",
     "session_id_for_payment",
     "structured_from_binary",
-    "to_model",
-    "utc",
 ]

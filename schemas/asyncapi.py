@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from schemas.codec import DecodeErrorKind
+from schemas.decode_errors import DecodeErrorKind
 from schemas.dlq import (
     DLQ_ERROR_KIND,
     DLQ_ERROR_REASON,

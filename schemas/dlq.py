@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
-from schemas.codec import DecodeError
+from schemas.decode_errors import DecodeError
 from schemas.envelope import rfc3339_utc
 
 Headers = Sequence[tuple[str, bytes | None]]

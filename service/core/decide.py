@@ -12,6 +12,18 @@ from typing import NamedTuple
 from uuid import UUID
 
 import schemas
+from schemas.ids import output_event_id_text
+from schemas.output_fields import (
+    AcceptanceRejectedFields,
+    AcceptedFields,
+    CancelledFields,
+    CompletedFields,
+    CreatedFields,
+    OutputFields,
+    RejectedFields,
+    to_model,
+    utc,
+)
 from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Policy, Session, Status, live_deadline
 
@@ -25,7 +37,7 @@ class Emitted(NamedTuple):
     key: str  # the customer id; the session id only where no customer is known
     causation_id: str
     # Plain frozen data, encoded straight to the outbox; `data` is its contract model.
-    fields: schemas.OutputFields
+    fields: OutputFields
     subject: str | None  # the session id; None for session.rejected
     # With `causation_id`, the cause's CloudEvents identity: what a restore claims as processed.
     causation_source: str = schemas.SOURCE
@@ -34,7 +46,7 @@ class Emitted(NamedTuple):
     def data(self) -> schemas.OutputEventData:
         """The published `data` as the contract's model (validated on each call: for tests and
         tools, not the hot path)."""
-        return schemas.to_model(self.fields)
+        return to_model(self.fields)
 
 
 def identity(event: schemas.InputEvent) -> str:
@@ -49,7 +61,7 @@ def _emit(
     causation: str,
     key: object,
     time: datetime,
-    data: schemas.OutputFields,
+    data: OutputFields,
     origin: str | None = None,
     source: str = schemas.SOURCE,
 ) -> Emitted:
@@ -58,14 +70,14 @@ def _emit(
     cause's (this service's own for a timer)."""
     # uuid.UUID's str() is plain Python: the key's text serves again where it is the same id.
     key_text = str(key)
-    if isinstance(data, schemas.RejectedFields):
+    if isinstance(data, RejectedFields):
         subject = None
         id_key = key_text if key == data.customer_id else str(data.customer_id)
     else:
         subject = id_key = key_text if key == data.session_id else str(data.session_id)
     return Emitted(
         type=type_,
-        id=schemas.output_event_id_text(origin or causation, type_, id_key),
+        id=output_event_id_text(origin or causation, type_, id_key),
         time=time,
         key=key_text,
         causation_id=causation,
@@ -92,7 +104,7 @@ def expire(session: Session, *, now: datetime, policy: Policy) -> tuple[Session,
             causation=session.created_event_id,
             key=session.customer_id,
             time=session.expires_at,
-            data=schemas.CancelledFields(
+            data=CancelledFields(
                 session_id=session.id,
                 customer_id=session.customer_id,
                 payment_id=session.payment_id,
@@ -122,7 +134,7 @@ def _complete(
         source=source,
         key=session.customer_id,
         time=at,
-        data=schemas.CompletedFields(
+        data=CompletedFields(
             session_id=session.id,
             customer_id=session.customer_id,
             reason=reason.value,
@@ -147,7 +159,7 @@ def decide_payment(
     are already purged: create a waiting session, or reject when one is still active."""
     payment = event.data
     # In UTC once, here: every time derived from it is then written without converting again.
-    now = schemas.utc(event.time)
+    now = utc(event.time)
     if active is not None:
         return Outcome(
             verdict=Verdict(Kind.REJECTED),  # the reason is always active_session
@@ -160,7 +172,7 @@ def decide_payment(
                     source=event.source,
                     key=payment.customer_id,
                     time=now,
-                    data=schemas.RejectedFields(
+                    data=RejectedFields(
                         payment_id=payment.payment_id,
                         customer_id=payment.customer_id,
                         active_session_id=active.id,
@@ -177,7 +189,7 @@ def decide_payment(
         source=event.source,
         key=payment.customer_id,
         time=now,
-        data=schemas.CreatedFields(
+        data=CreatedFields(
             session_id=session_id,
             customer_id=payment.customer_id,
             payment_id=payment.payment_id,
@@ -231,7 +243,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
                     source=event.source,
                     key=target.customer_id if target else accepted.session_id,
                     time=event.time,
-                    data=schemas.AcceptanceRejectedFields(
+                    data=AcceptanceRejectedFields(
                         session_id=accepted.session_id,
                         mechanic_id=accepted.mechanic_id,
                         reason=(reason or Reason.UNKNOWN_SESSION).value,
@@ -246,7 +258,7 @@ def decide_acceptance(event: schemas.MechanicAcceptedEvent, target: Session | No
         source=event.source,
         key=target.customer_id,
         time=event.time,
-        data=schemas.AcceptedFields(
+        data=AcceptedFields(
             session_id=target.id,
             customer_id=target.customer_id,
             mechanic_id=accepted.mechanic_id,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from uuid import UUID
 
 import schemas
+from schemas.output_fields import encode_fields
 from service.core.batch import BatchResult
 from service.core.decide import Emitted
 from service.core.ports import OutboxRow
@@ -18,7 +19,7 @@ NO_TRACES: Traces = {}
 def outbox_row(emitted: Emitted, traceparent: str | None = None) -> OutboxRow:
     # Straight from the decided record: the bytes `schemas.encode(schemas.output_event(...))`
     # writes for its model (a property test holds them equal), with no model built per event.
-    value = schemas.encode_fields(
+    value = encode_fields(
         emitted.fields,
         id=emitted.id,
         time=emitted.time,

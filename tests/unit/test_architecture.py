@@ -99,7 +99,65 @@ def test_the_contract_package_imports_nothing_of_the_service() -> None:
         assert not any(top(n) == "service" for n in imports_of(path)), module_name(path)
 
 
-@pytest.mark.parametrize("path", modules("service"), ids=module_name)
+@pytest.mark.parametrize(
+    "path", modules("service") + modules("schemas") + modules("bench"), ids=module_name
+)
 def test_modules_stay_small(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= 320, f"{module_name(path)} has {lines} lines: two concepts in one module?"
+
+
+# The benchmarks drive the service through the command line, `schemas` and the settings; what
+# they need beyond that comes through `bench/service_api.py`, whose imports are this list.
+BENCH_SERVICE_API = ROOT / "bench" / "service_api.py"
+BENCH_MAY_IMPORT = ("service.settings",)
+SERVICE_API_MODULES = {
+    "service.adapters.kafka",
+    "service.adapters.kafka.relay",
+    "service.adapters.memory_store",
+    "service.adapters.postgres.store",
+    "service.bootstrap.allocator",
+    "service.bootstrap.factory",
+    "service.bootstrap.service",
+    "service.entrypoints.simulated_payments",
+    "service.entrypoints.simulated_stream",
+    "service.handlers.consume",
+    "service.handlers.outbox",
+    "service.logs",
+}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in modules("bench") if p != BENCH_SERVICE_API], ids=module_name
+)
+def test_the_benchmarks_reach_the_service_only_through_its_settings_and_the_bench_api(
+    path: Path,
+) -> None:
+    internal = {
+        name
+        for name in imports_of(path)
+        if top(name) == "service" and not any(within(name, m) for m in BENCH_MAY_IMPORT)
+    }
+    assert not internal, f"{module_name(path)} imports {sorted(internal)}: use bench.service_api"
+
+
+def test_the_bench_api_imports_only_its_listed_service_modules() -> None:
+    modules_named = {
+        node.module
+        for node in ast.walk(ast.parse(BENCH_SERVICE_API.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module and top(node.module) == "service"
+    }
+    plain = {
+        alias.name
+        for node in ast.walk(ast.parse(BENCH_SERVICE_API.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert not plain, f"bench/service_api.py imports {sorted(plain)}: name what it takes"
+    assert modules_named <= SERVICE_API_MODULES, sorted(modules_named - SERVICE_API_MODULES)
+
+
+@pytest.mark.parametrize("path", modules("tests"), ids=module_name)
+def test_tests_do_not_import_the_benchmarks(path: Path) -> None:
+    bench = {name for name in imports_of(path) if top(name) == "bench"}
+    assert not bench, f"{module_name(path)} imports {sorted(bench)}"

@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 import schemas
-from bench.payments import payments_only
 from service.core.batch import Snapshot, decide_batch
 from service.core.sessions import Policy
 from service.entrypoints.backdating import SWEEPER_GRACE
+from service.entrypoints.simulated_payments import payments_only
 from service.entrypoints.simulated_stream import (
     BACKDATED,
     CANCELLED_BY,

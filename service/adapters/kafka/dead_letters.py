@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 import schemas
+import schemas.dlq
 from service.adapters.kafka.topic_reader import read_until
 
 REDRIVE_TIMEOUT = 30.0
@@ -47,7 +48,7 @@ class DeadLetter:
 
 def parse_origin(text: str) -> str:
     """`TOPIC:PARTITION:OFFSET`, checked; raises ValueError naming what is wrong."""
-    return schemas.parse_origin(text)
+    return schemas.dlq.parse_origin(text)
 
 
 async def scan(
@@ -72,7 +73,7 @@ def _letter(record: ConsumerRecord[Any, Any]) -> DeadLetter:
     offset = ours.get(schemas.DLQ_SOURCE_OFFSET, "?")
     origin = f"{topic}:{partition}:{offset}"
     try:
-        original = schemas.parse_origin(ours.get(schemas.DLQ_ORIGINAL, ""))
+        original = schemas.dlq.parse_origin(ours.get(schemas.DLQ_ORIGINAL, ""))
     except ValueError:  # a letter of an earlier version, or unreadable: its own original
         original = origin
     failed_at = ours.get(schemas.DLQ_FAILED_AT, "")
@@ -129,4 +130,4 @@ class Redriver:
             asyncio.gather(*(sent for sent, _ in pending)), REDRIVE_TIMEOUT
         )
         for (_, row), meta in zip(pending, delivered, strict=True):
-            row["sent_to"] = schemas.origin_text(meta.topic, meta.partition, meta.offset)
+            row["sent_to"] = schemas.dlq.origin_text(meta.topic, meta.partition, meta.offset)

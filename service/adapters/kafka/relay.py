@@ -37,7 +37,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-import schemas
+from schemas.content_modes import binary_from_structured
 from service.adapters import metrics
 from service.adapters.health import Health
 from service.adapters.kafka.deliveries import Deliveries
@@ -263,7 +263,7 @@ class Relay:
                     value: bytes = row["value"]
                     headers = headers_for(row["traceparent"])
                     if self._binary:
-                        attributes, value = schemas.binary_from_structured(value)
+                        attributes, value = binary_from_structured(value)
                         headers = [*attributes, *headers]
                     appended = builder.append(
                         key=row["key"], value=value, timestamp=None, headers=headers

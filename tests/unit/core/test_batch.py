@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import schemas
+from schemas.ids import output_event_id_text
 from service.core.outcomes import Kind, Reason, Verdict
 from service.core.sessions import Status
 from tests.unit.core.builders import (
@@ -78,7 +79,7 @@ def test_output_ids_derive_from_the_causing_events_identity_type_and_subject_onl
     result = decide(payment("pi_3QxY2b3c4d5e", event_id="evt_1QxY2b3c4d"))
 
     (created,) = result.emitted
-    assert created.id == schemas.output_event_id_text(
+    assert created.id == output_event_id_text(
         "payments\x1fevt_1QxY2b3c4d", schemas.SESSION_CREATED, str(created.data.subject)
     )
     assert str(created.id) == "2dc3b55b-18af-5245-be8b-63af92c502c9"

@@ -14,8 +14,12 @@ from hypothesis import strategies as st
 import schemas
 from schemas.dlq import (
     DLQ_MAX_ORIGIN_BYTES,
+    DLQ_MIN_MAX_BYTES,
     DLQ_PLACEHOLDER_MAX_KEY_BYTES,
     DLQ_RECORD_OVERHEAD_BYTES,
+    dlq_headers,
+    origin_text,
+    parse_origin,
     record_bytes,
 )
 
@@ -45,7 +49,7 @@ def record(
 
 
 def error_headers(error: schemas.DecodeError = ERROR) -> list[tuple[str, bytes]]:
-    return schemas.dlq_headers(error, **WHERE, failed_at=FAILED_AT)
+    return dlq_headers(error, **WHERE, failed_at=FAILED_AT)
 
 
 def test_a_record_that_fits_is_the_original_followed_by_the_error_headers() -> None:
@@ -105,9 +109,9 @@ def test_a_lineage_header_that_is_no_origin_is_ignored(forged: bytes) -> None:
 def test_an_origin_reads_back_as_written_and_never_exceeds_its_bound(
     topic: str, partition: int, offset: int
 ) -> None:
-    text = schemas.origin_text(topic, partition, offset)
+    text = origin_text(topic, partition, offset)
 
-    assert schemas.parse_origin(text) == text
+    assert parse_origin(text) == text
     assert len(text.encode()) <= DLQ_MAX_ORIGIN_BYTES
 
 
@@ -188,7 +192,7 @@ def test_a_placeholder_is_deterministic() -> None:
 
 def test_a_limit_too_small_for_any_placeholder_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="below the minimum"):
-        record(b"v", None, [], max_bytes=schemas.DLQ_MIN_MAX_BYTES - 1)
+        record(b"v", None, [], max_bytes=DLQ_MIN_MAX_BYTES - 1)
 
 
 longest_reason = schemas.DecodeError(schemas.DecodeErrorKind.INVALID, "😀" * 5000)
@@ -202,7 +206,7 @@ huge_headers = st.lists(
     value=st.binary(max_size=40_000) | st.none(),
     key=st.binary(max_size=3000) | st.none(),
     headers=huge_headers,
-    max_bytes=st.integers(min_value=schemas.DLQ_MIN_MAX_BYTES, max_value=60_000),
+    max_bytes=st.integers(min_value=DLQ_MIN_MAX_BYTES, max_value=60_000),
     error=st.sampled_from([ERROR, longest_reason]),
     redriven=st.booleans(),
 )
@@ -215,7 +219,7 @@ def test_whatever_the_original_what_is_produced_fits_the_limit(
     redriven: bool,
 ) -> None:
     topic = "t" * 249  # the longest Kafka topic name
-    longest = schemas.origin_text("o" * 249, 2**31 - 1, 2**63 - 1).encode()
+    longest = origin_text("o" * 249, 2**31 - 1, 2**63 - 1).encode()
     lineage = [(schemas.DLQ_ORIGINAL, longest)] if redriven else []
     sent = schemas.dlq_record(
         value,

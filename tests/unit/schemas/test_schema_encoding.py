@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 import schemas
+from schemas.dlq import dlq_headers
 
 AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 CUSTOMER = UUID("6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41")
@@ -246,9 +247,7 @@ def test_input_events_round_trip_through_their_json() -> None:
 def test_the_dlq_headers_say_why_and_where_a_message_failed() -> None:
     error = schemas.DecodeError(schemas.DecodeErrorKind.NOT_JSON, "not JSON: expected value")
 
-    headers = schemas.dlq_headers(
-        error, topic="payments.completed", partition=3, offset=1024, failed_at=AT
-    )
+    headers = dlq_headers(error, topic="payments.completed", partition=3, offset=1024, failed_at=AT)
 
     assert headers == [
         ("fulfillment-error-reason", b"not JSON: expected value"),

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import schemas
-from schemas.output_fields import RECORD_OF
+from schemas.output_fields import RECORD_OF, CompletedFields, encode_fields, fields_of, to_model
 
 DECODER = schemas.Decoder(schemas.DEFAULT_TOPICS.input_types())
 
@@ -228,7 +228,7 @@ def test_the_fast_encoder_writes_the_models_bytes_for_every_output_type(
         data, causation_id=causation_id, time=time, id=None if derived else id
     )
     # As the decisions make it: times in whatever offset they were computed in.
-    record = schemas.fields_of(data)
+    record = fields_of(data)
     east = timezone(timedelta(hours=5, minutes=30))
     record = replace(
         record,
@@ -239,12 +239,12 @@ def test_the_fast_encoder_writes_the_models_bytes_for_every_output_type(
         },
     )
 
-    fast = schemas.encode_fields(
+    fast = encode_fields(
         record, id=event.id, time=time, causation_id=causation_id, subject=event.subject
     )
 
     assert fast == schemas.encode(event)
-    assert schemas.to_model(record) == data
+    assert to_model(record) == data
 
 
 class _DatabaseUUID(UUID):
@@ -253,23 +253,21 @@ class _DatabaseUUID(UUID):
 
 def test_the_fast_encoder_writes_a_uuid_subclass_as_the_model_does() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    record = schemas.CompletedFields(
+    record = CompletedFields(
         session_id=_DatabaseUUID(int=1),
         customer_id=_DatabaseUUID(int=2),
         reason="ended",
         completed_at=at,
     )
-    event = schemas.output_event(schemas.to_model(record), causation_id="c", time=at)
+    event = schemas.output_event(to_model(record), causation_id="c", time=at)
 
-    fast = schemas.encode_fields(
-        record, id=event.id, time=at, causation_id="c", subject=event.subject
-    )
+    fast = encode_fields(record, id=event.id, time=at, causation_id="c", subject=event.subject)
 
     assert fast == schemas.encode(event)
 
 
 def test_the_fast_encoder_refuses_a_naive_time() -> None:
-    record = schemas.CompletedFields(
+    record = CompletedFields(
         session_id=UUID(int=1),
         customer_id=UUID(int=2),
         reason="ended",
@@ -277,9 +275,7 @@ def test_the_fast_encoder_refuses_a_naive_time() -> None:
     )
 
     with pytest.raises(ValueError, match="naive datetime"):
-        schemas.encode_fields(
-            record, id="x", time=datetime.now(UTC), causation_id="c", subject=None
-        )
+        encode_fields(record, id="x", time=datetime.now(UTC), causation_id="c", subject=None)
 
 
 def test_every_output_model_has_a_record_with_its_fields() -> None:

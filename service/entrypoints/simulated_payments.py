@@ -1,4 +1,5 @@
-"""The bench's fast-path stream: payments only, each its own payment_id, keyed by customer."""
+"""A payments-only stream for the benchmarks' fast path: each payment its own payment_id, keyed by
+customer, written as the simulate generator writes its events."""
 
 from __future__ import annotations
 
