@@ -28,10 +28,11 @@ from bench import calibration
 from bench.disturbance import Disturbance, Watching
 from bench.drain import Aborted, drain
 from bench.kafka_io import OutcomeReader, produce_all
-from bench.latency import steady_load
+from bench.latency_phase import latency_phase
 from bench.mixed import mixed_drain, mixed_messages
 from bench.payments import payments_only
 from bench.plots import PlotsUnavailable, write_plots
+from bench.procstats import RssWatch
 from bench.reference import (
     Ceiling,
     PerEvent,
@@ -40,7 +41,7 @@ from bench.reference import (
     per_event,
     pgbench_ceiling,
 )
-from bench.report import P99_RATE, P99_SECONDS, Figures, log_stats, summary
+from bench.report import LATENCY_RATES, P99_SECONDS, Figures, log_stats, summary
 from bench.service_proc import ServiceProcess
 from bench.stack import (
     Databases,
@@ -51,11 +52,12 @@ from bench.stack import (
     settings_of,
     table_stats,
 )
+from bench.stages import free_ports, ready
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
 from service.entrypoints.simulated_stream import Message
 from service.logs import configure_logging
-from service.settings import Settings
+from service.settings import MAX_PROCESSES, Settings
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -63,6 +65,16 @@ def _setting(text: str) -> tuple[str, str]:
     if not equals or name not in Settings.model_fields:
         raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE for a Settings field")
     return name, value
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        rates = []
+    if not rates or any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of rates")
+    return rates
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,7 +89,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="messages of the simulate generator's mix to drain (default: --n); 0 skips it",
     )
-    parser.add_argument("--latency-rate", type=float, default=P99_RATE, help="payments per second")
+    parser.add_argument(
+        "--latency-rates",
+        type=_rates,
+        default=LATENCY_RATES,
+        help="payments per second of each steady load, in turn (default: 200,1000,5000)",
+    )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the latency phase, on a service started on empty topics (no references, "
+        "drain or mixed stream)",
+    )
     parser.add_argument(
         "--latency-seconds",
         type=float,
@@ -147,7 +170,7 @@ async def run(args: argparse.Namespace) -> int:
     figures.settings = dict(args.set)
     keep_log = args.keep_log
     try:
-        if not args.skip_references:
+        if not args.skip_references and not args.latency_only:
             figures.per_event = await reference_a(
                 args, servers, databases, suffix, used, figures.disturbance
             )
@@ -157,56 +180,31 @@ async def run(args: argparse.Namespace) -> int:
 
         values = overrides(servers, await databases.create(f"bench_{suffix}"), suffix)
         values["log_level"] = args.log_level
+        values["http_port"] = free_ports(MAX_PROCESSES)  # /metrics, for the latency budget
         values.update(figures.settings)
+        port = int(values["http_port"])
         settings = settings_of(values)
         used.append(settings)
         await create_topics(Clients(settings))
-        customers = max(1, args.n // 4)
-        step(f"drain: preloading {args.n:,} payments over {customers:,} customers")
-        messages = payments_only(
-            args.n,
-            customers,
-            start=datetime.now(UTC),
-            seed=args.seed,
-            topic=settings.topic_payments,
-        )
-        figures.preload_seconds = await produce_all(servers.kafka, messages)
-        del messages
-        reader = OutcomeReader(servers.kafka, settings.topic_sessions)
-        await reader.start(partitions=settings.topic_partitions, from_end=False)
         service = ServiceProcess(values, workdir / "service.log")
-        step(f"drain: starting the service (log: {service.log_path})")
-        try:
-            async with watching(servers, suffix, figures.disturbance, "drain"):
-                figures.drain, watch = await drain(service, reader, args.n, stall=args.stall)
-        finally:
-            await reader.stop()
-        step(f"drain: {figures.drain.rate:,.0f} events/s; latency phase")
-
-        # The bench's own pauses must not count as the service's latency: what the drain left
-        # in this process's heap goes to the permanent generation, out of the collector's way.
-        gc.collect()
-        gc.freeze()
-        # Nor the drain's own disk writes: the kernel writes dirty pages back about 30 s after
-        # they were written (vm.dirty_expire_centisecs), hundreds of MB at once after a drain,
-        # and PostgreSQL's WAL fsyncs queue behind that. Flush them now, between the phases.
-        flushed = time.perf_counter()
-        await asyncio.to_thread(os.sync)
-        figures.sync_seconds = time.perf_counter() - flushed
-        reader = OutcomeReader(servers.kafka, settings.topic_sessions)
-        await reader.start(partitions=settings.topic_partitions, from_end=True)
-        try:
-            async with watching(servers, suffix, figures.disturbance, "latency"):
-                figures.latency = await steady_load(
-                    servers.kafka,
-                    settings.topic_payments,
-                    reader,
-                    rate=args.latency_rate,
-                    seconds=args.latency_seconds,
-                    seed=args.seed + 1,
-                )
-        finally:
-            await reader.stop()
+        if args.latency_only:
+            watch = await start_idle(service, port, args.stall)
+        else:
+            watch = await preload_and_drain(args, servers, settings, service, figures, suffix)
+            figures.sync_seconds = await quiet_heap_and_disk()
+        runs = await latency_phase(
+            servers.kafka,
+            settings,
+            port,
+            rates=args.latency_rates,
+            seconds=args.latency_seconds,
+            seed=args.seed + 1,
+            watching=lambda phase: watching(servers, suffix, figures.disturbance, phase),
+            step=step,
+            warm_up=args.latency_only,
+        )
+        figures.latencies = [lat for lat, _ in runs]
+        figures.budgets = [stages for _, stages in runs]
         if service.exit_code is not None:
             raise Aborted(f"the service exited with code {service.exit_code} under steady load")
         step("stopping the service with SIGTERM")
@@ -216,7 +214,7 @@ async def run(args: argparse.Namespace) -> int:
         # After the exit: the service's sessions have flushed their statistics by then.
         figures.tables = await table_stats(settings.dsn)
         figures.log = log_stats(service.log_path)
-        if args.mixed_n > 0:
+        if args.mixed_n > 0 and not args.latency_only:
             values, settings, messages = await prepare_mixed(
                 args, servers, databases, suffix, used, figures
             )
@@ -267,6 +265,63 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def start_idle(service: ServiceProcess, port: int, stall: float) -> RssWatch:
+    """Starts the service on empty topics and waits until it is ready. Raises Aborted if it is
+    not within `stall` seconds."""
+    step(f"latency only: starting the service (log: {service.log_path})")
+    await service.start()
+    watch = RssWatch(service.pid)
+    watch.start()
+    try:
+        await ready(port, within=stall)
+    except TimeoutError:
+        raise Aborted(f"the service was not ready within {stall:.0f} s") from None
+    return watch
+
+
+async def preload_and_drain(
+    args: argparse.Namespace,
+    servers: Servers,
+    settings: Settings,
+    service: ServiceProcess,
+    figures: Figures,
+    suffix: str,
+) -> RssWatch:
+    """N payments preloaded, then the service started on them and timed until all are decided
+    and published (figures.drain). Returns the RSS watch, still running."""
+    customers = max(1, args.n // 4)
+    step(f"drain: preloading {args.n:,} payments over {customers:,} customers")
+    messages = payments_only(
+        args.n, customers, start=datetime.now(UTC), seed=args.seed, topic=settings.topic_payments
+    )
+    figures.preload_seconds = await produce_all(servers.kafka, messages)
+    del messages
+    reader = OutcomeReader(servers.kafka, settings.topic_sessions)
+    await reader.start(partitions=settings.topic_partitions, from_end=False)
+    step(f"drain: starting the service (log: {service.log_path})")
+    try:
+        async with watching(servers, suffix, figures.disturbance, "drain"):
+            figures.drain, watch = await drain(service, reader, args.n, stall=args.stall)
+    finally:
+        await reader.stop()
+    step(f"drain: {figures.drain.rate:,.0f} events/s; latency phase")
+    return watch
+
+
+async def quiet_heap_and_disk() -> float:
+    """Between the drain and the latency phase; returns the seconds the disk flush took."""
+    # The bench's own pauses must not count as the service's latency: what the drain left
+    # in this process's heap goes to the permanent generation, out of the collector's way.
+    gc.collect()
+    gc.freeze()
+    # Nor the drain's own disk writes: the kernel writes dirty pages back about 30 s after
+    # they were written (vm.dirty_expire_centisecs), hundreds of MB at once after a drain,
+    # and PostgreSQL's WAL fsyncs queue behind that. Flush them now, between the phases.
+    flushed = time.perf_counter()
+    await asyncio.to_thread(os.sync)
+    return time.perf_counter() - flushed
+
+
 async def prepare_mixed(
     args: argparse.Namespace,
     servers: Servers,
@@ -278,6 +333,7 @@ async def prepare_mixed(
     """A fresh database and topics for the mixed stream, preloaded with it."""
     values = overrides(servers, await databases.create(f"bench_{suffix}_m"), f"{suffix}-m")
     values["log_level"] = args.log_level
+    values["http_port"] = free_ports(MAX_PROCESSES)
     values.update(figures.settings)
     settings = settings_of(values)
     used.append(settings)

@@ -31,12 +31,10 @@ from typing import Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
-from aiokafka.structs import OffsetAndMetadata
 
 import schemas
 from service.adapters.health import Health
-from service.adapters.kafka import batch_metrics, trace_context
+from service.adapters.kafka import batch_metrics, offsets, trace_context
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.poison import DecideContained, PoisonGuard
 from service.adapters.retry import retrying
@@ -48,7 +46,6 @@ from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
 
-COMMIT_TIMEOUT = 15.0
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -61,6 +58,7 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int  # milliseconds since the epoch: CreateTime, as the producer stamped it
     headers: Sequence[tuple[str, bytes | None]]
 
 
@@ -191,6 +189,9 @@ class ConsumerLoop:
                 if trace is not None:
                     traces[event.id] = trace
         started = time.perf_counter()
+        batch_metrics.record_age(
+            [record.timestamp for records in fetched.values() for record in records], time.time()
+        )
         if events:
             # A failure that is not an outage ends, after its retries, in parking (poison.py).
             guard = PoisonGuard(self._with_traces(traces), retries=self._settings.poison_retries)
@@ -201,11 +202,12 @@ class ConsumerLoop:
             if result.emitted:
                 self._on_committed()
         decided = time.perf_counter()
+        batch_metrics.record_decide(len(events), decided - started)
         decided_ns = time.time_ns()
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
             batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
-        await self._commit(fetched)
+        await offsets.commit(self._consumer, offsets.next_offsets(self._consumer, fetched))
         batch_metrics.record_batch(len(events) + len(dead), time.perf_counter() - started)
         if traces and self._tracing is not NO_TRACING:
             self._tracing.consumed(
@@ -263,27 +265,6 @@ class ConsumerLoop:
             )
         # Bounded: a broker that stops answering becomes a TimeoutError, retried with backoff.
         await asyncio.wait_for(asyncio.gather(*sent), self._settings.kafka_produce_timeout_seconds)
-
-    async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
-        owned = self._consumer.assignment()
-        offsets = {
-            tp: OffsetAndMetadata(records[-1].offset + 1, "")
-            for tp, records in fetched.items()
-            if records and tp in owned
-        }
-        if not offsets:
-            return
-        try:
-            # aiokafka retries a commit for as long as the coordinator is unreachable; bounded
-            # here so that shutdown cannot hang on it. An offset left uncommitted only means a
-            # redelivery, which the database's dedupe absorbs.
-            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT)
-        except TimeoutError:
-            log.warning("offset_commit_timed_out", partitions=len(offsets))
-        except CommitFailedError as error:
-            # The group moved on without us (e.g. we missed heartbeats). What we decided is
-            # committed in the database; the new owner finds those events already claimed.
-            log.warning("offset_commit_refused", error=str(error), partitions=len(offsets))
 
     async def _retrying(self, what: str, action: Callable[[A], Awaitable[T]], arg: A) -> T:
         """Retry `action` until it succeeds: outages and bugs alike keep the offset and back off.
