@@ -1,15 +1,17 @@
 """The consumer loop: fetch a batch, decode, decide in one transaction, dead-letter what cannot
-be decoded, and only then commit the batch's offsets.
+be decoded, and only then hand the batch's offsets over to be committed, in order, in the
+background (offsets.py): the next fetch does not wait for the coordinator's answer.
 
 A crash anywhere loses nothing: before the database commit the batch is simply redelivered;
 between the database commit and the offset commit it is redelivered and every event is found
 already claimed (dedupe), so nothing is decided twice.
 
 Rebalances: the loop holds `batch_lock` from the moment it starts deciding a batch until its
-offsets are committed, and the revocation callback takes the same lock, so a partition is
-handed over only after the work fetched from it is committed (database and offsets) or
-abandoned (rolled back, not committed). A batch that is waiting out a backoff when its
-partitions are revoked is abandoned at once rather than holding up the group.
+offsets are handed over, and the revocation callback takes the same lock and then waits for
+the offsets handed over to be committed, so a partition is handed over only after the work
+fetched from it is committed (database and offsets) or abandoned (rolled back, not
+committed). A batch that is waiting out a backoff when its partitions are revoked is
+abandoned at once rather than holding up the group.
 
 The fetch itself happens outside the lock: once a rebalance has begun, aiokafka's `getmany`
 waits, whatever its timeout, until the new assignment arrives, and the assignment waits for the
@@ -89,6 +91,8 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop.revoking.set()
         async with self._loop.batch_lock:
             self._loop.revoking.clear()
+            # Hand over only what is committed: the offsets still on their way go first.
+            await self._loop.commits.settled()
         log.info(
             "partitions_revoked", partitions=sorted(f"{p.topic}-{p.partition}" for p in revoked)
         )
@@ -122,6 +126,7 @@ class ConsumerLoop:
         self._on_committed = on_committed
         self._decoder = schemas.Decoder(settings.topics.input_types())
         self.batch_lock = asyncio.Lock()
+        self.commits = offsets.OffsetCommitter(consumer)
         self.revoking = asyncio.Event()
         self._stopping = asyncio.Event()
         self._health = health or Health()
@@ -139,13 +144,23 @@ class ConsumerLoop:
         self._stopping.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self.commits.close()  # a stop commits every batch decided
+
+    async def _run(self) -> None:
         linger = self._settings.batch_linger_ms / 1000
         size = self._settings.batch_size
+        loaded = False  # the previous fetch returned a full batch
         while not self._stopping.is_set():
+            self.commits.check()
             fetched = await self._consumer.getmany(timeout_ms=200, max_records=size)
             count = sum(len(r) for r in fetched.values())
-            if 0 < count < size and linger:
-                # Let a trickle gather into a batch: one transaction for many events.
+            was_loaded, loaded = loaded, count >= size
+            if 0 < count < size and linger and was_loaded:
+                # Under load only, let the rest gather into this batch: one transaction for
+                # many events. Otherwise a batch starts as soon as records are there.
                 await asyncio.sleep(linger)
                 more = await self._consumer.getmany(timeout_ms=0, max_records=size - count)
                 for tp, records in more.items():
@@ -207,19 +222,23 @@ class ConsumerLoop:
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
             batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
-        await offsets.commit(self._consumer, offsets.next_offsets(self._consumer, fetched))
-        batch_metrics.record_batch(len(events) + len(dead), time.perf_counter() - started)
-        if traces and self._tracing is not NO_TRACING:
-            self._tracing.consumed(
-                traces.values(), fetched=began, decided=decided_ns, committed=time.time_ns()
+
+        def committed() -> None:
+            total = time.perf_counter() - started
+            batch_metrics.record_batch(len(events) + len(dead), total)
+            log.debug(
+                "batch_committed",
+                events=len(events),
+                dead=len(dead),
+                decide_ms=round((decided - started) * 1000, 2),
+                total_ms=round(total * 1000, 2),
             )
-        log.debug(
-            "batch_committed",
-            events=len(events),
-            dead=len(dead),
-            decide_ms=round((decided - started) * 1000, 2),
-            total_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+            if traces and self._tracing is not NO_TRACING:
+                self._tracing.consumed(
+                    traces.values(), fetched=began, decided=decided_ns, committed=time.time_ns()
+                )
+
+        self.commits.hand_over(offsets.next_offsets(self._consumer, fetched), committed)
 
     def _with_traces(self, traces: Mapping[str, str]) -> DecideContained:
         decide = self._decide
