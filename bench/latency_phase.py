@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 
 from bench.kafka_io import OutcomeReader
 from bench.latency import Latency, steady_load
-from bench.stages import Stage, budget, scrape
+from bench.stages import Stage, batches, budget, scrape
 from service.settings import Settings
 
 WARM_UP_RATE = 200.0
@@ -41,6 +41,11 @@ async def latency_phase(
         async with watching(f"latency {rate:,.0f}/s"):
             lat = await _one(kafka, settings, rate=rate, seconds=seconds, seed=seed + index)
         after = await scrape(port)
+        count, events, cpu = batches(before, after)
+        step(
+            f"latency: {count:,.0f} batches of {events / max(count, 1):,.1f} events on average; "
+            f"service CPU {cpu / max(events, 1) * 1e6:,.0f} us per event"
+        )
         out.append((lat, budget(lat, before, after)))
     return out
 

@@ -31,6 +31,8 @@ STAGE_METRICS: Mapping[str, str] = {
 }
 
 Buckets = dict[float, float]  # upper bound (seconds) -> cumulative count
+BATCHES = "fulfillment_batch_events"  # its _count and _sum: batches, and events in them
+CPU = "process_cpu_seconds"  # summed over the instances
 
 
 def free_ports(count: int, start: int = 20_000, end: int = 60_000) -> int:
@@ -59,8 +61,8 @@ def _get(url: str) -> str:
 
 
 async def scrape(port: int) -> dict[str, Buckets]:
-    """The stage histograms' buckets as the service serves them now. Raises OSError when it
-    does not answer."""
+    """The stage histograms' buckets as the service serves them now, and under BATCHES the
+    batches' count (key 0) and events (key 1). Raises OSError when it does not answer."""
     text = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
     wanted = set(STAGE_METRICS.values())
     out: dict[str, Buckets] = {}
@@ -69,7 +71,19 @@ async def scrape(port: int) -> dict[str, Buckets]:
             out[family.name] = {
                 float(s.labels["le"]): s.value for s in family.samples if s.name.endswith("_bucket")
             }
+        elif family.name == BATCHES:
+            values = {s.name: s.value for s in family.samples}
+            out[BATCHES] = {0: values[BATCHES + "_count"], 1: values[BATCHES + "_sum"]}
+        elif family.name == CPU:
+            out[CPU] = {0: sum(s.value for s in family.samples)}
     return out
+
+
+def batches(before: dict[str, Buckets], after: dict[str, Buckets]) -> tuple[float, float, float]:
+    """Batches between the two scrapes, events in them, and the service's CPU seconds."""
+    b, a = before.get(BATCHES, {}), after.get(BATCHES, {})
+    cpu = after.get(CPU, {}).get(0, 0.0) - before.get(CPU, {}).get(0, 0.0)
+    return a.get(0, 0.0) - b.get(0, 0.0), a.get(1, 0.0) - b.get(1, 0.0), cpu
 
 
 async def ready(port: int, *, within: float) -> None:
