@@ -100,7 +100,7 @@ lint: install
 	$(BIN)/mypy service schemas tests bench
 
 unit: install tools
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit bench -q
 
 test: install tools up up-cluster lint
 	$(TEST_ENV) $(BIN)/pytest -q

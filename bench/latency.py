@@ -26,6 +26,7 @@ class Latency:
     send_seconds: float
     to_consumer_ms: list[float]  # sorted: send -> outcome received by the bench's consumer
     to_relay_ms: list[float]  # sorted: send -> outcome record's CreateTime (the relay's send)
+    relay_to_consumer_ms: list[float]  # sorted: outcome record's CreateTime -> received
     windows: list[tuple[float, float]]  # (p99, max) to the consumer, per `window` s of sending
     window: float
 
@@ -104,6 +105,7 @@ async def steady_load(
         send_seconds=send_seconds,
         to_consumer_ms=sorted((a[0] - sent[p]) * 1000 for p, a in arrived.items()),
         to_relay_ms=sorted((a[1] - sent[p]) * 1000 for p, a in arrived.items()),
+        relay_to_consumer_ms=sorted((a[0] - a[1]) * 1000 for a in arrived.values()),
         windows=_windows(sent, arrived, window),
         window=window,
     )

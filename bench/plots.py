@@ -74,7 +74,7 @@ def _outcomes(f: Figures, axes: Any) -> bool:
 
 
 def _latency(f: Figures, axes: Any) -> bool:
-    lat = f.latency
+    lat = f.latencies[-1] if f.latencies else None  # the highest rate, as the targets list them
     if not lat or not lat.to_consumer_ms:
         return False
     values = lat.to_consumer_ms

@@ -11,6 +11,7 @@ from bench.latency import Latency, percentile
 from bench.mixed import MixedDrain
 from bench.reference import Ceiling, PerEvent
 from bench.stack import TableStats
+from bench.stages import Stage, format_budget
 
 MIB = 1024 * 1024
 # The issue's targets (issue 14), judged on the figures from the service's start.
@@ -23,6 +24,9 @@ P99_MS = 50.0
 P99_RATE = 5_000.0  # ... at this rate
 P99_SECONDS = 60.0  # ... for this long
 RSS_MIB = 200
+# Issue 24's latency targets, produce -> outcome at a subscriber: (rate, percentile, ms).
+LATENCY_TARGETS = ((200.0, 50, 8.0), (200.0, 99, 25.0), (1_000.0, 99, 50.0), (5_000.0, 99, 120.0))
+LATENCY_RATES = sorted({rate for rate, _, _ in LATENCY_TARGETS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,8 @@ class Figures:
     preload_seconds: float = 0.0
     drain: Drain | None = None
     mixed: MixedDrain | None = None
-    latency: Latency | None = None
+    latencies: list[Latency] = field(default_factory=list)  # one steady load per rate
+    budgets: list[list[Stage]] = field(default_factory=list)  # ... and its stages
     sync_seconds: float = 0.0  # flushing the drain's dirty pages before the latency phase
     peak_rss: int = 0
     stop: tuple[int | None, float] | None = None
@@ -97,10 +102,8 @@ def summary(f: Figures, cores: int) -> str:
         f"             CPU speed: one payment decoded in {f.speed_before:.2f} us before, "
         f"{f.speed_after:.2f} us after (bench/calibration.py; the box's speed drifts)"
     )
-    out.append(
-        f"N            {f.n:,} payments over {max(1, f.n // 4):,} customers, 6 partitions; "
-        f"service log level {f.log_level}, to a file"
-    )
+    drained = f"{f.n:,} payments over {max(1, f.n // 4):,} customers" if f.drain else "no drain"
+    out.append(f"N            {drained}, 6 partitions; service log level {f.log_level}, to a file")
     if f.settings:
         changed = ", ".join(f"{k}={v}" for k, v in f.settings.items())
         out.append(f"             service settings changed for this run: {changed}")
@@ -177,22 +180,23 @@ def summary(f: Figures, cores: int) -> str:
             f"other {cpu['other']:.2f}; machine busy {cpu['machine_busy_fraction']:.0%}"
         )
         out.append(f"             peak RSS {m.peak_rss / MIB:,.0f} MiB")
-    lat = f.latency
-    if lat:
+    for lat, stages in zip(f.latencies, f.budgets, strict=True):
         out.append(
             f"latency      target {lat.target_rate:,.0f}/s, achieved {lat.achieved_rate:,.0f}/s "
             f"for {lat.send_seconds:.1f} s; outcomes {lat.received:,} of {lat.sent:,}"
         )
-        out.append(
-            "             after flushing the drain's dirty pages to disk "
-            f"(sync: {f.sync_seconds:.1f} s)"
-        )
+        if f.drain:
+            out.append(
+                "             after flushing the drain's dirty pages to disk "
+                f"(sync: {f.sync_seconds:.1f} s)"
+            )
         out.append(f"             produce -> outcome at a consumer:  {_ms(lat.to_consumer_ms)}")
         out.append(f"             produce -> relay's send (CreateTime): {_ms(lat.to_relay_ms)}")
         out.append(
             f"             p99/max per {lat.window:.0f} s of sending (ms): "
             + " ".join(f"{p:.0f}/{m:.0f}" for p, m in lat.windows)
         )
+        out.extend(format_budget(lat.target_rate, stages))
     if f.stop:
         code, seconds = f.stop
         out.append(f"stop         SIGTERM -> exit code {code} after {seconds:.2f} s")
@@ -206,6 +210,8 @@ def summary(f: Figures, cores: int) -> str:
             out.append(f"  {phase:<8} {seen}  -> {verdict}")
     out.append("targets (issue 14)")
     out.extend(_targets(f, a, b))
+    out.append("targets (issue 24), produce -> outcome at a subscriber")
+    out.extend(_latency_targets(f.latencies))
     out.append("=" * 86)
     return "\n".join(out)
 
@@ -215,7 +221,8 @@ def _target(text: str, value: str, ok: bool | None) -> str:
 
 
 def _targets(f: Figures, a: float | None, b: float | None) -> list[str]:
-    d, m, lat = f.drain, f.mixed, f.latency
+    d, m = f.drain, f.mixed
+    lat = next((run for run in f.latencies if run.target_rate == P99_RATE), None)
     out = []
     if d:
         us = d.cpu["service"] / d.steady_rate * 1e6
@@ -275,6 +282,9 @@ def _targets(f: Figures, a: float | None, b: float | None) -> list[str]:
             )
             + ("" if ok else f" ({shape}, {lat.received:,} of {lat.sent:,} outcomes)")
         )
+    if lat is None:
+        target = f"p99 <= {P99_MS:.0f} ms at {P99_RATE:,.0f}/s for {P99_SECONDS:.0f} s"
+        out.append(_target(target, "not run", None))
     # The drain and steady-load run, as the target was set; the mixed drain's own peak is
     # printed with it (a preloaded backlog on 18 partitions is prefetched, see bench/README.md).
     peak = f.peak_rss
@@ -285,4 +295,21 @@ def _targets(f: Figures, a: float | None, b: float | None) -> list[str]:
             peak <= RSS_MIB * MIB if peak else None,
         )
     )
+    return out
+
+
+def _latency_targets(runs: list[Latency]) -> list[str]:
+    out = []
+    for rate, p, limit in LATENCY_TARGETS:
+        text = f"p{p} <= {limit:.0f} ms at {rate:,.0f}/s"
+        lat = next((run for run in runs if run.target_rate == rate), None)
+        if lat is None:
+            out.append(_target(text, "not run", None))
+            continue
+        value = percentile(lat.to_consumer_ms, p)
+        complete = lat.received == lat.sent and lat.achieved_rate >= 0.98 * rate
+        line = _target(text, f"{value:.1f} ms", complete and value <= limit)
+        if not complete:
+            line += f" (at {lat.achieved_rate:,.0f}/s, {lat.received:,} of {lat.sent:,} outcomes)"
+        out.append(line)
     return out

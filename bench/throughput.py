@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import calibration
-from bench.drain import Aborted, drain
+from bench.drain import Aborted
 from bench.kafka_io import OutcomeReader, produce_all
-from bench.latency import steady_load
+from bench.latency_phase import latency_phase
 from bench.mixed import mixed_drain, mixed_messages
+from bench.phases import preload_and_drain, quiet_heap_and_disk, start_idle
 from bench.plots import PlotsUnavailable, write_plots
 from bench.reference import Stalled
 from bench.reference_runs import reference_a, reference_b, step, watching
-from bench.report import P99_RATE, P99_SECONDS, Figures, log_stats, summary
-from bench.service_api import Clients, Message, configure_logging, create_topics, payments_only
+from bench.report import LATENCY_RATES, P99_SECONDS, Figures, log_stats, summary
+from bench.service_api import Clients, Message, configure_logging, create_topics
 from bench.service_proc import ServiceProcess
 from bench.stack import (
     Databases,
@@ -42,7 +41,8 @@ from bench.stack import (
     settings_of,
     table_stats,
 )
-from service.settings import Settings
+from bench.stages import free_ports
+from service.settings import MAX_PROCESSES, Settings
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -50,6 +50,16 @@ def _setting(text: str) -> tuple[str, str]:
     if not equals or name not in Settings.model_fields:
         raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE for a Settings field")
     return name, value
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        rates = []
+    if not rates or any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of rates")
+    return rates
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +74,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="messages of the simulate generator's mix to drain (default: --n); 0 skips it",
     )
-    parser.add_argument("--latency-rate", type=float, default=P99_RATE, help="payments per second")
+    parser.add_argument(
+        "--latency-rates",
+        type=_rates,
+        default=LATENCY_RATES,
+        help="payments per second of each steady load, in turn (default: 200,1000,5000)",
+    )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the latency phase, on a service started on empty topics (no references, "
+        "drain or mixed stream)",
+    )
     parser.add_argument(
         "--latency-seconds",
         type=float,
@@ -119,7 +140,7 @@ async def run(args: argparse.Namespace) -> int:
     figures.settings = dict(args.set)
     keep_log = args.keep_log
     try:
-        if not args.skip_references:
+        if not args.skip_references and not args.latency_only:
             figures.per_event = await reference_a(
                 args, servers, databases, suffix, used, figures.disturbance
             )
@@ -129,56 +150,31 @@ async def run(args: argparse.Namespace) -> int:
 
         values = overrides(servers, await databases.create(f"bench_{suffix}"), suffix)
         values["log_level"] = args.log_level
+        values["http_port"] = free_ports(MAX_PROCESSES)  # /metrics, for the latency budget
         values.update(figures.settings)
+        port = int(values["http_port"])
         settings = settings_of(values)
         used.append(settings)
         await create_topics(Clients(settings))
-        customers = max(1, args.n // 4)
-        step(f"drain: preloading {args.n:,} payments over {customers:,} customers")
-        messages = payments_only(
-            args.n,
-            customers,
-            start=datetime.now(UTC),
-            seed=args.seed,
-            topic=settings.topic_payments,
-        )
-        figures.preload_seconds = await produce_all(servers.kafka, messages)
-        del messages
-        reader = OutcomeReader(servers.kafka, settings.topic_sessions)
-        await reader.start(partitions=settings.topic_partitions, from_end=False)
         service = ServiceProcess(values, workdir / "service.log")
-        step(f"drain: starting the service (log: {service.log_path})")
-        try:
-            async with watching(servers, suffix, figures.disturbance, "drain"):
-                figures.drain, watch = await drain(service, reader, args.n, stall=args.stall)
-        finally:
-            await reader.stop()
-        step(f"drain: {figures.drain.rate:,.0f} events/s; latency phase")
-
-        # The bench's own pauses must not count as the service's latency: what the drain left
-        # in this process's heap goes to the permanent generation, out of the collector's way.
-        gc.collect()
-        gc.freeze()
-        # Nor the drain's own disk writes: the kernel writes dirty pages back about 30 s after
-        # they were written (vm.dirty_expire_centisecs), hundreds of MB at once after a drain,
-        # and PostgreSQL's WAL fsyncs queue behind that. Flush them now, between the phases.
-        flushed = time.perf_counter()
-        await asyncio.to_thread(os.sync)
-        figures.sync_seconds = time.perf_counter() - flushed
-        reader = OutcomeReader(servers.kafka, settings.topic_sessions)
-        await reader.start(partitions=settings.topic_partitions, from_end=True)
-        try:
-            async with watching(servers, suffix, figures.disturbance, "latency"):
-                figures.latency = await steady_load(
-                    servers.kafka,
-                    settings.topic_payments,
-                    reader,
-                    rate=args.latency_rate,
-                    seconds=args.latency_seconds,
-                    seed=args.seed + 1,
-                )
-        finally:
-            await reader.stop()
+        if args.latency_only:
+            watch = await start_idle(service, port, args.stall)
+        else:
+            watch = await preload_and_drain(args, servers, settings, service, figures, suffix)
+            figures.sync_seconds = await quiet_heap_and_disk()
+        runs = await latency_phase(
+            servers.kafka,
+            settings,
+            port,
+            rates=args.latency_rates,
+            seconds=args.latency_seconds,
+            seed=args.seed + 1,
+            watching=lambda phase: watching(servers, suffix, figures.disturbance, phase),
+            step=step,
+            warm_up=args.latency_only,
+        )
+        figures.latencies = [lat for lat, _ in runs]
+        figures.budgets = [stages for _, stages in runs]
         if service.exit_code is not None:
             raise Aborted(f"the service exited with code {service.exit_code} under steady load")
         step("stopping the service with SIGTERM")
@@ -188,7 +184,7 @@ async def run(args: argparse.Namespace) -> int:
         # After the exit: the service's sessions have flushed their statistics by then.
         figures.tables = await table_stats(settings.dsn)
         figures.log = log_stats(service.log_path)
-        if args.mixed_n > 0:
+        if args.mixed_n > 0 and not args.latency_only:
             values, settings, messages = await prepare_mixed(
                 args, servers, databases, suffix, used, figures
             )
@@ -250,6 +246,7 @@ async def prepare_mixed(
     """A fresh database and topics for the mixed stream, preloaded with it."""
     values = overrides(servers, await databases.create(f"bench_{suffix}_m"), f"{suffix}-m")
     values["log_level"] = args.log_level
+    values["http_port"] = free_ports(MAX_PROCESSES)
     values.update(figures.settings)
     settings = settings_of(values)
     used.append(settings)

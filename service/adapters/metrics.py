@@ -109,6 +109,32 @@ BATCH_EVENTS_BUCKETS: Final = (
     100000.0,
 )
 
+# One stage of an event's way through the service, for the latency budget (bench/README.md):
+# fine below 50 ms, where a customer's answer is made, and up to a minute while catching up.
+STAGE_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
 events = Counter(
     "fulfillment_events_total",
     "Input events handled, by event type and outcome.",
@@ -131,6 +157,27 @@ batch_events = Histogram(
     "fulfillment_batch_events",
     "Input events in one consumer batch.",
     buckets=BATCH_EVENTS_BUCKETS,
+    registry=REGISTRY,
+)
+batch_age_seconds = Histogram(
+    "fulfillment_batch_age_seconds",
+    "Seconds from an input record's timestamp (its CreateTime) to the start of its batch's "
+    "decision: the produce, the fetch, the linger and any wait behind the previous batch. "
+    "One observation per record.",
+    buckets=STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+decide_seconds = Histogram(
+    "fulfillment_decide_seconds",
+    "Seconds from a batch's decision start to its transaction's commit. One observation per "
+    "event of the batch, so its quantiles are what an event waits.",
+    buckets=STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+offset_commit_seconds = Histogram(
+    "fulfillment_offset_commit_seconds",
+    "Seconds one consumer batch's offset commit took, from its request to the broker's answer.",
+    buckets=STAGE_BUCKETS,
     registry=REGISTRY,
 )
 consumer_lag = Gauge(

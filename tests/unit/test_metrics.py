@@ -19,6 +19,9 @@ EXPECTED: dict[str, tuple[MetricWrapperBase, str, tuple[str, ...]]] = {
     "fulfillment_decision_seconds": (metrics.decision_seconds, "histogram", ()),
     "fulfillment_batch_seconds": (metrics.batch_seconds, "histogram", ()),
     "fulfillment_batch_events": (metrics.batch_events, "histogram", ()),
+    "fulfillment_batch_age_seconds": (metrics.batch_age_seconds, "histogram", ()),
+    "fulfillment_decide_seconds": (metrics.decide_seconds, "histogram", ()),
+    "fulfillment_offset_commit_seconds": (metrics.offset_commit_seconds, "histogram", ()),
     "fulfillment_consumer_lag": (metrics.consumer_lag, "gauge", ("topic", "partition")),
     "fulfillment_outbox_backlog": (metrics.outbox_backlog, "gauge", ()),
     "fulfillment_outbox_oldest_age_seconds": (metrics.outbox_oldest_age_seconds, "gauge", ()),
@@ -80,6 +83,7 @@ def test_build_info_carries_the_installed_package_version() -> None:
         (metrics.DECISION_BUCKETS, 0.001, 60.0),
         (metrics.BATCH_SECONDS_BUCKETS, 0.001, 10.0),
         (metrics.BATCH_EVENTS_BUCKETS, 1.0, 100_000.0),
+        (metrics.STAGE_BUCKETS, 0.0005, 60.0),
     ],
 )
 def test_histogram_buckets_span_their_range_in_ascending_order(

@@ -57,6 +57,37 @@ def record_batch(events: int, seconds: float) -> None:
     metrics.batch_seconds.observe(seconds)
 
 
+def record_age(timestamps_ms: Sequence[int], decide_start: float) -> None:
+    """Each record's age at its batch's decision start (epoch seconds), from the timestamp its
+    producer stamped (milliseconds, as Kafka keeps it)."""
+    observe_many(
+        metrics.batch_age_seconds, [max(0.0, decide_start - t / 1000) for t in timestamps_ms]
+    )
+
+
+def record_decide(events: int, seconds: float) -> None:
+    """The batch's decision took `seconds`: what each of its `events` waited for it."""
+    observe_repeated(metrics.decide_seconds, seconds, events)
+
+
+def record_offset_commit(seconds: float) -> None:
+    metrics.offset_commit_seconds.observe(seconds)
+
+
+def observe_repeated(histogram: Histogram, value: float, count: int) -> None:
+    """`histogram.observe(value)` `count` times, at the cost of one."""
+    if count <= 0:
+        return
+    try:
+        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
+    except AttributeError:
+        for _ in range(count):
+            histogram.observe(value)
+        return
+    buckets[bisect_left(bounds, value)].inc(count)
+    total.inc(value * count)
+
+
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     """`histogram.observe(value)` for each value, at one increment per bucket touched rather
     than one per value (measured on 2,000 values: 0.8 ms instead of 5 ms). It writes

@@ -1,15 +1,17 @@
 """The consumer loop: fetch a batch, decode, decide in one transaction, dead-letter what cannot
-be decoded, and only then commit the batch's offsets.
+be decoded, and only then hand the batch's offsets over to be committed, in order, in the
+background (offsets.py): the next fetch does not wait for the coordinator's answer.
 
 A crash anywhere loses nothing: before the database commit the batch is simply redelivered;
 between the database commit and the offset commit it is redelivered and every event is found
 already claimed (dedupe), so nothing is decided twice.
 
 Rebalances: the loop holds `batch_lock` from the moment it starts deciding a batch until its
-offsets are committed, and the revocation callback takes the same lock, so a partition is
-handed over only after the work fetched from it is committed (database and offsets) or
-abandoned (rolled back, not committed). A batch that is waiting out a backoff when its
-partitions are revoked is abandoned at once rather than holding up the group.
+offsets are handed over, and the revocation callback takes the same lock and then waits for
+the offsets handed over to be committed, so a partition is handed over only after the work
+fetched from it is committed (database and offsets) or abandoned (rolled back, not
+committed). A batch that is waiting out a backoff when its partitions are revoked is
+abandoned at once rather than holding up the group.
 
 The fetch itself happens outside the lock: once a rebalance has begun, aiokafka's `getmany`
 waits, whatever its timeout, until the new assignment arrives, and the assignment waits for the
@@ -31,12 +33,10 @@ from typing import Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
-from aiokafka.structs import OffsetAndMetadata
 
 import schemas
 from service.adapters.health import Health
-from service.adapters.kafka import batch_metrics, trace_context
+from service.adapters.kafka import batch_metrics, offsets, trace_context
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.poison import DecideContained, PoisonGuard
@@ -49,7 +49,6 @@ from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
 
-COMMIT_TIMEOUT = 15.0
 T = TypeVar("T")
 A = TypeVar("A")
 
@@ -62,6 +61,7 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int  # milliseconds since the epoch: CreateTime, as the producer stamped it
     headers: Sequence[tuple[str, bytes | None]]
 
 
@@ -92,6 +92,8 @@ class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop.revoking.set()
         async with self._loop.batch_lock:
             self._loop.revoking.clear()
+            # Hand over only what is committed: the offsets still on their way go first.
+            await self._loop.commits.settled()
         log.info(
             "partitions_revoked", partitions=sorted(f"{p.topic}-{p.partition}" for p in revoked)
         )
@@ -125,6 +127,7 @@ class ConsumerLoop:
         self._on_committed = on_committed
         self._decoder = schemas.Decoder(settings.topics.input_types())
         self.batch_lock = asyncio.Lock()
+        self.commits = offsets.OffsetCommitter(consumer)
         self.revoking = asyncio.Event()
         self._stopping = asyncio.Event()
         self._health = health or Health()
@@ -142,13 +145,23 @@ class ConsumerLoop:
         self._stopping.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self.commits.close()  # a stop commits every batch decided
+
+    async def _run(self) -> None:
         linger = self._settings.batch_linger_ms / 1000
         size = self._settings.batch_size
+        loaded = False  # the previous fetch returned a full batch
         while not self._stopping.is_set():
+            self.commits.check()
             fetched = await self._consumer.getmany(timeout_ms=200, max_records=size)
             count = sum(len(r) for r in fetched.values())
-            if 0 < count < size and linger:
-                # Let a trickle gather into a batch: one transaction for many events.
+            was_loaded, loaded = loaded, count >= size
+            if 0 < count < size and linger and was_loaded:
+                # Under load only, let the rest gather into this batch: one transaction for
+                # many events. Otherwise a batch starts as soon as records are there.
                 await asyncio.sleep(linger)
                 more = await self._consumer.getmany(timeout_ms=0, max_records=size - count)
                 for tp, records in more.items():
@@ -192,6 +205,9 @@ class ConsumerLoop:
                 if trace is not None:
                     traces[event.id] = trace
         started = time.perf_counter()
+        batch_metrics.record_age(
+            [record.timestamp for records in fetched.values() for record in records], time.time()
+        )
         if events:
             # A failure that is not an outage ends, after its retries, in parking (poison.py).
             guard = PoisonGuard(self._with_traces(traces), retries=self._settings.poison_retries)
@@ -202,23 +218,28 @@ class ConsumerLoop:
             if result.emitted:
                 self._on_committed()
         decided = time.perf_counter()
+        batch_metrics.record_decide(len(events), decided - started)
         decided_ns = time.time_ns()
         if dead:
             await self._retrying("dead_letter", self._dead_letter, dead)
             batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
-        await self._commit(fetched)
-        batch_metrics.record_batch(len(events) + len(dead), time.perf_counter() - started)
-        if traces and self._tracing is not NO_TRACING:
-            self._tracing.consumed(
-                traces.values(), fetched=began, decided=decided_ns, committed=time.time_ns()
+
+        def committed() -> None:
+            total = time.perf_counter() - started
+            batch_metrics.record_batch(len(events) + len(dead), total)
+            log.debug(
+                "batch_committed",
+                events=len(events),
+                dead=len(dead),
+                decide_ms=round((decided - started) * 1000, 2),
+                total_ms=round(total * 1000, 2),
             )
-        log.debug(
-            "batch_committed",
-            events=len(events),
-            dead=len(dead),
-            decide_ms=round((decided - started) * 1000, 2),
-            total_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+            if traces and self._tracing is not NO_TRACING:
+                self._tracing.consumed(
+                    traces.values(), fetched=began, decided=decided_ns, committed=time.time_ns()
+                )
+
+        self.commits.hand_over(offsets.next_offsets(self._consumer, fetched), committed)
 
     def _with_traces(self, traces: Mapping[str, str]) -> DecideContained:
         decide = self._decide
@@ -262,27 +283,6 @@ class ConsumerLoop:
         # a producer that failed for good is replaced by its owner, for every user.
         timeout = self._settings.kafka_produce_timeout_seconds
         await self._producers.send_all(self._settings.topics.dlq, sent, timeout)
-
-    async def _commit(self, fetched: dict[TopicPartition, list[Record]]) -> None:
-        owned = self._consumer.assignment()
-        offsets = {
-            tp: OffsetAndMetadata(records[-1].offset + 1, "")
-            for tp, records in fetched.items()
-            if records and tp in owned
-        }
-        if not offsets:
-            return
-        try:
-            # aiokafka retries a commit for as long as the coordinator is unreachable; bounded
-            # here so that shutdown cannot hang on it. An offset left uncommitted only means a
-            # redelivery, which the database's dedupe absorbs.
-            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT)
-        except TimeoutError:
-            log.warning("offset_commit_timed_out", partitions=len(offsets))
-        except CommitFailedError as error:
-            # The group moved on without us (e.g. we missed heartbeats). What we decided is
-            # committed in the database; the new owner finds those events already claimed.
-            log.warning("offset_commit_refused", error=str(error), partitions=len(offsets))
 
     async def _retrying(self, what: str, action: Callable[[A], Awaitable[T]], arg: A) -> T:
         """Retry `action` until it succeeds: outages and bugs alike keep the offset and back off.

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
 import schemas
-from service.adapters.kafka.batch_metrics import observe_many, record_decided
+from service.adapters.kafka.batch_metrics import observe_many, observe_repeated, record_decided
 from service.adapters.memory_store import MemoryDatabase
-from service.adapters.metrics import DECISION_BUCKETS, REGISTRY, Handled
+from service.adapters.metrics import DECISION_BUCKETS, REGISTRY, STAGE_BUCKETS, Handled
 from service.core.outcomes import Kind
 from service.core.parking import key_of
 from service.handlers.consume import handle_batch
@@ -32,6 +32,10 @@ def _samples(histogram_values: list[float], *, batched: bool) -> dict[str, float
     else:
         for value in histogram_values:
             histogram.observe(value)
+    return _exposed(registry)
+
+
+def _exposed(registry: CollectorRegistry) -> dict[str, float]:
     return {
         f"{s.name}{sorted(s.labels.items())}": s.value
         for family in registry.collect()
@@ -58,6 +62,31 @@ def test_observing_a_batch_at_once_counts_each_bucket_as_observing_one_by_one(
     assert at_once.keys() == one_by_one.keys()
     for name, value in one_by_one.items():
         assert abs(at_once[name] - value) <= 1e-6 * max(1.0, abs(value)), name
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=120, allow_nan=False),
+        st.sampled_from(STAGE_BUCKETS),  # exactly on a bound: `le` includes it
+    ),
+    st.integers(min_value=0, max_value=3000),
+)
+def test_observing_one_value_for_a_whole_batch_counts_as_observing_it_once_per_event(
+    value: float, count: int
+) -> None:
+    registries = CollectorRegistry(), CollectorRegistry()
+    at_once, one_by_one = (
+        Histogram("h_seconds", "h", buckets=STAGE_BUCKETS, registry=r) for r in registries
+    )
+    observe_repeated(at_once, value, count)
+    for _ in range(count):
+        one_by_one.observe(value)
+
+    expected = _exposed(registries[1])
+    got = _exposed(registries[0])
+    assert got.keys() == expected.keys()
+    for name, seen in expected.items():
+        assert abs(got[name] - seen) <= 1e-6 * max(1.0, abs(seen)), name
 
 
 def _outcomes() -> dict[tuple[str, str], float]:
