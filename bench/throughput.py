@@ -42,7 +42,7 @@ from bench.stack import (
     settings_of,
     table_stats,
 )
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 def _setting(text: str) -> tuple[str, str]:

@@ -17,8 +17,8 @@ from aiokafka.helpers import create_ssl_context
 from service.adapters import postgres
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES, MAX_FETCH_BYTES
 from service.bootstrap.reach import Unreachable, reach_kafka
-from service.kafka_security import uses_sasl, uses_tls
-from service.settings import ConfigurationError, Settings
+from service.config.kafka_security import uses_sasl, uses_tls
+from service.config.settings import ConfigurationError, Settings
 
 # What asyncpg raises when it cannot open a connection: refused, unknown host, TLS, timeout,
 # authentication and every other refusal by the server.

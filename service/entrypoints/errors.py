@@ -25,8 +25,8 @@ from service.adapters.postgres.durability import NoSynchronousStandby
 from service.adapters.postgres.migrate import DatabaseBehind
 from service.adapters.tracing import TracingUnavailable
 from service.bootstrap.reach import Unreachable
-from service.redaction import mask_urls_in
-from service.settings import Settings
+from service.config.redaction import mask_urls_in
+from service.config.settings import Settings
 
 KAFKA_CA = "FULFILLMENT_KAFKA_SSL_CAFILE"
 POSTGRES_CA = "FULFILLMENT_DATABASE_SSLROOTCERT (or sslrootcert in the URL)"

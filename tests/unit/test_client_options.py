@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.bootstrap.factory import Clients
-from service.settings import ConfigurationError, Settings
+from service.config.settings import ConfigurationError, Settings
 
 SASL_SSL: dict[str, Any] = {
     "kafka_security_protocol": "SASL_SSL",

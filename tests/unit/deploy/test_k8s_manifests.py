@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from service.config.settings import ENV_PREFIX, Settings
 from service.entrypoints.cli import parser
-from service.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"

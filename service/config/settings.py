@@ -30,11 +30,11 @@ from pydantic_settings import (
 import schemas
 from schemas import topics
 from schemas.limits import MAX_DEADLINE_DAYS
+from service.config.database_url import address_of, check_database_url
+from service.config.environment import ConfigurationError, file_variables, from_environment
+from service.config.kafka_security import check_security
+from service.config.redaction import mask_url, parse_url, secrets_of
 from service.core.sessions import Policy
-from service.database_url import address_of, check_database_url
-from service.kafka_security import check_security
-from service.redaction import mask_url, parse_url, secrets_of
-from service.settings_files import ConfigurationError, file_variables, from_environment
 
 __all__ = ["ENV_PREFIX", "ConfigurationError", "Settings", "load_settings"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from service.database_url import sslrootcert_of
+from service.config.database_url import sslrootcert_of
 
 if TYPE_CHECKING:
-    from service.settings import Settings
+    from service.config.settings import Settings
 
 PREFIX = "FULFILLMENT_"
 PROTOCOL = PREFIX + "KAFKA_SECURITY_PROTOCOL"
