@@ -25,6 +25,7 @@ from service.adapters.postgres.durability import NoSynchronousStandby
 from service.adapters.postgres.migrate import DatabaseBehind
 from service.adapters.tracing import TracingUnavailable
 from service.bootstrap.reach import Unreachable
+from service.config.kafka_security import uses_tls
 from service.config.redaction import mask_urls_in
 from service.config.settings import Settings
 
@@ -95,7 +96,7 @@ def kafka_cause(error: BaseException, settings: Settings) -> str | None:
                 f"speak FULFILLMENT_KAFKA_SECURITY_PROTOCOL={protocol}?"
             )
         return _text(error)
-    if isinstance(error, ConnectionResetError | ssl.SSLError) and protocol in ("SSL", "SASL_SSL"):
+    if isinstance(error, ConnectionResetError | ssl.SSLError) and uses_tls(protocol):
         return (
             f"the TLS handshake failed ({_text(error) or 'connection reset'}): is this a TLS "
             f"listener, as FULFILLMENT_KAFKA_SECURITY_PROTOCOL={protocol} says?"
