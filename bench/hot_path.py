@@ -36,7 +36,7 @@ from bench.service_api import (
     tune_garbage_collector,
 )
 from bench.stack import Databases, servers_from_env
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 async def run(n: int, batch: int, profile: str | None) -> None:

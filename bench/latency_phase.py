@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from bench.kafka_io import OutcomeReader
 from bench.latency import Latency, steady_load
 from bench.stages import Stage, batches, budget, scrape
-from service.settings import Settings
+from service.config.settings import Settings
 
 WARM_UP_RATE = 200.0
 WARM_UP_SECONDS = 3.0

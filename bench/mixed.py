@@ -25,7 +25,7 @@ from bench.kafka_io import OutcomeReader
 from bench.procstats import RssWatch, cores_by_process, cpu_between, cpu_snapshot
 from bench.service_api import Message, Simulation
 from bench.service_proc import ServiceProcess
-from service.settings import Settings
+from service.config.settings import Settings
 
 # The stream's event times span twice the request TTL (15 min by default), so expiries and
 # late acceptances are part of the mix, whatever N is.

@@ -19,7 +19,7 @@ from bench.service_api import payments_only
 from bench.service_proc import ServiceProcess
 from bench.stack import Servers
 from bench.stages import ready
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 async def start_idle(service: ServiceProcess, port: int, stall: float) -> RssWatch:

@@ -24,7 +24,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 import schemas
 from bench.service_api import PostgresStore, handle_batch
-from service.settings import Settings
+from service.config.settings import Settings
 
 # Read and delete what the handler just wrote to the outbox, as a user without a relay would.
 TAKE_OUTBOX = "DELETE FROM outbox RETURNING seq, key, value"

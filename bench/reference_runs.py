@@ -15,7 +15,7 @@ from bench.kafka_io import produce_all
 from bench.reference import Ceiling, PerEvent, find_pgbench, per_event, pgbench_ceiling
 from bench.service_api import Clients, create_topics, payments_only
 from bench.stack import Databases, Servers, overrides, settings_of
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ import uuid
 
 import asyncpg
 
-from service.settings import Settings
+from service.config.settings import Settings
 from tests.fault.failover_stream import percentile, streaming
 from tests.fault.ha_pair import exclusive, fresh_pair_database, stack
 from tests.harness import running

@@ -31,7 +31,7 @@ from bench.service_api import (
     partition_for,
 )
 from bench.stack import Databases, fulfillment, servers_from_env, settings_of
-from service.settings import Settings
+from service.config.settings import Settings
 
 T0 = datetime(2030, 1, 7, 9, 30, tzinfo=UTC)  # ahead of the wall clock: no sweep is due
 BATCH = 500

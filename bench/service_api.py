@@ -2,8 +2,8 @@
 
 A benchmark drives the product through its public surface: the `fulfillment` command line
 (`bench/service_proc.py`, `bench/stack.py`), the `schemas` contract and the settings
-(`service.settings`). What it cannot reach that way (deciding a batch in process, the stores,
-the client factory, the simulated streams) it imports from here, and only from here:
+(`service.config.settings`). What it cannot reach that way (deciding a batch in process, the
+stores, the client factory, the simulated streams) it imports from here, and only from here:
 `tests/unit/test_architecture.py` holds bench to that, and this module to the list below, so a
 refactor of the service changes this file, not the benchmarks.
 """

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from service.settings import ENV_PREFIX, Settings
+from service.config.settings import ENV_PREFIX, Settings
 
 FULFILLMENT = Path(sys.prefix) / "bin" / "fulfillment"
 DEFAULT_DATABASE_URL = (

@@ -42,7 +42,7 @@ from bench.stack import (
     table_stats,
 )
 from bench.stages import free_ports
-from service.settings import MAX_PROCESSES, Settings
+from service.config.settings import MAX_PROCESSES, Settings
 
 
 def _setting(text: str) -> tuple[str, str]:

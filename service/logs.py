@@ -14,10 +14,10 @@ from uuid import UUID
 import orjson
 import structlog
 
+from service.config.redaction import mask_urls_in
 from service.core.batch import Decision
 from service.core.parking import ParkedEvent
 from service.core.traceparent import trace_id
-from service.redaction import mask_urls_in
 
 SERVICE: Final = "session-fulfillment"
 

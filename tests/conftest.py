@@ -14,7 +14,7 @@ import pytest
 
 from service.adapters import postgres
 from service.adapters.postgres import migrate
-from service.settings import Settings
+from service.config.settings import Settings
 from tests import cluster as three_brokers
 from tests.servers import Servers, provide
 

@@ -16,7 +16,7 @@ from cloudevents.core.formats.json import JSONFormat
 import schemas
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import Service, create_topics
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 def cloudevent(

@@ -7,7 +7,7 @@ import os
 
 from pydantic import SecretStr
 
-from service.settings import ENV_PREFIX, Settings
+from service.config.settings import ENV_PREFIX, Settings
 
 
 def environment_of(settings: Settings, **extra: str) -> dict[str, str]:

@@ -23,10 +23,10 @@ from service.adapters.failures import TRANSIENT
 from service.adapters.health import Health
 from service.adapters.parked_metrics import record_parked
 from service.adapters.retry import count_retry
+from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.logs import log_decisions
-from service.settings import Settings
 
 log = structlog.get_logger("service.sweeper")
 

@@ -1,24 +1,22 @@
 """The one place that turns `Settings` into clients: every aiokafka consumer, producer and admin
-client, and the asyncpg pool. Connection and security options therefore live here alone."""
+client, and the asyncpg pool. Each Kafka client gets its connection and security options from
+service/config/kafka_security.py; the pool's options live here alone."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cached_property
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.helpers import create_ssl_context
 
 from service.adapters import postgres
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES, MAX_FETCH_BYTES
 from service.bootstrap.reach import Unreachable, reach_kafka
-from service.kafka_security import uses_sasl, uses_tls
-from service.settings import ConfigurationError, Settings
+from service.config.kafka_security import KafkaAccess
+from service.config.settings import Settings
 
 # What asyncpg raises when it cannot open a connection: refused, unknown host, TLS, timeout,
 # authentication and every other refusal by the server.
@@ -28,58 +26,11 @@ POSTGRES_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg
 class Clients:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-
-    def _kafka(self) -> dict[str, Any]:
-        """What every Kafka client needs to reach and trust the cluster."""
-        settings = self.settings
-        protocol = settings.kafka_security_protocol
-        options: dict[str, Any] = {
-            "bootstrap_servers": settings.kafka_bootstrap_servers,
-            "security_protocol": protocol,
-        }
-        if uses_tls(protocol):
-            options["ssl_context"] = self._ssl_context
-        if uses_sasl(protocol):
-            password = settings.kafka_sasl_password
-            options |= {
-                "sasl_mechanism": settings.kafka_sasl_mechanism,
-                "sasl_plain_username": settings.kafka_sasl_username,
-                "sasl_plain_password": password.get_secret_value() if password else None,
-            }
-        return options
-
-    @cached_property
-    def _ssl_context(self) -> ssl.SSLContext:
-        """Verifies the brokers' certificates (and host names, unless turned off); presents the
-        client's certificate when one is configured (mutual TLS). Built once, shared."""
-        settings = self.settings
-        try:
-            context: ssl.SSLContext = create_ssl_context(cafile=settings.kafka_ssl_cafile)
-        except (ssl.SSLError, OSError) as error:
-            raise ConfigurationError(
-                f"FULFILLMENT_KAFKA_SSL_CAFILE: not a PEM CA bundle ({_reason(error)})"
-            ) from None
-        if settings.kafka_ssl_certfile is not None:
-            key_password = settings.kafka_ssl_key_password
-            try:
-                # What create_ssl_context(certfile=, keyfile=, password=) does, apart, so that
-                # a bad CA and a bad certificate are told apart.
-                context.load_cert_chain(
-                    settings.kafka_ssl_certfile,
-                    settings.kafka_ssl_keyfile,
-                    key_password.get_secret_value() if key_password else None,
-                )
-            except (ssl.SSLError, OSError) as error:
-                raise ConfigurationError(
-                    "FULFILLMENT_KAFKA_SSL_CERTFILE, FULFILLMENT_KAFKA_SSL_KEYFILE: cannot load "
-                    f"the client certificate and key ({_reason(error)})"
-                ) from None
-        context.check_hostname = settings.kafka_ssl_check_hostname
-        return context
+        self._kafka = KafkaAccess(settings)
 
     async def check_kafka(self) -> None:
         """Returns once Kafka accepts a connection; raises Unreachable with the cause."""
-        await reach_kafka(self._kafka())
+        await reach_kafka(self._kafka.options())
 
     async def check_postgres(self) -> None:
         """Returns once PostgreSQL accepts a connection; raises Unreachable with the cause."""
@@ -98,7 +49,7 @@ class Clients:
             # group settle in about a second instead of three.
             "heartbeat_interval_ms": 1000,
         }
-        return AIOKafkaConsumer(**(self._kafka() | options | overrides))
+        return AIOKafkaConsumer(**(self._kafka.options() | options | overrides))
 
     def producer(self, **overrides: Any) -> AIOKafkaProducer:
         options: dict[str, Any] = {
@@ -111,10 +62,10 @@ class Clients:
             # headers: it must never be refused for its size (the DLQ topic is created to match).
             "max_request_size": DLQ_MAX_MESSAGE_BYTES,
         }
-        return AIOKafkaProducer(**(self._kafka() | options | overrides))
+        return AIOKafkaProducer(**(self._kafka.options() | options | overrides))
 
     def admin(self) -> AIOKafkaAdminClient:
-        return AIOKafkaAdminClient(**self._kafka())
+        return AIOKafkaAdminClient(**self._kafka.options())
 
     @asynccontextmanager
     async def started_admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
@@ -172,7 +123,3 @@ class Clients:
 
 def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
-
-
-def _reason(error: OSError) -> str:
-    return str(getattr(error, "reason", None) or error.strerror or error)

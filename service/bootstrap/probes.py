@@ -22,7 +22,7 @@ from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.postgres.pool import Pool
 from service.adapters.watch import Watch
-from service.settings import Settings
+from service.config.settings import Settings
 
 # Readiness must turn within two sweep intervals of an outage; never check less often than this.
 MAX_CHECK_INTERVAL = 5.0

@@ -32,13 +32,13 @@ from service.adapters.tracing import tracing_from_environment
 from service.bootstrap.allocator import return_large_buffers
 from service.bootstrap.factory import Clients
 from service.bootstrap.probes import Probes
+from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
 from service.logs import SERVICE
-from service.settings import Settings
 
 log = structlog.get_logger("service.app")
 

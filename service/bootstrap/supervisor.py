@@ -30,8 +30,8 @@ from service.adapters.instances import Instances
 from service.adapters.shared_metrics import instance_gone, shared_registry
 from service.bootstrap.cpus import usable_cpus
 from service.bootstrap.service import Service
+from service.config.settings import MAX_PROCESSES, Settings
 from service.logs import configure_logging
-from service.settings import MAX_PROCESSES, Settings
 
 log = structlog.get_logger("service.app")
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import structlog
 
+from service.config.settings import ConfigurationError, Settings, load_settings
 from service.entrypoints.operator_cli import (
     COMMANDS,
     add_operator_commands,
     run_operator_command,
 )
-from service.settings import ConfigurationError, Settings, load_settings
 
 # Commands that talk to Kafka: each first makes one connection, to report a refusal's cause.
 KAFKA_COMMANDS = frozenset({"run", "simulate", "replay", "dlq", "rebuild", "restore"})

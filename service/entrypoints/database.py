@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from service.adapters import postgres
 from service.adapters.postgres.migrate import check_migrations
 from service.bootstrap.factory import Clients
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 @asynccontextmanager

@@ -27,9 +27,9 @@ from service.adapters.kafka.admin import missing_topics, topic_partitions
 from service.adapters.kafka.dead_letters import DeadLetter, scan
 from service.adapters.kafka.topic_reader import partition_ends
 from service.bootstrap.factory import Clients
+from service.config.settings import Settings
 from service.core.letter_lineage import Lineage
 from service.entrypoints import report
-from service.settings import Settings
 
 
 async def dlq_command(

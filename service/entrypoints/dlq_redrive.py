@@ -17,9 +17,9 @@ from typing import Any
 
 from service.adapters.kafka.dead_letters import Redriver, scan
 from service.bootstrap.factory import Clients
+from service.config.settings import Settings
 from service.entrypoints import report
 from service.entrypoints.dlq import Dlq, build_index, kind_text
-from service.settings import Settings
 
 RETENTION_SETTING = "FULFILLMENT_DEDUPE_RETENTION_SECONDS"
 

@@ -25,8 +25,9 @@ from service.adapters.postgres.durability import NoSynchronousStandby
 from service.adapters.postgres.migrate import DatabaseBehind
 from service.adapters.tracing import TracingUnavailable
 from service.bootstrap.reach import Unreachable
-from service.redaction import mask_urls_in
-from service.settings import Settings
+from service.config.kafka_security import uses_tls
+from service.config.redaction import mask_urls_in
+from service.config.settings import Settings
 
 KAFKA_CA = "FULFILLMENT_KAFKA_SSL_CAFILE"
 POSTGRES_CA = "FULFILLMENT_DATABASE_SSLROOTCERT (or sslrootcert in the URL)"
@@ -95,7 +96,7 @@ def kafka_cause(error: BaseException, settings: Settings) -> str | None:
                 f"speak FULFILLMENT_KAFKA_SECURITY_PROTOCOL={protocol}?"
             )
         return _text(error)
-    if isinstance(error, ConnectionResetError | ssl.SSLError) and protocol in ("SSL", "SASL_SSL"):
+    if isinstance(error, ConnectionResetError | ssl.SSLError) and uses_tls(protocol):
         return (
             f"the TLS handshake failed ({_text(error) or 'connection reset'}): is this a TLS "
             f"listener, as FULFILLMENT_KAFKA_SECURITY_PROTOCOL={protocol} says?"

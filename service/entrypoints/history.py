@@ -20,12 +20,12 @@ from service.adapters.postgres.migrate import DatabaseBehind
 from service.adapters.postgres.target import prepare_empty
 from service.bootstrap.factory import Clients
 from service.bootstrap.reach import Unreachable
+from service.config.settings import Settings
 from service.core.changelog import Published, UnreadableOutput, published
 from service.core.parking import ParkedEvent
 from service.core.replay_order import InputRecord
 from service.core.restore_state import Inconsistent
 from service.entrypoints.database import operator_store
-from service.settings import Settings
 
 
 def replaced(settings: Settings, **changes: Any) -> Settings:

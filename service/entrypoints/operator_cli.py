@@ -11,9 +11,9 @@ from typing import Any
 from uuid import UUID
 
 from schemas import DecodeErrorKind
+from service.config.redaction import mask_urls_in
+from service.config.settings import Settings
 from service.entrypoints import report
-from service.redaction import mask_urls_in
-from service.settings import Settings
 
 COMMANDS = ("parked", "sessions", "dlq", "purge-stale")
 

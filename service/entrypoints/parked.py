@@ -29,6 +29,7 @@ import orjson
 import schemas
 from service.adapters.failures import TRANSIENT
 from service.adapters.poison import DecideContained, SearchPaused, find_poison, reason_of
+from service.config.settings import Settings
 from service.core.batch import BatchResult, Decision
 from service.core.parking import BEHIND_PARKED, EventKey, ParkedEvent
 from service.core.ports import Store
@@ -36,7 +37,6 @@ from service.entrypoints import report
 from service.entrypoints.database import operator_store
 from service.handlers.release import release_parked
 from service.handlers.sweep import sweep_customers
-from service.settings import Settings
 
 CHUNK = 1000
 LIST_LIMIT = 1_000_000

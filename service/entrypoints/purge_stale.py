@@ -14,10 +14,10 @@ from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import SWEEP_CHUNK
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import build_sweeper
+from service.config.settings import Settings
 from service.core.batch import BatchResult, sweep
 from service.entrypoints import report
 from service.entrypoints.database import operator_store
-from service.settings import Settings
 
 
 async def purge_stale(settings: Settings, *, dry_run: bool = False, as_json: bool = False) -> int:

@@ -28,6 +28,7 @@ from service.adapters.kafka.relay import Relay
 from service.adapters.postgres.target import discard_outbox
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.changelog import Published, published
 from service.core.differences import Difference, differences
@@ -51,7 +52,6 @@ from service.entrypoints.progress import Progress
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
 from service.handlers.sweep import sweep_customers
-from service.settings import Settings
 
 Order = Literal["published", "arrival"]
 

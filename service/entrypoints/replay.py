@@ -29,6 +29,7 @@ from service.adapters.kafka.admin import (
     topic_partitions,
 )
 from service.bootstrap.factory import Clients
+from service.config.settings import Settings
 from service.entrypoints.replay_targets import (
     AtTime,
     BadScope,
@@ -40,7 +41,6 @@ from service.entrypoints.replay_targets import (
     kafka_target,
     parse_scope,
 )
-from service.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

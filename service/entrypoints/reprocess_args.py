@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 def add_reprocess_commands(commands: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from service.adapters import postgres
 from service.bootstrap.factory import Clients
+from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.core.restore_state import Restored, restore_state
@@ -41,7 +42,6 @@ from service.entrypoints.history import (
     read_live_parked,
 )
 from service.entrypoints.progress import Progress
-from service.settings import Settings
 
 CHUNK = 5_000
 T = TypeVar("T")

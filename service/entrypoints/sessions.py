@@ -13,10 +13,10 @@ from typing import Any
 from uuid import UUID
 
 from service.adapters.postgres import support
+from service.config.settings import Settings
 from service.core.sessions import Session
 from service.entrypoints import report
 from service.entrypoints.database import operator_store
-from service.settings import Settings
 
 SESSIONS_SHOWN = 50
 

@@ -28,8 +28,8 @@ import schemas
 from service.adapters.kafka.admin import topic_partitions
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.config.settings import Settings
 from service.entrypoints.simulated_stream import BACKDATED, CANCELLED_BY, Message, Simulation
-from service.settings import Settings
 
 HINT_AFTER: Final = 10.0  # seconds of sending without any outcome before suspecting the service
 DRAIN_QUIET: Final = 3.0  # after sending, stop once no outcome came for this long...

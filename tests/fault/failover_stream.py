@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import schemas
 from service.bootstrap.factory import Clients
-from service.settings import Settings
+from service.config.settings import Settings
 from tests.fault.tools import wall_now
 from tests.harness import acceptance, ended, payment
 

@@ -18,7 +18,7 @@ from service.adapters.kafka import offsets
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import build_decider
-from service.settings import Settings
+from service.config.settings import Settings
 from tests.fault.tools import Offsets, fetchval, wait_until, wall_now
 from tests.harness import Producer
 

@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 
 import schemas
 from service.bootstrap.factory import Clients
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 class Crash(BaseException):

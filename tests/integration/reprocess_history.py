@@ -12,7 +12,7 @@ from typing import Any
 
 import schemas
 from service.adapters import postgres
-from service.settings import Settings
+from service.config.settings import Settings
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, acceptance, running
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.settings import Settings
+from service.config.settings import Settings
 from tests.commands import Finished, fulfillment, make_ca, running
 from tests.passwords import MARKERS, passwords, shown_markers
 from tests.servers import SecuredServers, Servers

@@ -13,11 +13,11 @@ from structlog.testing import capture_logs
 
 import schemas
 from service.adapters import postgres
+from service.config.settings import Settings
 from service.entrypoints import report
 from service.entrypoints.parked import parked_command
 from service.entrypoints.purge_stale import purge_stale
 from service.handlers.consume import handle_batch
-from service.settings import Settings
 from tests.fault.tools import wait_drained, wall_now
 from tests.harness import Outcomes, running
 from tests.unit.core.builders import acceptance, minutes, payment, session_of

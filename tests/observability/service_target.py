@@ -17,7 +17,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from service.settings import Settings
+from service.config.settings import Settings
 from tests.commands import running
 from tests.harness import Producer
 from tests.observability.service_http import answer, until

@@ -1,5 +1,7 @@
 """The layers run one way, read from the code's own imports: core <- handlers <- adapters <-
-bootstrap and entrypoints; and every Kafka client is built by the one factory."""
+bootstrap and entrypoints, with the configuration beside the core (it reads the core, every
+layer above reads it, and its modules import one another without a cycle); and every Kafka
+client is built by the one factory."""
 
 from __future__ import annotations
 
@@ -80,6 +82,43 @@ def test_adapters_import_no_handlers_entrypoints_or_wiring(path: Path) -> None:
     assert not upward, f"{module_name(path)} imports {sorted(upward)}"
 
 
+CONFIG = "service.config"
+
+
+@pytest.mark.parametrize("path", modules(CONFIG), ids=module_name)
+def test_the_configuration_imports_nothing_of_the_service_but_the_core(path: Path) -> None:
+    upward = {
+        name
+        for name in imports_of(path)
+        if top(name) == "service" and not any(within(name, p) for p in ("service.core", CONFIG))
+    }
+    assert not upward, f"{module_name(path)} imports {sorted(upward)}"
+
+
+def test_the_configuration_modules_import_one_another_without_a_cycle() -> None:
+    """Type-only imports count too: settings.py and the Kafka security checks once imported
+    each other, which is why the checks kept their own copy of the variables' prefix."""
+    graph = {
+        module_name(path): {
+            name for name in imports_of(path) if within(name, CONFIG) and name != CONFIG
+        }
+        for path in modules(CONFIG)
+    }
+    graph = {module: {n for n in named if n in graph} for module, named in graph.items()}
+
+    def cycle_from(module: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if module in path:
+            return (*path[path.index(module) :], module)
+        for imported in sorted(graph[module]):
+            found = cycle_from(imported, (*path, module))
+            if found:
+                return found
+        return None
+
+    cycles = [cycle for module in sorted(graph) if (cycle := cycle_from(module, ()))]
+    assert not cycles, " -> ".join(cycles[0])
+
+
 def test_nothing_but_the_factory_constructs_a_kafka_client() -> None:
     offenders = []
     for path in modules("service"):
@@ -110,7 +149,7 @@ def test_modules_stay_small(path: Path) -> None:
 # The benchmarks drive the service through the command line, `schemas` and the settings; what
 # they need beyond that comes through `bench/service_api.py`, whose imports are this list.
 BENCH_SERVICE_API = ROOT / "bench" / "service_api.py"
-BENCH_MAY_IMPORT = ("service.settings",)
+BENCH_MAY_IMPORT = ("service.config.settings",)
 SERVICE_API_MODULES = {
     "service.adapters.kafka",
     "service.adapters.kafka.relay",

@@ -1,5 +1,5 @@
-"""What the factory gives every Kafka client: the security protocol, SASL credentials and one TLS
-context that verifies the brokers (host names included, unless turned off)."""
+"""What every Kafka client gets (the factory passes it on): the security protocol, SASL credentials
+and one TLS context that verifies the brokers (host names included, unless turned off)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from service.bootstrap.factory import Clients
-from service.settings import ConfigurationError, Settings
+from service.config.kafka_security import KafkaAccess
+from service.config.settings import ConfigurationError, Settings
 
 SASL_SSL: dict[str, Any] = {
     "kafka_security_protocol": "SASL_SSL",
@@ -21,14 +21,14 @@ SASL_SSL: dict[str, Any] = {
 
 
 def test_plaintext_clients_get_no_tls_and_no_sasl() -> None:
-    assert Clients(Settings())._kafka() == {
+    assert KafkaAccess(Settings()).options() == {
         "bootstrap_servers": "127.0.0.1:9092",
         "security_protocol": "PLAINTEXT",
     }
 
 
 def test_sasl_ssl_clients_get_the_credentials_and_a_verifying_tls_context() -> None:
-    options = Clients(Settings(**SASL_SSL))._kafka()
+    options = KafkaAccess(Settings(**SASL_SSL)).options()
     context = options.pop("ssl_context")
 
     assert options == {
@@ -43,14 +43,14 @@ def test_sasl_ssl_clients_get_the_credentials_and_a_verifying_tls_context() -> N
 
 
 def test_every_client_shares_one_tls_context() -> None:
-    clients = Clients(Settings(**SASL_SSL))
+    access = KafkaAccess(Settings(**SASL_SSL))
 
-    assert clients._kafka()["ssl_context"] is clients._kafka()["ssl_context"]
+    assert access.options()["ssl_context"] is access.options()["ssl_context"]
 
 
 def test_hostname_verification_can_be_turned_off_but_not_certificate_verification() -> None:
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_check_hostname=False)
-    context = Clients(settings)._kafka()["ssl_context"]
+    context = KafkaAccess(settings).options()["ssl_context"]
 
     assert context.check_hostname is False and context.verify_mode == ssl.CERT_REQUIRED
 
@@ -60,7 +60,7 @@ def test_a_ca_file_that_is_no_certificate_is_a_configuration_error(tmp_path: Pat
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=tmp_path / "ca.pem")
 
     with pytest.raises(ConfigurationError, match=r"^FULFILLMENT_KAFKA_SSL_CAFILE: not a PEM CA"):
-        Clients(settings)._kafka()
+        KafkaAccess(settings).options()
 
 
 def test_a_client_certificate_that_does_not_load_is_a_configuration_error(tmp_path: Path) -> None:
@@ -68,4 +68,4 @@ def test_a_client_certificate_that_does_not_load_is_a_configuration_error(tmp_pa
     settings = Settings(kafka_security_protocol="SSL", kafka_ssl_certfile=tmp_path / "client.pem")
 
     with pytest.raises(ConfigurationError, match=r"^FULFILLMENT_KAFKA_SSL_CERTFILE, "):
-        Clients(settings)._kafka()
+        KafkaAccess(settings).options()

@@ -12,8 +12,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
 from service.bootstrap.reach import Unreachable
+from service.config.settings import Settings
 from service.entrypoints.errors import one_line
-from service.settings import Settings
 
 SETTINGS = Settings(
     kafka_bootstrap_servers="broker:9094",

@@ -8,7 +8,7 @@ import pytest
 
 from service.bootstrap.cpus import usable_cpus
 from service.bootstrap.supervisor import instances
-from service.settings import Settings
+from service.config.settings import Settings
 
 V2 = "0::/kubepods/pod1/app\n"
 V1 = "4:memory:/kubepods/pod1/app\n2:cpu,cpuacct:/kubepods/pod1/app\n0::/\n"

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from service.database_url import Host, address_of, hosts_of
-from service.redaction import mask_url
-from service.settings import ENV_PREFIX, ConfigurationError, load_settings
+from service.config.database_url import Host, address_of, hosts_of
+from service.config.redaction import mask_url
+from service.config.settings import ENV_PREFIX, ConfigurationError, load_settings
 
 PASSWORD = "s3cr3t-Pa55"
 HA_URL = (

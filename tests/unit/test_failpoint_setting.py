@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from service.settings import ConfigurationError, Settings, load_settings
+from service.config.settings import ConfigurationError, Settings, load_settings
 
 ALICE = "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41"
 BOB = "0b7e3c52-5d1a-4f7e-8c11-93a0d2e6b7f4"

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from service import logs
-from service.settings import Settings
+from service.config.settings import Settings
 
 SETTINGS = Settings(
     database_url="postgresql://app:s3cr%2Fet@db/fulfillment?sslmode=require&sslpassword=k3y-pw",

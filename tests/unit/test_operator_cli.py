@@ -8,8 +8,8 @@ from uuid import UUID
 
 import pytest
 
+from service.config.settings import Settings
 from service.entrypoints import cli, dlq, operator_cli, parked, purge_stale, sessions
-from service.settings import Settings
 
 ALICE = "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from service.settings import ENV_PREFIX, Settings
+from service.config.settings import ENV_PREFIX, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SETTINGS = {ENV_PREFIX + name.upper() for name in Settings.model_fields}

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.redaction import HIDDEN, mask_url, mask_urls_in, secrets_of, unreadable
-from service.settings import ConfigurationError, load_settings
+from service.config.redaction import HIDDEN, mask_url, mask_urls_in, secrets_of, unreadable
+from service.config.settings import ConfigurationError, load_settings
 from tests.passwords import passwords, shown_markers
 
 # Characters a password may hold in a URL without percent-encoding, bar the delimiters.

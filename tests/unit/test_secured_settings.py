@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from service.config.settings import ENV_PREFIX, ConfigurationError, Settings, load_settings
 from service.entrypoints.cli import main
-from service.settings import ENV_PREFIX, ConfigurationError, Settings, load_settings
 
 PASSWORD = "s3cr3t-Pa55"
 URL = f"postgresql://fulfillment:{PASSWORD}@db.example.internal:5432/fulfillment?sslmode=require"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from service.config.settings import ConfigurationError, load_settings
 from service.entrypoints.cli import main
-from service.settings import ConfigurationError, load_settings
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,11 +13,11 @@ from structlog.testing import capture_logs
 
 from service.adapters.memory_store import MemoryDatabase
 from service.adapters.sweeper import Sweeper
+from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
-from service.settings import Settings
 from tests.unit.core.builders import ALICE, BOB, CAROL, POLICY, T0, minutes, payment
 
 pytestmark = pytest.mark.timeout(30)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from service.settings import ENV_PREFIX, ConfigurationError, load_settings
+from service.config.settings import ENV_PREFIX, ConfigurationError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -42,10 +42,10 @@ from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.poison import DecideContained, PoisonGuard
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
+from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
 from service.logs import log_decisions, log_parked
-from service.settings import Settings
 
 log = structlog.get_logger("service.consumer")
 

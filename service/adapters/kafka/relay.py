@@ -48,7 +48,7 @@ from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool, connection
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
-from service.settings import Settings
+from service.config.settings import Settings
 
 log = structlog.get_logger("service.relay")
 

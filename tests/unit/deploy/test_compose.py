@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from service.config.settings import ENV_PREFIX, Settings
 from service.entrypoints.cli import parser
-from service.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from service.config.settings import ENV_PREFIX, Settings, known_variables
 from service.entrypoints.cli import parser
-from service.settings import ENV_PREFIX, Settings, known_variables
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.managed.yml").read_text("utf-8"))

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+from service.config.settings import ENV_PREFIX, Settings
 from service.entrypoints.cli import parser
-from service.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
 
-# Names the manifests may use before service/settings.py reads them (none today): delete each
-# line here once it is a Settings field (the test
+# Names the manifests may use before service/config/settings.py reads them (none today): delete
+# each line here once it is a Settings field (the test
 # `test_the_allowance_for_future_settings_lists_only_names_that_are_not_settings_yet` says when).
 NOT_YET_SETTINGS: frozenset[str] = frozenset()
 SETTINGS = frozenset(

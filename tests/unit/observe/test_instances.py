@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from service.adapters.http import HttpServer
 from service.adapters.instances import NOT_LISTENING, Instances, loopback
 from service.bootstrap.supervisor import instance_settings
-from service.settings import Settings
+from service.config.settings import Settings
 
 
 def test_each_instance_of_several_processes_serves_http_on_its_own_port() -> None:

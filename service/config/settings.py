@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -30,15 +29,20 @@ from pydantic_settings import (
 import schemas
 from schemas import topics
 from schemas.limits import MAX_DEADLINE_DAYS
+from service.config.database_url import address_of, check_database_url
+from service.config.environment import (
+    ENV_PREFIX,
+    ConfigurationError,
+    file_variables,
+    from_environment,
+    unknown_variables,
+)
+from service.config.kafka_security import SaslMechanism, SecurityProtocol, check_security
+from service.config.redaction import mask_url, parse_url, secrets_of
 from service.core.sessions import Policy
-from service.database_url import address_of, check_database_url
-from service.kafka_security import check_security
-from service.redaction import mask_url, parse_url, secrets_of
-from service.settings_files import ConfigurationError, file_variables, from_environment
 
 __all__ = ["ENV_PREFIX", "ConfigurationError", "Settings", "load_settings"]
 
-ENV_PREFIX = "FULFILLMENT_"
 DEFAULT_DATABASE_URL = (
     "postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable"
 )
@@ -64,8 +68,6 @@ def _readable_file(path: Path) -> Path:
 Upper = BeforeValidator(_upper)
 Lower = BeforeValidator(_lower)
 ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 # Values never echoed in an error, whatever is wrong with them.
 SECRET_FIELDS = frozenset({"database_url", "kafka_sasl_password", "kafka_ssl_key_password"})
 
@@ -80,8 +82,8 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
-    # Every client (the service's and every command's) connects with these; service/bootstrap/
-    # factory.py turns them into aiokafka's options.
+    # Every client (the service's and every command's) connects with these; service/config/
+    # kafka_security.py checks them and turns them into aiokafka's options.
     kafka_security_protocol: Annotated[SecurityProtocol, Upper] = "PLAINTEXT"
     kafka_sasl_mechanism: Annotated[SaslMechanism | None, Upper] = None
     kafka_sasl_username: str | None = Field(None, min_length=1)
@@ -243,7 +245,7 @@ class Settings(BaseSettings):
 
     @property
     def secrets(self) -> list[str]:
-        """Every secret value, taken out of any text shown (service/redaction.py)."""
+        """Every secret value, taken out of any text shown (service/config/redaction.py)."""
         others = (self.kafka_sasl_password, self.kafka_ssl_key_password)
         return secrets_of(
             self.database_url.get_secret_value(), [s.get_secret_value() for s in others if s]
@@ -276,7 +278,7 @@ class Settings(BaseSettings):
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings from the environment, or ConfigurationError: one problem per variable,
     unknown `FULFILLMENT_*` names included, and no secret in the message."""
-    unknown = unknown_variables(os.environ if environ is None else environ)
+    unknown = unknown_variables(os.environ if environ is None else environ, known_variables())
     if unknown:
         raise ConfigurationError("; ".join(unknown))
     try:
@@ -305,16 +307,3 @@ def _problem(error: Any) -> str:
 def known_variables() -> set[str]:
     fields = Settings.model_fields
     return {ENV_PREFIX + name.upper() for name in fields} | file_variables(ENV_PREFIX, fields)
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """A misspelt variable would otherwise be ignored in silence, its default used instead."""
-    known = known_variables()
-    problems = []
-    for name in sorted(n.upper() for n in environ if n.upper().startswith(ENV_PREFIX)):
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else " (the README lists every setting)"
-        problems.append(f"{name}: not a setting{hint}")
-    return problems

@@ -1,8 +1,10 @@
-"""`FULFILLMENT_<NAME>_FILE`: any setting read from a file instead of the environment, the
-convention of Kubernetes and Docker secrets (a mounted file whose content is the value)."""
+"""Where the settings come from: `FULFILLMENT_<NAME>`, or `FULFILLMENT_<NAME>_FILE`, any setting
+read from a file instead of the environment, the convention of Kubernetes and Docker secrets (a
+mounted file whose content is the value)."""
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -10,11 +12,18 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+ENV_PREFIX = "FULFILLMENT_"
 FILE_SUFFIX = "_FILE"
 
 
 class ConfigurationError(Exception):
     """One line per invalid variable, each naming the variable and the problem, never a secret."""
+
+
+def variable(field: str) -> str:
+    """The environment variable of a settings field: `kafka_ssl_cafile` is
+    `FULFILLMENT_KAFKA_SSL_CAFILE`."""
+    return ENV_PREFIX + field.upper()
 
 
 def read_value_file(variable: str, path: str) -> str:
@@ -64,3 +73,15 @@ def file_variables(prefix: str, fields: Mapping[str, FieldInfo]) -> set[str]:
 
 def from_environment(settings_cls: type[BaseSettings], prefix: str) -> ValueFiles:
     return ValueFiles(settings_cls, prefix, os.environ)
+
+
+def unknown_variables(environ: Mapping[str, str], known: set[str]) -> list[str]:
+    """A misspelt variable would otherwise be ignored in silence, its default used instead."""
+    problems = []
+    for name in sorted(n.upper() for n in environ if n.upper().startswith(ENV_PREFIX)):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else " (the README lists every setting)"
+        problems.append(f"{name}: not a setting{hint}")
+    return problems
