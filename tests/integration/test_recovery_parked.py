@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 
 from service.adapters import postgres
 from service.entrypoints import report
-from service.entrypoints.history import replaced
 from service.entrypoints.rebuild import rebuild
 from service.entrypoints.restore import restore
+from service.reprocess.history import replaced
 from service.settings import Settings
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import outcomes_by_payment, wait_drained, wall_now

@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 from service.adapters.kafka.admin import committed_offsets, topic_partitions
 from service.bootstrap.factory import Clients
 from service.entrypoints.replay import replay
-from service.entrypoints.replay_targets import export_csv
+from service.reprocess.replay_targets import export_csv
 from service.settings import Settings
 from tests.harness import Producer, payment
 

@@ -14,10 +14,10 @@ import pytest
 import schemas
 from service.adapters import postgres
 from service.core.batch import BatchResult
-from service.entrypoints.history import replaced
 from service.entrypoints.restore import restore
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
+from service.reprocess.history import replaced
 from service.settings import Settings
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
