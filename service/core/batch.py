@@ -22,6 +22,7 @@ from service.core.decide import (
     expire,
 )
 from service.core.outcomes import Kind, Verdict
+from service.core.owners import customer_of
 from service.core.parking import ParkedEvent
 from service.core.sessions import Policy, Session
 
@@ -103,6 +104,10 @@ class _Ledger:
         self.emitted.append(closed[1])
         return (session_id,)
 
+    def owner(self, session_id: UUID) -> UUID | None:
+        session = self.sessions.get(session_id)
+        return None if session is None else session.customer_id
+
     def apply(self, outcome: Outcome) -> None:
         for session in outcome.changed:
             self.put(session)
@@ -119,23 +124,13 @@ class _Ledger:
         )
 
 
-def customer_of(event: schemas.InputEvent, sessions: Mapping[UUID, Session]) -> UUID | None:
-    """The customer an event touches: named by a payment, looked up for the others."""
-    match event:
-        case schemas.PaymentCompletedEvent(data=payment):
-            return payment.customer_id
-        case schemas.MechanicAcceptedEvent() | schemas.SessionEndedEvent():
-            target = sessions.get(event.data.session_id)
-            return None if target is None else target.customer_id
-
-
 def decide_batch(
     snapshot: Snapshot, events: Sequence[schemas.InputEvent], *, policy: Policy
 ) -> BatchResult:
     """Decide `events` (fresh, in arrival order) one after another, each seeing the last."""
     ledger = _Ledger(snapshot)
     for event in events:
-        customer = customer_of(event, ledger.sessions)
+        customer = customer_of(event, ledger.owner)
         purged = () if customer is None else ledger.purge(customer, event.time, policy)
         payment_id: str | None = None
         match event:

@@ -16,6 +16,7 @@ from datetime import datetime
 from uuid import UUID
 
 import schemas
+from service.core.owners import customer_of
 from service.core.sessions import Session
 
 EventKey = tuple[str, str]  # CloudEvents identity: (source, id)
@@ -76,14 +77,6 @@ def owners_in_batch(
     return owners
 
 
-def customer_in_batch(event: schemas.InputEvent, owners: Mapping[UUID, UUID]) -> UUID | None:
-    match event:
-        case schemas.PaymentCompletedEvent(data=payment):
-            return payment.customer_id
-        case schemas.MechanicAcceptedEvent() | schemas.SessionEndedEvent():
-            return owners.get(event.data.session_id)
-
-
 def set_aside(
     events: Sequence[schemas.InputEvent],
     owners: Mapping[UUID, UUID],
@@ -98,7 +91,7 @@ def set_aside(
     decide: list[schemas.InputEvent] = []
     parked: list[ParkedEvent] = []
     for event in events:
-        customer = customer_in_batch(event, owners)
+        customer = customer_of(event, owners.get)
         reason = poison.get(key_of(event))
         if reason is None and customer is not None and customer in blocked:
             reason = BEHIND_PARKED

@@ -1,7 +1,8 @@
 """`fulfillment rebuild`: re-decide the input topics into an empty database, through the same
-handlers and store as the service, and prove it: every re-made output against the published one.
+handlers and store as the service, and prove it: every re-made output against the published one
+(`service.reprocess.rebuild`; this module opens the target and prints the outcome).
 
-`--order published` (the default) follows the changelog (`service.core.replay_order`): the
+`--order published` (the default) follows the changelog (`service.reprocess.replay_order`): the
 result is the live state, and any difference is a real one. `--order arrival` ignores the
 changelog and meets the inputs as they arrived, for "what would this code decide differently?"
 before a deploy; its differences come explained (sweeper timing, cross-topic order).
@@ -19,55 +20,15 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from service.adapters import postgres
-from service.adapters.kafka.relay import Relay
-from service.adapters.postgres.target import discard_outbox
-from service.bootstrap.factory import Clients
-from service.bootstrap.service import create_topics
 from service.config.settings import Settings
-from service.core.batch import BatchResult
-from service.core.changelog import Published, published
-from service.core.differences import Difference, differences
-from service.core.parking import EventKey
-from service.core.ports import OutboxRow, Store
-from service.core.replay_order import Plan, in_arrival_order, in_published_order
-from service.core.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
-from service.core.sessions import Policy
-from service.entrypoints.history import (
-    BadTarget,
-    LiveParked,
-    failure_line,
-    open_empty_target,
-    parked_line,
-    read_changelog,
-    read_inputs,
-    read_live_parked,
-    replaced,
-)
 from service.entrypoints.progress import Progress
-from service.handlers.consume import handle_batch
-from service.handlers.outbox import outbox_row
-from service.handlers.sweep import sweep_customers
-
-Order = Literal["published", "arrival"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    events: int
-    remade: list[Published]
-    found: list[Difference]
-    seconds: float
-    forced: int
-    unreachable: int  # published outputs whose cause is no longer on the input topics
-    live_parked: LiveParked  # what the database being replaced holds parked
-    parked: list[dict[str, Any]]  # the events parked again here, in their order
-    # Parked live but not on the input topics any more (retention): not in the new database.
-    parked_missing: list[dict[str, Any]]
+from service.entrypoints.reprocess_lines import failure_line, parked_line
+from service.reprocess.changelog import Published
+from service.reprocess.history import BadTarget, open_empty_target, read_live_parked
+from service.reprocess.rebuild import Order, Outcome
+from service.reprocess.rebuild import rebuild as rebuild_into
 
 
 async def rebuild(
@@ -84,11 +45,14 @@ async def rebuild(
         _error(str(error))
         return error.exit_code
     try:
-        outcome = await _rebuild(clients, pool, order, await read_live_parked(settings))
-        if shadow_topic:
-            await _publish(clients, pool, shadow_topic)
-        else:
-            await discard_outbox(pool)
+        outcome = await rebuild_into(
+            clients,
+            pool,
+            order=order,
+            live_parked=await read_live_parked(settings),
+            shadow_topic=shadow_topic,
+            progress=lambda total: Progress("rebuild", total),
+        )
     except Exception as error:
         line = failure_line(error, settings)
         if line is None:
@@ -99,89 +63,6 @@ async def rebuild(
         await pool.close()
     report(outcome, as_json=as_json, order=order)
     return 0 if not outcome.found else 1
-
-
-async def _rebuild(
-    clients: Clients, pool: postgres.Pool, order: Order, live_parked: LiveParked
-) -> Outcome:
-    changelog = await read_changelog(clients)
-    inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
-    plan: Plan
-    if order == "published":
-        plan = in_published_order(inputs.partitions, changelog)
-    else:
-        plan = in_arrival_order(inputs.partitions)
-    total = sum(len(p) for p in inputs.partitions)
-    progress = Progress("rebuild", total)
-    remade: list[Published] = []
-    parked = LiveParked([])
-    policy = clients.settings.policy
-    poison = {p.key: p.reason for p in live_parked.events}
-    async with postgres.store_of(pool) as store:
-        for run in runs(plan):
-            result = await _apply(store, run, policy, poison)
-            remade += [_as_published(outbox_row(e)) for e in result.emitted]
-            parked.events.extend(result.parked)
-            decided = len(run.events) if isinstance(run, DecideRun) else 0
-            progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
-        if order == "arrival":
-            # Without the changelog, the closings are the sweeper's, as it would act by now.
-            remade += [_as_published(r) for r in await _sweep_all(store, clients.settings)]
-    progress.finish()
-    parked_here = {p.key for p in parked.events}
-    return Outcome(
-        events=progress.done,
-        remade=remade,
-        found=differences(changelog, remade),
-        seconds=progress.seconds,
-        forced=plan.forced,
-        unreachable=len(plan.unreachable),
-        live_parked=live_parked,
-        parked=parked.as_rows(),
-        parked_missing=LiveParked(
-            [p for p in live_parked.events if p.key not in parked_here]
-        ).as_rows(),
-    )
-
-
-async def _apply(
-    store: Store, run: Run, policy: Policy, poison: dict[EventKey, str]
-) -> BatchResult:
-    match run:
-        case DecideRun(events=events):
-            # Parked live: parked here too, not decided (and their customers' later events
-            # behind them, as live).
-            return await handle_batch(store, events, policy=policy, poison=poison)
-        case CloseRun(customers=customers, now=now):
-            return await sweep_customers(store, customers, now=now, policy=policy)
-
-
-async def _sweep_all(store: Store, settings: Settings) -> list[OutboxRow]:
-    now = datetime.now(UTC)
-    rows: list[OutboxRow] = []
-    while due := await store.due_customers(now=now, max_live=settings.max_live, limit=BATCH):
-        result = await sweep_customers(store, due, now=now, policy=settings.policy)
-        rows += [outbox_row(e) for e in result.emitted]
-    return rows
-
-
-def _as_published(row: OutboxRow) -> Published:
-    return published(row.key, row.value, timestamp=0, partition=-1, offset=-1)
-
-
-async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:
-    """The re-made outputs, in the order they were made, to the shadow topic: the relay's own
-    code, aimed elsewhere."""
-    shadow = replaced(clients.settings, topic_sessions=topic)
-    await create_topics(Clients(shadow))
-    producer = clients.producer()
-    await producer.start()
-    try:
-        relay = Relay(shadow, pool, producer)
-        relay.stop()  # publish what is there, then return
-        await relay.run()
-    finally:
-        await producer.stop()
 
 
 def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from service.entrypoints.replay_targets import parse_duration
+from service.reprocess.replay_targets import parse_duration
 
 
 def _duration(text: str) -> timedelta:

@@ -11,13 +11,8 @@ from uuid import UUID
 
 import schemas
 from service.core.batch import BatchResult, decide_batch
-from service.core.parking import (
-    EventKey,
-    ParkedEvent,
-    customer_in_batch,
-    owners_in_batch,
-    set_aside,
-)
+from service.core.owners import customer_of
+from service.core.parking import EventKey, ParkedEvent, owners_in_batch, set_aside
 from service.core.ports import Store
 from service.core.sessions import Policy
 from service.handlers.outbox import NO_TRACES, Traces, outbox_rows
@@ -132,6 +127,6 @@ def _trip(
     failpoint: frozenset[UUID], events: Sequence[schemas.InputEvent], owners: Mapping[UUID, UUID]
 ) -> None:
     for event in events:
-        customer = customer_in_batch(event, owners)
+        customer = customer_of(event, owners.get)
         if customer in failpoint:
             raise FailpointHit(f"failpoint: deciding {event.type} {event.id!r} of {customer}")

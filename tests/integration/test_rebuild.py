@@ -13,8 +13,8 @@ import pytest
 import schemas
 from service.adapters import postgres
 from service.core.batch import BatchResult
-from service.entrypoints.history import replaced
 from service.entrypoints.rebuild import rebuild
+from service.reprocess.history import replaced
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, running

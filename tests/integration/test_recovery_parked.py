@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 from service.adapters import postgres
 from service.config.settings import Settings
 from service.entrypoints import report
-from service.entrypoints.history import replaced
 from service.entrypoints.rebuild import rebuild
 from service.entrypoints.restore import restore
+from service.reprocess.history import replaced
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import outcomes_by_payment, wait_drained, wall_now
 from tests.harness import Outcomes, Producer, running

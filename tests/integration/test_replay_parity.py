@@ -17,7 +17,7 @@ from service.adapters.kafka.admin import committed_offsets, topic_partitions
 from service.bootstrap.factory import Clients
 from service.config.settings import Settings
 from service.entrypoints.replay import replay
-from service.entrypoints.replay_targets import export_csv
+from service.reprocess.replay_targets import export_csv
 from tests.harness import Producer, payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

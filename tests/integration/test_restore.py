@@ -15,10 +15,10 @@ import schemas
 from service.adapters import postgres
 from service.config.settings import Settings
 from service.core.batch import BatchResult
-from service.entrypoints.history import replaced
 from service.entrypoints.restore import restore
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
+from service.reprocess.history import replaced
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, payment, running

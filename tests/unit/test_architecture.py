@@ -1,7 +1,7 @@
 """The layers run one way, read from the code's own imports: core <- handlers <- adapters <-
-bootstrap and entrypoints, with the configuration beside the core (it reads the core, every
-layer above reads it, and its modules import one another without a cycle); and every Kafka
-client is built by the one factory."""
+bootstrap <- reprocess <- entrypoints (reprocessing sits beside the rules, never inside them),
+with the configuration beside the core (it reads the core, every layer above reads it, and its
+modules import one another without a cycle); and every Kafka client is built by the one factory."""
 
 from __future__ import annotations
 
@@ -70,13 +70,18 @@ def test_handlers_reach_the_database_only_through_the_store_port(path: Path) -> 
 
 
 @pytest.mark.parametrize("path", modules("service.adapters"), ids=module_name)
-def test_adapters_import_no_handlers_entrypoints_or_wiring(path: Path) -> None:
+def test_adapters_import_no_handlers_reprocessing_entrypoints_or_wiring(path: Path) -> None:
     upward = {
         name
         for name in imports_of(path)
         if any(
             within(name, layer)
-            for layer in ("service.handlers", "service.entrypoints", "service.bootstrap")
+            for layer in (
+                "service.handlers",
+                "service.reprocess",
+                "service.entrypoints",
+                "service.bootstrap",
+            )
         )
     }
     assert not upward, f"{module_name(path)} imports {sorted(upward)}"
@@ -117,6 +122,51 @@ def test_the_configuration_modules_import_one_another_without_a_cycle() -> None:
 
     cycles = [cycle for module in sorted(graph) if (cycle := cycle_from(module, ()))]
     assert not cycles, " -> ".join(cycles[0])
+
+
+@pytest.mark.parametrize("path", modules("service.core"), ids=module_name)
+def test_the_core_does_not_import_reprocessing(path: Path) -> None:
+    reprocess = {name for name in imports_of(path) if within(name, "service.reprocess")}
+    assert not reprocess, f"{module_name(path)} imports {sorted(reprocess)}"
+
+
+@pytest.mark.parametrize("path", modules("service.reprocess"), ids=module_name)
+def test_reprocessing_uses_the_core_handlers_adapters_and_the_factory_not_the_commands(
+    path: Path,
+) -> None:
+    foreign = {
+        name
+        for name in imports_of(path)
+        if top(name) == "service"
+        and not any(
+            within(name, layer)
+            for layer in (
+                "service.core",
+                "service.handlers",
+                "service.adapters",
+                "service.bootstrap.factory",
+                "service.bootstrap.reach",
+                "service.bootstrap.service",
+                "service.reprocess",
+                "service.config",
+            )
+        )
+    }
+    assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in modules("service")
+        if not any(within(module_name(p), m) for m in ("service.entrypoints", "service.reprocess"))
+    ],
+    ids=module_name,
+)
+def test_only_the_commands_import_reprocessing(path: Path) -> None:
+    reprocess = {name for name in imports_of(path) if within(name, "service.reprocess")}
+    assert not reprocess, f"{module_name(path)} imports {sorted(reprocess)}"
 
 
 def test_nothing_but_the_factory_constructs_a_kafka_client() -> None:

@@ -17,10 +17,10 @@ from service.adapters.memory_store import MemoryDatabase
 from service.adapters.metrics import REGISTRY
 from service.adapters.poison import MAX_NEW_POISON, DecideContained, PoisonGuard, find_poison
 from service.core.batch import BatchResult
+from service.core.owners import customer_of
 from service.core.parking import (
     BEHIND_PARKED,
     EventKey,
-    customer_in_batch,
     key_of,
     owners_in_batch,
     set_aside,
@@ -213,7 +213,7 @@ def test_containment_parks_exactly_the_failing_customers_and_decides_the_rest_as
         guard = PoisonGuard(decider(store, failpoint=failing), retries=0)
         result = await guard(events)
         owners = owners_in_batch(events, {})
-        kept = [e for e in events if customer_in_batch(e, owners) not in failing]
+        kept = [e for e in events if customer_of(e, owners.get) not in failing]
         alone = await decider(alone_db.store())(kept)
         parked = [p.event_id for p in contained_db.tables.parked]
         return [d.event_id for d in result.decisions], [d.event_id for d in alone.decisions], parked
@@ -221,7 +221,7 @@ def test_containment_parks_exactly_the_failing_customers_and_decides_the_rest_as
     contained, alone, parked = asyncio.run(run())
     owners = owners_in_batch(events, {})
     assert contained == alone  # everyone else: the same decisions, in the same order
-    assert parked == [e.id for e in events if customer_in_batch(e, owners) in failing]
+    assert parked == [e.id for e in events if customer_of(e, owners.get) in failing]
 
 
 async def test_a_batch_failing_everywhere_is_searched_in_bounded_steps_with_backoff_between() -> (

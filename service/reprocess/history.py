@@ -1,5 +1,6 @@
 """What a rebuild and a restore read: the changelog (`sessions.events`) and the input topics,
-whole, up to the ends they had when the command started, through the one client factory."""
+whole, up to the ends they had when the command started, through the one client factory; the
+parked events of the database being replaced; and the empty database they write into."""
 
 from __future__ import annotations
 
@@ -9,23 +10,21 @@ from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 import schemas
+from service.adapters import postgres
 from service.adapters.kafka.admin import committed_offsets, missing_topics, topic_partitions
 from service.adapters.kafka.topic_reader import read_until
 from service.adapters.postgres import Pool
-from service.adapters.postgres.migrate import DatabaseBehind
+from service.adapters.postgres.migrate import DatabaseBehind, check_migrations
 from service.adapters.postgres.target import prepare_empty
 from service.bootstrap.factory import Clients
 from service.bootstrap.reach import Unreachable
 from service.config.settings import Settings
-from service.core.changelog import Published, UnreadableOutput, published
 from service.core.parking import ParkedEvent
-from service.core.replay_order import InputRecord
-from service.core.restore_state import Inconsistent
-from service.entrypoints.database import operator_store
+from service.reprocess.changelog import Published, published
+from service.reprocess.replay_order import InputRecord
 
 
 def replaced(settings: Settings, **changes: Any) -> Settings:
@@ -73,21 +72,6 @@ async def open_empty_target(settings: Settings, database_url: str) -> tuple[Clie
 
 class MissingTopic(Exception):
     """A topic the command reads does not exist."""
-
-
-def failure_line(error: Exception, settings: Settings) -> str | None:
-    """The one line a rebuild or a restore prints for a failure a person can fix (then exits
-    1), or None for anything else, which is a bug and keeps its traceback."""
-    match error:
-        case MissingTopic():
-            return f"no such topic: {error}"
-        case UnreadableOutput() | Inconsistent():
-            return f"{settings.topics.sessions_events}: {error}"
-        case KafkaError():
-            return f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}"
-        case asyncpg.PostgresError() | OSError():
-            return f"the database of --database-url failed: {error}"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +192,14 @@ async def read_live_parked(settings: Settings) -> LiveParked:
     """The parked events of the service's own database (FULFILLMENT_DATABASE_URL), in order;
     never raises for a database that cannot be reached or read: says why instead."""
     try:
-        async with operator_store(settings) as store:
-            return LiveParked(await store.parked_events(limit=PARKED_LIMIT))
+        # As the operator commands connect: refused, like `run`, on a database that is behind.
+        pool = await Clients(settings).pool(size=1)
+        try:
+            await check_migrations(pool)
+            async with postgres.store_of(pool) as store:
+                return LiveParked(await store.parked_events(limit=PARKED_LIMIT))
+        finally:
+            await pool.close()
     except (Unreachable, OSError, asyncpg.PostgresError, DatabaseBehind) as error:
         why = " ".join(f"{type(error).__name__}: {error}".split())
         return LiveParked([], f"the database of FULFILLMENT_DATABASE_URL cannot be read ({why})")
-
-
-def parked_line(row: dict[str, Any]) -> str:
-    who = row["customer_id"] or "no customer"
-    what = f"{row['event_id']} ({row['type']} from {row['source']})"
-    return f"  parked: {what} of {who}: {row['reason']}"

@@ -14,17 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from service.core.changelog import Published, published
-from service.core.replay_order import (
+from service.handlers.outbox import outbox_row
+from service.handlers.sweep import sweep_customers
+from service.reprocess.changelog import Published, published
+from service.reprocess.replay_order import (
     Close,
     Decide,
     InputRecord,
     in_arrival_order,
     in_published_order,
 )
-from service.core.replay_runs import CloseRun, DecideRun, runs
-from service.handlers.outbox import outbox_row
-from service.handlers.sweep import sweep_customers
+from service.reprocess.replay_runs import CloseRun, DecideRun, runs
 from tests.unit.core.builders import (
     ALICE,
     BOB,

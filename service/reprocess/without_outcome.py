@@ -17,8 +17,8 @@ from uuid import UUID
 
 import schemas
 from service.core.parking import ParkedEvent
-from service.core.replay_order import InputRecord
-from service.core.restore_state import Restored
+from service.reprocess.replay_order import InputRecord
+from service.reprocess.restore_state import Restored
 
 NO_OUTCOME = "consumed, no outcome on sessions.events (restored from the input topics)"
 

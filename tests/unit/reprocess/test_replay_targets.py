@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.entrypoints.replay_targets import (
+from service.reprocess.replay_targets import (
     AtTime,
     BadScope,
     Earliest,

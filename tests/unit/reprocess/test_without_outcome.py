@@ -9,9 +9,9 @@ import schemas
 from service.core.batch import PaymentRecord
 from service.core.outcomes import Kind
 from service.core.parking import key_of
-from service.core.replay_order import InputRecord
-from service.core.restore_state import Restored
-from service.core.without_outcome import NO_OUTCOME, without_outcome
+from service.reprocess.replay_order import InputRecord
+from service.reprocess.restore_state import Restored
+from service.reprocess.without_outcome import NO_OUTCOME, without_outcome
 from tests.unit.core.builders import (
     ALICE,
     BOB,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import schemas
-from service.core.changelog import Published
+from service.reprocess.changelog import Published
 
 
 class Explanation(StrEnum):

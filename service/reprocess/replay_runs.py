@@ -15,7 +15,8 @@ from datetime import datetime
 from uuid import UUID
 
 import schemas
-from service.core.replay_order import Close, Plan
+from service.core.owners import customer_of
+from service.reprocess.replay_order import Close, Plan
 
 BATCH = 500
 
@@ -56,7 +57,7 @@ def runs(plan: Plan, *, size: int = BATCH) -> list[Run]:
                 close()
             waiting[step.customer_id] = step
             continue
-        if _customer(step.record.event, plan.owners) in waiting:
+        if customer_of(step.record.event, plan.owners.get) in waiting:
             decide()
             close()
         batch.append(step.record.event)
@@ -65,14 +66,6 @@ def runs(plan: Plan, *, size: int = BATCH) -> list[Run]:
     decide()
     close()
     return found
-
-
-def _customer(event: schemas.InputEvent, owners: dict[UUID, UUID]) -> UUID | None:
-    match event:
-        case schemas.PaymentCompletedEvent(data=payment):
-            return payment.customer_id
-        case schemas.MechanicAcceptedEvent() | schemas.SessionEndedEvent():
-            return owners.get(event.data.session_id)
 
 
 def events_in(found: Sequence[Run]) -> int:

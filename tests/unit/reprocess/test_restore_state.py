@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 
 import schemas
-from service.core.changelog import published
-from service.core.restore_state import Inconsistent, restore_state
-from tests.unit.core.test_replay_order import actions, live_run
+from service.reprocess.changelog import published
+from service.reprocess.restore_state import Inconsistent, restore_state
+from tests.unit.reprocess.test_replay_order import actions, live_run
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,9 +11,9 @@ from uuid import UUID
 
 import schemas
 from service.core.batch import PaymentRecord
-from service.core.changelog import Published
 from service.core.outcomes import Kind, Reason
 from service.core.sessions import Session, Status
+from service.reprocess.changelog import Published
 
 
 class Inconsistent(ValueError):

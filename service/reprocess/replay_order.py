@@ -30,7 +30,7 @@ from datetime import datetime
 from uuid import UUID
 
 import schemas
-from service.core.changelog import Published
+from service.reprocess.changelog import Published
 
 
 @dataclass(frozen=True, slots=True)

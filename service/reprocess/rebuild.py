@@ -1,0 +1,175 @@
+"""A rebuild: the input topics re-decided into an empty database, through the same handlers and
+store as the service, every re-made output set against the published one.
+
+`order="published"` follows the changelog (`replay_order`): the result is the live state, and
+any difference is a real one. `order="arrival"` ignores the changelog and meets the inputs as
+they arrived, for "what would this code decide differently?" before a deploy.
+
+Nothing is published, unless to a shadow topic; the re-made outputs are discarded from the
+database's outbox, so the service started on it later publishes nothing again. The events
+parked in the database being replaced are parked again here, not decided, with their reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from service.adapters import postgres
+from service.adapters.kafka.relay import Relay
+from service.adapters.postgres.target import discard_outbox
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
+from service.config.settings import Settings
+from service.core.batch import BatchResult
+from service.core.parking import EventKey
+from service.core.ports import OutboxRow, Store
+from service.core.sessions import Policy
+from service.handlers.consume import handle_batch
+from service.handlers.outbox import outbox_row
+from service.handlers.sweep import sweep_customers
+from service.reprocess.changelog import Published, published
+from service.reprocess.differences import Difference, differences
+from service.reprocess.history import LiveParked, read_changelog, read_inputs, replaced
+from service.reprocess.replay_order import Plan, in_arrival_order, in_published_order
+from service.reprocess.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
+
+Order = Literal["published", "arrival"]
+
+
+class Progress(Protocol):
+    """How far a rebuild or a restore is, for whoever shows it."""
+
+    done: int
+    total: int
+
+    @property
+    def seconds(self) -> float: ...
+
+    def advance(self, count: int, *, lag: int | None = None) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    events: int
+    remade: list[Published]
+    found: list[Difference]
+    seconds: float
+    forced: int
+    unreachable: int  # published outputs whose cause is no longer on the input topics
+    live_parked: LiveParked  # what the database being replaced holds parked
+    parked: list[dict[str, Any]]  # the events parked again here, in their order
+    # Parked live but not on the input topics any more (retention): not in the new database.
+    parked_missing: list[dict[str, Any]]
+
+
+async def rebuild(
+    clients: Clients,
+    pool: postgres.Pool,
+    *,
+    order: Order,
+    live_parked: LiveParked,
+    shadow_topic: str | None,
+    progress: Callable[[int], Progress],
+) -> Outcome:
+    """Into the empty database of `pool` (`clients` aimed at it). `progress(total)` makes the
+    progress report once the inputs are read. Raises what reading the topics raises
+    (`history.MissingTopic`, `changelog.UnreadableOutput`, aiokafka's KafkaError) and
+    asyncpg's errors."""
+    outcome = await _rebuild(clients, pool, order, live_parked, progress)
+    if shadow_topic:
+        await _publish(clients, pool, shadow_topic)
+    else:
+        await discard_outbox(pool)
+    return outcome
+
+
+async def _rebuild(
+    clients: Clients,
+    pool: postgres.Pool,
+    order: Order,
+    live_parked: LiveParked,
+    progress_of: Callable[[int], Progress],
+) -> Outcome:
+    changelog = await read_changelog(clients)
+    inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
+    plan: Plan
+    if order == "published":
+        plan = in_published_order(inputs.partitions, changelog)
+    else:
+        plan = in_arrival_order(inputs.partitions)
+    total = sum(len(p) for p in inputs.partitions)
+    progress = progress_of(total)
+    remade: list[Published] = []
+    parked = LiveParked([])
+    policy = clients.settings.policy
+    poison = {p.key: p.reason for p in live_parked.events}
+    async with postgres.store_of(pool) as store:
+        for run in runs(plan):
+            result = await _apply(store, run, policy, poison)
+            remade += [_as_published(outbox_row(e)) for e in result.emitted]
+            parked.events.extend(result.parked)
+            decided = len(run.events) if isinstance(run, DecideRun) else 0
+            progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
+        if order == "arrival":
+            # Without the changelog, the closings are the sweeper's, as it would act by now.
+            remade += [_as_published(r) for r in await _sweep_all(store, clients.settings)]
+    progress.finish()
+    parked_here = {p.key for p in parked.events}
+    return Outcome(
+        events=progress.done,
+        remade=remade,
+        found=differences(changelog, remade),
+        seconds=progress.seconds,
+        forced=plan.forced,
+        unreachable=len(plan.unreachable),
+        live_parked=live_parked,
+        parked=parked.as_rows(),
+        parked_missing=LiveParked(
+            [p for p in live_parked.events if p.key not in parked_here]
+        ).as_rows(),
+    )
+
+
+async def _apply(
+    store: Store, run: Run, policy: Policy, poison: dict[EventKey, str]
+) -> BatchResult:
+    match run:
+        case DecideRun(events=events):
+            # Parked live: parked here too, not decided (and their customers' later events
+            # behind them, as live).
+            return await handle_batch(store, events, policy=policy, poison=poison)
+        case CloseRun(customers=customers, now=now):
+            return await sweep_customers(store, customers, now=now, policy=policy)
+
+
+async def _sweep_all(store: Store, settings: Settings) -> list[OutboxRow]:
+    now = datetime.now(UTC)
+    rows: list[OutboxRow] = []
+    while due := await store.due_customers(now=now, max_live=settings.max_live, limit=BATCH):
+        result = await sweep_customers(store, due, now=now, policy=settings.policy)
+        rows += [outbox_row(e) for e in result.emitted]
+    return rows
+
+
+def _as_published(row: OutboxRow) -> Published:
+    return published(row.key, row.value, timestamp=0, partition=-1, offset=-1)
+
+
+async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:
+    """The re-made outputs, in the order they were made, to the shadow topic: the relay's own
+    code, aimed elsewhere."""
+    shadow = replaced(clients.settings, topic_sessions=topic)
+    await create_topics(Clients(shadow))
+    producer = clients.producer()
+    await producer.start()
+    try:
+        relay = Relay(shadow, pool, producer)
+        relay.stop()  # publish what is there, then return
+        await relay.run()
+    finally:
+        await producer.stop()
