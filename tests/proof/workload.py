@@ -183,9 +183,10 @@ class Workload:
 
     def _broken_binary(self, message: sim.Message) -> Outgoing:
         """A payment in binary mode without its `ce_id` header: dead-lettered as invalid."""
-        data = {
+        customer = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        data: dict[str, Any] = {
             "payment_id": f"pi_broken_{self._rng.getrandbits(64):016x}",
-            "customer_id": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            "customer_id": customer,
             "amount_cents": 100,
             "currency": "USD",
             "session_type": "chat",
@@ -195,9 +196,14 @@ class Workload:
         )
         headers, body = schemas.binary_from_structured(value)
         headers = [(k, v) for k, v in headers if k != "ce_id"]
-        key = data["customer_id"].encode()
         return Outgoing(
-            self.topics.payments_completed, key, body, headers, "broken_binary", True, None
+            self.topics.payments_completed,
+            customer.encode(),
+            body,
+            headers,
+            "broken_binary",
+            True,
+            None,
         )
 
 
