@@ -119,12 +119,14 @@ class Workload:
             self.seen_accepted.add(session)
             self._release(f"accepted:{session}")
 
-    def poison(self, customer: uuid.UUID, n: int, now: datetime) -> list[Outgoing]:
-        """`n` payments of a poison customer."""
+    def payments(
+        self, customer: uuid.UUID, n: int, now: datetime, kind: str = "poison_payment"
+    ) -> list[Outgoing]:
+        """`n` payments of one customer at once: a poison customer's, or the runner's probes."""
         made = []
         for i in range(n):
             data = {
-                "payment_id": f"pi_poison_{customer.hex[:12]}_{i}",
+                "payment_id": f"pi_{kind}_{customer.hex[:12]}_{i}",
                 "customer_id": str(customer),
                 "amount_cents": 2999,
                 "currency": "USD",
@@ -140,7 +142,7 @@ class Workload:
             message = sim.Message(
                 self.topics.payments_completed, str(customer).encode(), value, now, sim.Kind.PAYMENT
             )
-            made.append(replace_kind(self._outgoing(message), "poison_payment"))
+            made.append(replace_kind(self._outgoing(message), kind))
         return made
 
     def _release(self, gate: str) -> None:

@@ -1,0 +1,151 @@
+"""The proof's faults: a seeded schedule (pure), and the injector that applies each one to the
+running instances and measures how long the service took to recover from it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from tests.commands import fulfillment
+from tests.proof.history import Parking
+from tests.proof.instances import Instance, now
+
+KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
+# How many payments a poison customer sends before being released.
+POISON_PAYMENTS: Final = 3
+
+
+@dataclass(frozen=True)
+class Planned:
+    at: float  # seconds from the start of the workload
+    kind: str
+    instance: int
+    hold: float  # seconds the fault lasts before its recovery is started
+    customer: uuid.UUID | None = None  # the poison customer of a poison fault
+
+
+def schedule(seed: int, duration: float, instances: int, repeats: int) -> list[Planned]:
+    """Every kind `repeats` times, in a seeded order, spread over the first 80% of the run."""
+    rng = random.Random(f"{seed}|faults")
+    kinds = [kind for kind in KINDS for _ in range(repeats)]
+    rng.shuffle(kinds)
+    slot = 0.75 * duration / len(kinds)
+    planned = []
+    for i, kind in enumerate(kinds):
+        at = 0.05 * duration + i * slot + rng.uniform(0, 0.2 * slot)
+        hold = round(rng.uniform(0.2, 0.5) * slot, 1)
+        customer = uuid.UUID(int=rng.getrandbits(128), version=4) if kind == "poison" else None
+        planned.append(Planned(round(at, 1), kind, rng.randrange(instances), hold, customer))
+    return planned
+
+
+@dataclass
+class Happened:
+    planned: Planned
+    started: datetime
+    recovered: datetime | None = None
+    note: str = ""
+
+    @property
+    def recovery_seconds(self) -> float | None:
+        if self.recovered is None:
+            return None
+        return (self.recovered - self.started).total_seconds() - self.planned.hold
+
+
+# Sends a probe payment on every partition and waits for the outcomes; returns when done.
+Probe = Callable[[], Awaitable[None]]
+# Sends a poison customer's payments; returns when they were sent.
+Poison = Callable[[uuid.UUID], Awaitable[None]]
+
+
+@dataclass
+class Injector:
+    instances: list[Instance]
+    operator_env: dict[str, str]  # a `fulfillment` command's environment: no failpoint
+    probe: Probe
+    poison: Poison
+    log: Callable[[str], None]
+    happened: list[Happened] = field(default_factory=list)
+    parkings: list[Parking] = field(default_factory=list)
+
+    async def apply(self, planned: Planned) -> None:
+        event = Happened(planned, now())
+        self.happened.append(event)
+        self.log(f"fault {planned.kind} on instance {planned.instance + 1} for {planned.hold}s")
+        try:
+            await getattr(self, "_" + planned.kind)(planned, event)
+        except Exception as error:  # reported, and the run goes on: the checker judges
+            event.note = f"failed: {error!r}"
+            self.log(f"fault {planned.kind} failed: {error!r}")
+
+    async def _recovered(self, event: Happened) -> None:
+        await self.probe()
+        event.recovered = now()
+
+    async def _sigkill(self, planned: Planned, event: Happened) -> None:
+        instance = self.instances[planned.instance]
+        await instance.kill()
+        await asyncio.sleep(planned.hold)
+        await instance.start()
+        await self._recovered(event)
+
+    async def _sigstop(self, planned: Planned, event: Happened) -> None:
+        instance = self.instances[planned.instance]
+        instance.signal(signal.SIGSTOP)
+        await asyncio.sleep(planned.hold)
+        instance.signal(signal.SIGCONT)
+        await self._recovered(event)
+
+    async def _db_cut(self, planned: Planned, event: Happened) -> None:
+        proxy = self.instances[planned.instance].proxy
+        await proxy.cut()
+        await asyncio.sleep(planned.hold)
+        await proxy.restore()
+        await self._recovered(event)
+
+    async def _poison(self, planned: Planned, event: Happened) -> None:
+        assert planned.customer is not None
+        customer = str(planned.customer)
+        await self.poison(planned.customer)
+        parked_at = await self._parked(customer, within=180.0)
+        event.note = f"customer {customer} parked after {(parked_at - event.started).seconds}s"
+        await asyncio.sleep(planned.hold)
+        released = now()
+        self.parkings.append(Parking(customer, event.started, released))
+        done = await fulfillment("parked", "release", customer, env=self.operator_env)
+        event.note += f"; release exit {done.returncode}"
+        await self._recovered(event)
+
+    async def _parked(self, customer: str, within: float) -> datetime:
+        """Until all of the customer's payments are parked (from `parked list --json`)."""
+        async with asyncio.timeout(within):
+            while True:
+                listed = await fulfillment("parked", "list", "--json", env=self.operator_env)
+                if listed.returncode == 0:
+                    for row in json.loads(listed.stdout or "[]"):
+                        if row["customer_id"] == customer and row["events"] >= POISON_PAYMENTS:
+                            return now()
+                await asyncio.sleep(1.0)
+
+    async def _redrive(self, planned: Planned, event: Happened) -> None:
+        done = await fulfillment("dlq", "redrive", "--all", env=self.operator_env, within=120)
+        event.note = f"redrive exit {done.returncode}"
+        await asyncio.sleep(planned.hold)
+        await self._recovered(event)
+
+
+async def run_schedule(injector: Injector, planned: list[Planned], start: datetime) -> None:
+    """Each fault at its time (or as soon as the previous one has recovered)."""
+    for fault in planned:
+        delay = fault.at - (now() - start).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await injector.apply(fault)
