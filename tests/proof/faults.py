@@ -10,7 +10,7 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from tests.commands import fulfillment
@@ -18,8 +18,8 @@ from tests.proof.history import Parking
 from tests.proof.instances import Instance, now
 
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
-# How many payments a poison customer sends before being released.
-POISON_PAYMENTS: Final = 3
+# After how long the session of a poison fault's first payment expires.
+EXPIRES_IN: Final = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class Happened:
 
 # Sends a probe payment on every partition and waits for the outcomes; returns when done.
 Probe = Callable[[], Awaitable[None]]
-# Sends a poison customer's payments; returns when they were sent.
-Poison = Callable[[uuid.UUID], Awaitable[None]]
+# Sends a payment of a poison customer with that business time; returns when it was sent.
+Poison = Callable[[uuid.UUID, datetime], Awaitable[None]]
 
 
 @dataclass
@@ -73,6 +73,8 @@ class Injector:
     probe: Probe
     poison: Poison
     log: Callable[[str], None]
+    request_ttl: timedelta
+    sweep_interval: float
     happened: list[Happened] = field(default_factory=list)
     parkings: list[Parking] = field(default_factory=list)
 
@@ -112,27 +114,45 @@ class Injector:
         await self._recovered(event)
 
     async def _poison(self, planned: Planned, event: Happened) -> None:
+        """A poison customer parked twice: first with a payment dated so that, once released,
+        its session expires EXPIRES_IN s after the fault began; then with a payment sent while
+        that session waits, so the customer is parked while it expires. Nothing may be
+        published for them until the second release (guarantee 7), not even by the sweeper."""
         assert planned.customer is not None
-        customer = str(planned.customer)
-        await self.poison(planned.customer)
-        parked_at = await self._parked(customer, within=180.0)
-        event.note = f"customer {customer} parked after {(parked_at - event.started).seconds}s"
-        await asyncio.sleep(planned.hold)
-        released = now()
-        self.parkings.append(Parking(customer, event.started, released))
-        done = await fulfillment("parked", "release", customer, env=self.operator_env)
-        event.note += f"; release exit {done.returncode}"
+        customer = planned.customer
+        expires = event.started + timedelta(seconds=EXPIRES_IN)
+        await self._park_and_release(customer, expires - self.request_ttl)
+        second = now()
+        await self.poison(customer, second)
+        await self._parked(str(customer), within=180.0)
+        waited = (expires - now()).total_seconds() + 2 * self.sweep_interval
+        await asyncio.sleep(max(waited, 0) + planned.hold)
+        await self._release(customer, second, event)
         await self._recovered(event)
 
-    async def _parked(self, customer: str, within: float) -> datetime:
-        """Until all of the customer's payments are parked (from `parked list --json`)."""
+    async def _park_and_release(self, customer: uuid.UUID, time: datetime) -> None:
+        since = now()
+        await self.poison(customer, time)
+        await self._parked(str(customer), within=180.0)
+        await self._release(customer, since, None)
+
+    async def _release(self, customer: uuid.UUID, since: datetime, event: Happened | None) -> None:
+        released = now()
+        self.parkings.append(Parking(str(customer), since, released))
+        done = await fulfillment("parked", "release", str(customer), env=self.operator_env)
+        self.log(f"released {customer}: exit {done.returncode}")
+        if event is not None:
+            event.note = f"customer {customer} parked twice, its session expiring while parked"
+
+    async def _parked(self, customer: str, within: float) -> None:
+        """Until the customer is parked (from `parked list --json`)."""
         async with asyncio.timeout(within):
             while True:
                 listed = await fulfillment("parked", "list", "--json", env=self.operator_env)
                 if listed.returncode == 0:
                     for row in json.loads(listed.stdout or "[]"):
-                        if row["customer_id"] == customer and row["events"] >= POISON_PAYMENTS:
-                            return now()
+                        if row["customer_id"] == customer:
+                            return
                 await asyncio.sleep(1.0)
 
     async def _redrive(self, planned: Planned, event: Happened) -> None:

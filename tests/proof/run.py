@@ -95,8 +95,8 @@ class Run:
 
         await wait_until(decided, within=600)
 
-    async def poison(self, producer: Producer, customer: uuid.UUID) -> None:
-        for out in self.workload.payments(customer, faults.POISON_PAYMENTS, now()):
+    async def poison(self, producer: Producer, customer: uuid.UUID, time: datetime) -> None:
+        for out in self.workload.payments(customer, 1, time):
             await self.send(producer, out)
 
     async def sample(self, instances: list[Instance]) -> None:
@@ -166,8 +166,10 @@ async def _run(
                 instances,
                 operator,
                 probe=lambda: run.probe(producer),
-                poison=lambda customer: run.poison(producer, customer),
+                poison=lambda customer, time: run.poison(producer, customer, time),
                 log=run.log,
+                request_ttl=settings.request_ttl,
+                sweep_interval=settings.sweep_interval_seconds,
             )
             start = now()
             run.log(f"seed {plan.seed}; {len(planned)} faults planned")

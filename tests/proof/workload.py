@@ -124,9 +124,9 @@ class Workload:
     ) -> list[Outgoing]:
         """`n` payments of one customer at once: a poison customer's, or the runner's probes."""
         made = []
-        for i in range(n):
+        for _ in range(n):
             data = {
-                "payment_id": f"pi_{kind}_{customer.hex[:12]}_{i}",
+                "payment_id": f"pi_{kind}_{customer.hex[:8]}_{self._rng.getrandbits(48):012x}",
                 "customer_id": str(customer),
                 "amount_cents": 2999,
                 "currency": "USD",
