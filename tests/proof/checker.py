@@ -19,6 +19,7 @@ GUARANTEES = (
     replay.ACCEPT,
     outcomes.ONE_PER_ACCEPTANCE,
     outcomes.ONE_PER_END,
+    outcomes.LETTERS,
     database.KNOWN,
     database.INVARIANTS,
 )

@@ -20,6 +20,8 @@ from tests.proof.instances import Instance, now
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
 # After how long the session of a poison fault's first payment expires.
 EXPIRES_IN: Final = 30.0
+# `dlq redrive --all` runs per redrive fault: a defect doubling letters shows after a few.
+REDRIVES: Final = 3
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Injector:
     sweep_interval: float
     happened: list[Happened] = field(default_factory=list)
     parkings: list[Parking] = field(default_factory=list)
+    redrives: int = 0
+    crashes: int = 0
 
     async def apply(self, planned: Planned) -> None:
         event = Happened(planned, now())
@@ -94,6 +98,7 @@ class Injector:
 
     async def _sigkill(self, planned: Planned, event: Happened) -> None:
         instance = self.instances[planned.instance]
+        self.crashes += 1
         await instance.kill()
         await asyncio.sleep(planned.hold)
         await instance.start()
@@ -156,9 +161,14 @@ class Injector:
                 await asyncio.sleep(1.0)
 
     async def _redrive(self, planned: Planned, event: Happened) -> None:
-        done = await fulfillment("dlq", "redrive", "--all", env=self.operator_env, within=120)
-        event.note = f"redrive exit {done.returncode}"
-        await asyncio.sleep(planned.hold)
+        """`dlq redrive --all` REDRIVES times in a row, as an operator retrying would."""
+        codes = []
+        for _ in range(REDRIVES):
+            done = await fulfillment("dlq", "redrive", "--all", env=self.operator_env, within=120)
+            codes.append(done.returncode)
+            self.redrives += 1
+            await asyncio.sleep(planned.hold / REDRIVES)
+        event.note = f"redrive --all x{REDRIVES}, exits {codes}"
         await self._recovered(event)
 
 

@@ -103,6 +103,10 @@ class History:
     # Windows in which a fault was in effect (with its recovery): late sweeps inside them are
     # reported apart, not as violations of guarantee 3's deadline.
     faults: list[tuple[datetime, datetime]] = field(default_factory=list)
+    # `dlq redrive --all` runs, and instance crashes (SIGKILL): each may add one letter per
+    # still-failing original (a crash between a letter's produce and the offset commit).
+    redrives: int = 0
+    crashes: int = 0
 
 
 @dataclass(frozen=True)

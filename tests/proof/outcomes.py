@@ -4,7 +4,7 @@ exactly the malformed inputs, nothing published for a parked customer."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -17,6 +17,7 @@ G6 = "G6 the DLQ holds the malformed inputs and nothing else"
 G7 = "G7 nothing published for a parked customer"
 ONE_PER_ACCEPTANCE = "exactly one outcome per acceptance"
 ONE_PER_END = "at most one completion per end"
+LETTERS = "a redrive adds at most one letter per failing original"
 
 PAYMENT = "payment.completed"
 ACCEPTANCE = "mechanic.accepted"
@@ -171,6 +172,17 @@ def dlq_is_the_malformed_inputs(history: History) -> list[Violation]:
                 )
             )
         lettered.add(letter.value)
+    counts = Counter(letter.value for letter in history.letters)
+    bound = 1 + history.redrives + history.crashes
+    for value, n in sorted(counts.items()):
+        if n > bound:
+            found.append(
+                Violation(
+                    LETTERS,
+                    f"{n} letters of one original after {history.redrives} redrives and "
+                    f"{history.crashes} crashes (at most {bound}): {value[:200]!r}",
+                )
+            )
     for value, sent in malformed.items():
         if value not in lettered:
             found.append(

@@ -200,5 +200,7 @@ async def _run(
             ended=ended,
             sweep_interval=timedelta(seconds=settings.sweep_interval_seconds),
             faults=[(h.started, h.recovered or ended) for h in injector.happened],
+            redrives=injector.redrives,
+            crashes=injector.crashes,
         )
     return history, injector.happened, instances

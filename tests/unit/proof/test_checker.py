@@ -9,7 +9,7 @@ from datetime import timedelta
 from tests.proof.checker import Verdict, check
 from tests.proof.database import INVARIANTS, KNOWN
 from tests.proof.history import History, Letter, Parking, Published
-from tests.proof.outcomes import G1, G5, G6, G7, ONE_PER_ACCEPTANCE, ONE_PER_END
+from tests.proof.outcomes import G1, G5, G6, G7, LETTERS, ONE_PER_ACCEPTANCE, ONE_PER_END
 from tests.proof.replay import ACCEPT, G2, G3, G4
 from tests.unit.proof.story import TTL, Story, customer
 
@@ -250,3 +250,12 @@ def test_a_database_with_two_active_sessions_or_rows_left_in_the_outbox_is_caugh
     )
     left = replace(history.database, outbox_rows=3)
     assert fired(check(replace(history, database=left))) == {INVARIANTS}
+
+
+def test_more_letters_of_one_original_than_redrives_and_crashes_allow_are_caught() -> None:
+    history = good_story().history()
+    [letter] = history.letters
+    twice = replace(history, letters=[letter, letter], redrives=1)
+    assert check(twice).violations == []
+    doubled = replace(history, letters=[letter] * 4, redrives=1, crashes=1)
+    assert fired(check(doubled)) == {LETTERS}
