@@ -6,24 +6,27 @@ UV_VERSION := 0.13.9
 UV := .local/tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-# Where the tests find the servers `make up` starts (see tests/conftest.py).
-# The secured listeners and the TLS-only database role are in deploy/README.md.
+# Where the tests find the servers `make up` and `make up-cluster` start (see tests/conftest.py,
+# tests/cluster.py). The secured listeners, the TLS-only database role and the three-broker
+# cluster are in deploy/README.md.
 TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
 	TEST_KAFKA_SASL_SSL_BOOTSTRAP_SERVERS=127.0.0.1:9094 \
 	TEST_KAFKA_MTLS_BOOTSTRAP_SERVERS=127.0.0.1:9095 \
 	TEST_KAFKA_TLS_DIR=$(CURDIR)/.local/kafka/tls \
 	TEST_DATABASE_URL=postgresql://fulfillment:fulfillment@127.0.0.1:5432/fulfillment?sslmode=disable \
-	TEST_DATABASE_TLS_URL='postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem'
+	TEST_DATABASE_TLS_URL='postgresql://fulfillment_tls:fulfillment-tls@127.0.0.1:5432/fulfillment?sslmode=verify-full&sslrootcert=$(CURDIR)/.local/postgres/tls/ca.pem' \
+	TEST_KAFKA_CLUSTER_BOOTSTRAP_SERVERS=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094 \
+	TEST_KAFKA_CLUSTER_STACK=$(CURDIR)/deploy/local/stack.sh
 
-.PHONY: help install tools up down status run migrate test lint unit bench simulate proof clean
+.PHONY: help install tools up down status up-cluster down-cluster run migrate test lint unit bench simulate proof clean
 
 help:
 	@echo "make run       start Kafka + PostgreSQL, migrate, run the service in the foreground"
-	@echo "make test      start Kafka + PostgreSQL, run ruff, mypy and pytest"
+	@echo "make test      start Kafka (one broker and the three-broker cluster) + PostgreSQL, run ruff, mypy and pytest"
 	@echo "make simulate  feed the running service a realistic mixed stream and show outcomes"
 	@echo "make bench     throughput and latency benchmark (prints figures)"
 	@echo "make proof     the service under seeded faults, its whole history checked (SEED=n)"
-	@echo "make install | up | down | status | migrate | lint | unit | clean"
+	@echo "make install | up | down | status | up-cluster | down-cluster | migrate | lint | unit | clean"
 
 $(UV):
 	@# Debian splits ensurepip out of python3; a fresh machine may not have it yet.
@@ -52,11 +55,21 @@ tools: $(PROMTOOL)
 up:
 	bash deploy/local/stack.sh up
 
-down:
+# `down` stops everything `up` and `up-cluster` started.
+down: down-cluster
 	bash deploy/local/stack.sh down
 
 status:
-	bash deploy/local/stack.sh status
+	@rc=0; bash deploy/local/stack.sh status || rc=1; \
+	bash deploy/local/stack.sh status cluster || rc=1; exit $$rc
+
+# The three-broker Kafka cluster (127.0.0.1:29092-29094; RF 3, min ISR 2) of the partial-failure
+# tests; it runs beside the single broker. One broker: bash deploy/local/stack.sh broker stop|start|kill N
+up-cluster:
+	bash deploy/local/stack.sh up cluster
+
+down-cluster:
+	bash deploy/local/stack.sh down cluster
 
 migrate: install up
 	$(BIN)/fulfillment migrate
@@ -75,7 +88,7 @@ lint: install
 unit: install tools
 	$(BIN)/pytest tests/unit -q
 
-test: install tools up lint
+test: install tools up up-cluster lint
 	$(TEST_ENV) $(BIN)/pytest -q
 
 bench: install up

@@ -15,6 +15,7 @@ import pytest
 from service.adapters import postgres
 from service.adapters.postgres import migrate
 from service.settings import Settings
+from tests import cluster as three_brokers
 from tests.servers import Servers, provide
 
 
@@ -22,6 +23,15 @@ from tests.servers import Servers, provide
 def servers() -> Iterator[Servers]:
     with provide() as found:
         yield found
+
+
+@pytest.fixture(scope="session")
+async def cluster() -> three_brokers.Cluster:
+    """The three-broker cluster (`make up-cluster`), every node serving; a test that stops a
+    broker starts it again (`Cluster.brokers_down`)."""
+    found = three_brokers.provide()
+    await found.ensure_whole()
+    return found
 
 
 async def create_database(servers: Servers) -> str:

@@ -13,13 +13,20 @@
 #     role/database "fulfillment" (password "fulfillment"), plus the role
 #     "fulfillment_tls" (password "fulfillment-tls") that may only log in over
 #     TLS; its CA is copied to <repo>/.local/postgres/tls/ca.pem.
+#   - On demand, a three-node Kafka cluster (`up cluster`) on 127.0.0.1:
+#     29092-29094, each node broker and controller, replication factor 3 and
+#     min.insync.replicas=2 by default; see deploy/local/cluster.sh.
 #
-# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres]
-#   (no second argument: both)
+# Usage: bash deploy/local/stack.sh up|down|status [kafka|postgres|cluster]
+#   (no second argument: Kafka's single broker and PostgreSQL)
+#        bash deploy/local/stack.sh broker stop|start|kill N
+#   (node N of the cluster: stop = SIGTERM and wait for its exit, kill =
+#   SIGKILL, start = start it again and wait until it serves)
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
-# data, logs, pid) lives under <repo>/.local/kafka; PostgreSQL keeps its
+# data, logs, pid) lives under <repo>/.local/kafka, the cluster's under
+# <repo>/.local/kafka-cluster (it uses the same jars); PostgreSQL keeps its
 # usual Debian locations (/var/lib/postgresql, /var/log/postgresql).
 set -euo pipefail
 
@@ -64,6 +71,8 @@ now_ms() { date +%s%3N; }
 source "$SCRIPT_DIR/tls.sh"
 # shellcheck source=deploy/local/postgres.sh
 source "$SCRIPT_DIR/postgres.sh"
+# shellcheck source=deploy/local/cluster.sh
+source "$SCRIPT_DIR/cluster.sh"
 
 ############################################################################
 # Kafka
@@ -276,13 +285,21 @@ kafka_format_storage() {
 
 kafka_start() {
   log "kafka: starting broker (logs: $KAFKA_LOGS/server.log)"
-  rm -f "$KAFKA_PID_FILE"
+  kafka_launch "$KAFKA_PID_FILE" "$KAFKA_LOGS" "$KAFKA_PROPS" "$KAFKA_HEAP_OPTS" broker
+}
+
+# kafka_launch PID_FILE LOGS_DIR PROPERTIES HEAP_OPTS WHAT: starts one Kafka
+# node (this broker, or a node of the three-node cluster, cluster.sh) in the
+# background and returns at once.
+kafka_launch() {
+  local pid_file=$1 logs=$2 props=$3 heap=$4 what=$5
+  rm -f "$pid_file"
   # Both logs are appended to across restarts; a banner makes it obvious in
   # a failure's log tail which lines belong to this attempt.
   local banner
-  banner="===== stack.sh: starting Kafka broker at $(date -Is) ====="
-  echo "$banner" >>"$KAFKA_LOGS/server.log"
-  echo "$banner" >>"$KAFKA_LOGS/stdout.log"
+  banner="===== stack.sh: starting Kafka $what at $(date -Is) ====="
+  echo "$banner" >>"$logs/server.log"
+  echo "$banner" >>"$logs/stdout.log"
   # setsid: own session, so the broker survives the calling shell/make and
   # is not hit by a Ctrl-C aimed at it. The tiny bash wrapper records its own
   # pid and then execs java, so the pid file holds the JVM's pid. It also
@@ -296,14 +313,14 @@ kafka_start() {
         if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
       done
       echo $$ >"$1"; shift
-      exec "$@"' kafka-launcher "$KAFKA_PID_FILE" \
-    java $KAFKA_HEAP_OPTS \
+      exec "$@"' kafka-launcher "$pid_file" \
+    java $heap \
       -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$KAFKA_LOG4J_CONFIG" \
-      -Dkafka.logs.dir="$KAFKA_LOGS" \
+      -Dkafka.logs.dir="$logs" \
       -cp "$KAFKA_LIBS/*" \
-      kafka.Kafka "$KAFKA_PROPS" \
-    </dev/null >>"$KAFKA_LOGS/stdout.log" 2>&1 &
+      kafka.Kafka "$props" \
+    </dev/null >>"$logs/stdout.log" 2>&1 &
 }
 
 kafka_wait_ready() {
@@ -400,20 +417,41 @@ kafka_down() {
   # SIGTERM = controlled shutdown (flushes logs, so the next start does not
   # need log recovery).
   log "kafka: stopping broker (pid $pid)"
+  kafka_terminate "$pid" kafka
+  rm -f "$KAFKA_PID_FILE"
+  log "kafka: stopped"
+}
+
+# True while process $1 exists and is not a finished zombie. A zombie holds no
+# port, but a multi-threaded one (the JVM) turns zombie while its other
+# threads still exit and still hold its sockets: it counts as alive until it
+# is the last task left.
+proc_alive() {
+  local state
+  # The state follows the ")" that ends the command name.
+  state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" || return 1
+  [[ -n $state ]] || return 1
+  [[ $state != Z ]] && return 0
+  local tasks
+  tasks=("/proc/$1/task/"*)
+  ((${#tasks[@]} > 1)) && [[ -e ${tasks[1]} ]]
+}
+
+# kafka_terminate PID WHAT: SIGTERM, wait up to KAFKA_STOP_TIMEOUT, then
+# SIGKILL; returns once the process is gone, so an immediate start can bind.
+kafka_terminate() {
+  local pid=$1 what=$2
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
+  while proc_alive "$pid"; do
     if ((SECONDS >= deadline)); then
-      log "kafka: still alive after ${KAFKA_STOP_TIMEOUT}s, sending SIGKILL"
+      log "$what: still alive after ${KAFKA_STOP_TIMEOUT}s, sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
       break
     fi
     sleep 0.5
   done
-  # Wait for the kernel to really reap it so an immediate `up` can bind.
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-  rm -f "$KAFKA_PID_FILE"
-  log "kafka: stopped"
+  while proc_alive "$pid"; do sleep 0.2; done
 }
 
 kafka_status() {
@@ -440,10 +478,15 @@ kafka_status() {
 # Entry points
 ############################################################################
 
-# $1: which part, "kafka", "postgres" or "" for both. PostgreSQL is the
-# machine's cluster, shared by every checkout; Kafka is this checkout's own.
-# So `down kafka` stops this checkout's broker and nothing else.
+# $1: which part, "kafka", "postgres", "cluster" or "" for the first two.
+# PostgreSQL is the machine's cluster, shared by every checkout; Kafka (the
+# single broker and the three-node cluster) is this checkout's own. So
+# `down kafka` stops this checkout's broker and nothing else.
 cmd_up() {
+  if [[ $1 == cluster ]]; then
+    cluster_up
+    return
+  fi
   # PostgreSQL first: it is fast, and a missing apt package is better
   # discovered before waiting on the JVM.
   [[ $1 == kafka ]] || pg_up
@@ -451,6 +494,10 @@ cmd_up() {
 }
 
 cmd_down() {
+  if [[ $1 == cluster ]]; then
+    cluster_down
+    return
+  fi
   local rc=0
   if [[ $1 != postgres ]]; then kafka_down || rc=1; fi
   if [[ $1 != kafka ]]; then pg_down || rc=1; fi
@@ -458,29 +505,38 @@ cmd_down() {
 }
 
 cmd_status() {
+  if [[ $1 == cluster ]]; then
+    cluster_status
+    return
+  fi
   local rc=0
   if [[ $1 != postgres ]]; then kafka_status || rc=1; fi
   if [[ $1 != kafka ]]; then pg_status || rc=1; fi
   return "$rc"
 }
 
+usage() {
+  echo "usage: $0 up|down|status [kafka|postgres|cluster]" >&2
+  echo "       $0 broker stop|start|kill N   (node N of the cluster: 1, 2 or 3)" >&2
+  exit 2
+}
+
 main() {
+  if [[ ${1:-} == broker ]]; then
+    (($# == 3)) || usage
+    cmd_broker "$2" "$3"
+    return
+  fi
   local part=${2:-}
   case $part in
-    "" | kafka | postgres) ;;
-    *)
-      echo "usage: $0 up|down|status [kafka|postgres]" >&2
-      exit 2
-      ;;
+    "" | kafka | postgres | cluster) ;;
+    *) usage ;;
   esac
   case "${1:-}" in
     up) cmd_up "$part" ;;
     down) cmd_down "$part" ;;
     status) cmd_status "$part" ;;
-    *)
-      echo "usage: $0 up|down|status [kafka|postgres]" >&2
-      exit 2
-      ;;
+    *) usage ;;
   esac
 }
 
