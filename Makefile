@@ -98,8 +98,8 @@ bench: install up
 
 # Not part of `make test` (tests/fault/test_proof.py is its short seeded version). SEED=n repeats
 # a run; PROOF_ARGS passes more options (python -m tests.proof --help).
-proof: install up
-	$(TEST_ENV) $(BIN)/python -m tests.proof $(if $(SEED),--seed $(SEED)) $(PROOF_ARGS)
+proof: install up up-cluster
+	$(TEST_ENV) $(BIN)/python -m tests.proof --cluster $(if $(SEED),--seed $(SEED)) $(PROOF_ARGS)
 
 clean:
 	rm -rf $(VENV) .local/tools .mypy_cache .ruff_cache .pytest_cache

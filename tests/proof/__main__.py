@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests import cluster
 from tests.proof.run import Plan, prove
 from tests.servers import NoServers, provide
 
@@ -25,6 +26,11 @@ def parse(argv: list[str]) -> Plan:
     parser.add_argument("--instances", type=int, default=2, help="service instances")
     parser.add_argument("--repeats", type=int, default=3, help="times each fault kind is injected")
     parser.add_argument("--customers", type=int, default=200, help="distinct customers")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on the three-broker cluster (TEST_KAFKA_CLUSTER_BOOTSTRAP_SERVERS), killing brokers",
+    )
     parser.add_argument("--out", type=Path, default=Path(".local/proof"), help="runs go under it")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.instances < 1 or args.repeats < 1:
@@ -39,11 +45,16 @@ def parse(argv: list[str]) -> Plan:
         instances=args.instances,
         repeats=args.repeats,
         customers=args.customers,
+        cluster=cluster.provide() if args.cluster else None,
     )
 
 
 def main(argv: list[str]) -> int:
-    plan = parse(argv)
+    try:
+        plan = parse(argv)
+    except NoServers as error:
+        print(f"proof: {error}", file=sys.stderr)
+        return 2
     print(f"proof: seed {plan.seed}, run directory {plan.run_dir}", flush=True)
     try:
         with provide() as servers:

@@ -13,11 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
+from tests.cluster import Cluster
 from tests.commands import fulfillment
 from tests.proof.history import Parking
 from tests.proof.instances import Instance, now
 
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
+# On the three-broker cluster only.
+CLUSTER_KINDS: Final = ("broker_kill",)
+BROKERS: Final = 3
 # After how long the session of a poison fault's first payment expires.
 EXPIRES_IN: Final = 30.0
 # `dlq redrive --all` runs per redrive fault: a defect doubling letters shows after a few.
@@ -33,10 +37,13 @@ class Planned:
     customer: uuid.UUID | None = None  # the poison customer of a poison fault
 
 
-def schedule(seed: int, duration: float, instances: int, repeats: int) -> list[Planned]:
-    """Every kind `repeats` times, in a seeded order, spread over the first 80% of the run."""
+def schedule(
+    seed: int, duration: float, instances: int, repeats: int, *, cluster: bool = False
+) -> list[Planned]:
+    """Every kind `repeats` times, in a seeded order, spread over the first 80% of the run.
+    A broker fault's `instance` is the broker's index (node `instance + 1`)."""
     rng = random.Random(f"{seed}|faults")
-    kinds = [kind for kind in KINDS for _ in range(repeats)]
+    kinds = [kind for kind in KINDS + (CLUSTER_KINDS if cluster else ()) for _ in range(repeats)]
     rng.shuffle(kinds)
     slot = 0.75 * duration / len(kinds)
     planned = []
@@ -44,7 +51,8 @@ def schedule(seed: int, duration: float, instances: int, repeats: int) -> list[P
         at = 0.05 * duration + i * slot + rng.uniform(0, 0.2 * slot)
         hold = round(rng.uniform(0.2, 0.5) * slot, 1)
         customer = uuid.UUID(int=rng.getrandbits(128), version=4) if kind == "poison" else None
-        planned.append(Planned(round(at, 1), kind, rng.randrange(instances), hold, customer))
+        target = rng.randrange(BROKERS if kind in CLUSTER_KINDS else instances)
+        planned.append(Planned(round(at, 1), kind, target, hold, customer))
     return planned
 
 
@@ -81,6 +89,7 @@ class Injector:
     parkings: list[Parking] = field(default_factory=list)
     redrives: int = 0
     crashes: int = 0
+    cluster: Cluster | None = None
 
     async def apply(self, planned: Planned) -> None:
         event = Happened(planned, now())
@@ -102,6 +111,14 @@ class Injector:
         await instance.kill()
         await asyncio.sleep(planned.hold)
         await instance.start()
+        await self._recovered(event)
+
+    async def _broker_kill(self, planned: Planned, event: Happened) -> None:
+        """SIGKILL of a broker of the cluster (its partitions' leaders move), then its restart."""
+        assert self.cluster is not None
+        await self.cluster.kill_broker(planned.instance + 1)
+        await asyncio.sleep(planned.hold)
+        await self.cluster.start_broker(planned.instance + 1)
         await self._recovered(event)
 
     async def _sigstop(self, planned: Planned, event: Happened) -> None:

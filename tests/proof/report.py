@@ -89,8 +89,10 @@ def render(
         f"- workload: {plan.duration:g} s at {plan.rate:g} messages/s, {plan.customers} customers",
         f"- topology: {plan.instances} `fulfillment run` instances (subprocesses), each reaching "
         "PostgreSQL through its own TCP proxy; Kafka "
-        f"`{settings.kafka_bootstrap_servers}`, {settings.topic_partitions} partitions per topic; "
-        "a fresh database and fresh topics",
+        f"`{settings.kafka_bootstrap_servers}`"
+        f"{' (the three-broker cluster)' if plan.cluster else ' (one broker)'}, "
+        f"{settings.topic_partitions} partitions per topic, replication factor "
+        f"{settings.topic_replication_factor}; a fresh database and fresh topics",
         f"- settings: the defaults, except {plan.overrides or 'none'} (sweep interval "
         f"{settings.sweep_interval_seconds:g} s, poison retries {settings.poison_retries})",
         "",

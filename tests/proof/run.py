@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from service.settings import Settings
+from tests.cluster import Cluster
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import Offsets, wait_drained, wait_until
 from tests.harness import Outcomes, Producer
@@ -36,8 +37,10 @@ class Plan:
     instances: int = 2
     repeats: int = 3  # of each fault kind
     customers: int = 200
-    # Settings beyond the defaults (the short run in `make test` shortens the retry backoff).
+    # Settings beyond the defaults.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # The three-broker cluster: topics with three replicas there, and broker kills.
+    cluster: Cluster | None = None
 
 
 class Run:
@@ -110,7 +113,10 @@ def settings_of(servers: Servers, dsn: str, plan: Plan, poison: frozenset[uuid.U
     """The service's defaults, but for where it runs: its own topics, group and database."""
     suffix = f"proof-{plan.seed}-{uuid.uuid4().hex[:6]}"
     values: dict[str, Any] = {
-        "kafka_bootstrap_servers": servers.kafka_bootstrap,
+        "kafka_bootstrap_servers": plan.cluster.bootstrap
+        if plan.cluster
+        else servers.kafka_bootstrap,
+        "topic_replication_factor": 3 if plan.cluster else 1,
         "database_url": dsn,
         "group_id": suffix,
         "topic_payments": f"payments.completed.{suffix}",
@@ -129,7 +135,9 @@ def settings_of(servers: Servers, dsn: str, plan: Plan, poison: frozenset[uuid.U
 async def prove(plan: Plan, servers: Servers) -> int:
     """Runs the proof; 0 when the checker found no violation, 1 otherwise."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    planned = faults.schedule(plan.seed, plan.duration, plan.instances, plan.repeats)
+    planned = faults.schedule(
+        plan.seed, plan.duration, plan.instances, plan.repeats, cluster=plan.cluster is not None
+    )
     poison = frozenset(p.customer for p in planned if p.customer is not None)
     dsn = await create_database(servers)
     settings = settings_of(servers, dsn, plan, poison)
@@ -140,6 +148,8 @@ async def prove(plan: Plan, servers: Servers) -> int:
             history, happened, instances = await _run(run, plan, settings, operator, planned)
         finally:
             await drop_database(servers, dsn)
+            if plan.cluster is not None:
+                await plan.cluster.ensure_whole()
     verdict = check(history)
     report.write(plan, settings, history, verdict, happened, instances)
     return 1 if verdict.violations else 0
@@ -170,6 +180,7 @@ async def _run(
                 log=run.log,
                 request_ttl=settings.request_ttl,
                 sweep_interval=settings.sweep_interval_seconds,
+                cluster=plan.cluster,
             )
             start = now()
             run.log(f"seed {plan.seed}; {len(planned)} faults planned")
