@@ -23,11 +23,14 @@ async def test_a_short_seeded_proof_run_under_every_fault_kind_finds_no_violatio
 ) -> None:
     plan = Plan(
         seed=SEED,
-        duration=60.0,
+        duration=30.0,
         rate=20.0,
         run_dir=tmp_path / "proof",
         repeats=1,
         cluster=cluster,
+        # A poison event is parked after its retries: with the default backoff (up to 30 s)
+        # parking one customer twice would take minutes of the suite's time.
+        overrides={"retry_backoff_max_seconds": 2.0},
     )
     code = await prove(plan, servers)
     report = (plan.run_dir / "report.md").read_text()

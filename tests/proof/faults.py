@@ -22,8 +22,6 @@ KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
 # On the three-broker cluster only.
 CLUSTER_KINDS: Final = ("broker_kill",)
 BROKERS: Final = 3
-# After how long the session of a poison fault's first payment expires.
-EXPIRES_IN: Final = 30.0
 # `dlq redrive --all` runs per redrive fault: a defect doubling letters shows after a few.
 REDRIVES: Final = 3
 
@@ -60,14 +58,15 @@ def schedule(
 class Happened:
     planned: Planned
     started: datetime
-    recovered: datetime | None = None
+    lifted: datetime | None = None  # restarted, continued, restored, released, commands done
+    recovered: datetime | None = None  # every partition decided a probe payment again
     note: str = ""
 
     @property
     def recovery_seconds(self) -> float | None:
-        if self.recovered is None:
+        if self.recovered is None or self.lifted is None:
             return None
-        return (self.recovered - self.started).total_seconds() - self.planned.hold
+        return (self.recovered - self.lifted).total_seconds()
 
 
 # Sends a probe payment on every partition and waits for the outcomes; returns when done.
@@ -86,10 +85,14 @@ class Injector:
     request_ttl: timedelta
     sweep_interval: float
     happened: list[Happened] = field(default_factory=list)
+    _expiry: datetime = field(default_factory=now)
     parkings: list[Parking] = field(default_factory=list)
     redrives: int = 0
     crashes: int = 0
     cluster: Cluster | None = None
+    # After how long the session of a poison fault's first payment expires: longer than
+    # parking it and parking it again take (retries with backoff, twice).
+    expires_in: float = 60.0
 
     async def apply(self, planned: Planned) -> None:
         event = Happened(planned, now())
@@ -102,6 +105,7 @@ class Injector:
             self.log(f"fault {planned.kind} failed: {error!r}")
 
     async def _recovered(self, event: Happened) -> None:
+        event.lifted = now()
         await self.probe()
         event.recovered = now()
 
@@ -137,12 +141,12 @@ class Injector:
 
     async def _poison(self, planned: Planned, event: Happened) -> None:
         """A poison customer parked twice: first with a payment dated so that, once released,
-        its session expires EXPIRES_IN s after the fault began; then with a payment sent while
+        its session expires `expires_in` s after the fault began; then with a payment sent while
         that session waits, so the customer is parked while it expires. Nothing may be
         published for them until the second release (guarantee 7), not even by the sweeper."""
         assert planned.customer is not None
         customer = planned.customer
-        expires = event.started + timedelta(seconds=EXPIRES_IN)
+        expires = self._expiry = event.started + timedelta(seconds=self.expires_in)
         await self._park_and_release(customer, expires - self.request_ttl)
         second = now()
         await self.poison(customer, second)
@@ -164,7 +168,8 @@ class Injector:
         done = await fulfillment("parked", "release", str(customer), env=self.operator_env)
         self.log(f"released {customer}: exit {done.returncode}")
         if event is not None:
-            event.note = f"customer {customer} parked twice, its session expiring while parked"
+            expired = "expiring while parked" if since < self._expiry else "expired before"
+            event.note = f"customer {customer} parked twice, its session {expired}"
 
     async def _parked(self, customer: str, within: float) -> None:
         """Until the customer is parked (from `parked list --json`)."""

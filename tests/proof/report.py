@@ -107,6 +107,11 @@ def render(
             f"| {n} | {p.kind} | {p.instance + 1} | {p.at:g} | {h.started:%H:%M:%S} | "
             f"{p.hold:g} | {'-' if rec is None else f'{rec:.1f}'} | {h.note} |"
         )
+    out += [
+        "",
+        "Recovery: from the fault's end (restart, SIGCONT, proxy restored, last redrive, "
+        "release) until a probe payment on every input partition has its outcome published.",
+    ]
     by_kind = Counter(h.planned.kind for h in happened)
     out += ["", "By kind: " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())), ""]
     out += ["## Inputs", "", "| kind | sent |", "|---|---|"]

@@ -62,10 +62,14 @@ class Run:
         )
         self.sent.append(out.sent(at))
 
-    async def drive(self, producer: Producer, until: datetime) -> None:
+    async def drive(
+        self, producer: Producer, until: datetime, faulting: asyncio.Task[None]
+    ) -> None:
+        """The workload, until `until` and the last fault's recovery, whichever comes later:
+        every fault meets a steady stream."""
         start = now()
         for i, out in enumerate(self.workload.stream(start)):
-            if now() >= until:
+            if now() >= until and faulting.done():
                 return
             due = start + timedelta(seconds=i / self.plan.rate)
             if (wait := (due - now()).total_seconds()) > 0:
@@ -181,11 +185,14 @@ async def _run(
                 request_ttl=settings.request_ttl,
                 sweep_interval=settings.sweep_interval_seconds,
                 cluster=plan.cluster,
+                expires_in=min(
+                    120.0, 30 + 2 * settings.poison_retries * settings.retry_backoff_max_seconds
+                ),
             )
             start = now()
             run.log(f"seed {plan.seed}; {len(planned)} faults planned")
             faulting = asyncio.create_task(faults.run_schedule(injector, planned, start))
-            await run.drive(producer, start + timedelta(seconds=plan.duration))
+            await run.drive(producer, start + timedelta(seconds=plan.duration), faulting)
             run.log(f"workload done: {len(run.sent)} messages")
             await faulting
             await run.probe(producer)
