@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import Cluster
+from tests.proof.faults import CLUSTER_KINDS, KINDS
 from tests.proof.run import Plan, prove
 from tests.servers import Servers
 
@@ -36,6 +37,6 @@ async def test_a_short_seeded_proof_run_under_every_fault_kind_finds_no_violatio
     report = (plan.run_dir / "report.md").read_text()
     assert code == 0, report
     # Every fault kind was injected and recovered from.
-    for kind in ("sigkill", "sigstop", "db_cut", "poison", "redrive", "broker_kill"):
+    for kind in KINDS + CLUSTER_KINDS:
         assert f"| {kind} |" in report, kind
     assert "failed:" not in report

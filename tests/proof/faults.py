@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 from tests.cluster import Cluster
@@ -20,7 +22,9 @@ from tests.proof.instances import Instance, now
 
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
 # On the three-broker cluster only.
-CLUSTER_KINDS: Final = ("broker_kill",)
+CLUSTER_KINDS: Final = ("broker_kill", "leader_stall")
+# A stalled leader is fenced after the brokers' session timeout (9 s): hold it longer.
+LEADER_STALL_MIN: Final = 12.0
 BROKERS: Final = 3
 # `dlq redrive --all` runs per redrive fault: a defect doubling letters shows after a few.
 REDRIVES: Final = 3
@@ -90,6 +94,7 @@ class Injector:
     redrives: int = 0
     crashes: int = 0
     cluster: Cluster | None = None
+    output_topic: str = "sessions.events"
     # After how long the session of a poison fault's first payment expires: longer than
     # parking it and parking it again take (retries with backoff, twice).
     expires_in: float = 60.0
@@ -123,6 +128,20 @@ class Injector:
         await self.cluster.kill_broker(planned.instance + 1)
         await asyncio.sleep(planned.hold)
         await self.cluster.start_broker(planned.instance + 1)
+        await self._recovered(event)
+
+    async def _leader_stall(self, planned: Planned, event: Happened) -> None:
+        """SIGSTOP of the broker leading `sessions.events` partition 0 (an output partition's
+        leader unavailable: the relay's sends to it stall until it is fenced), then SIGCONT."""
+        assert self.cluster is not None
+        leader = await self.cluster.leader_of(self.output_topic, 0)
+        pid = int(broker_pid_file(self.cluster, leader).read_text().strip())
+        event.note = f"broker {leader} (pid {pid}) led {self.output_topic}[0]"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(max(planned.hold, LEADER_STALL_MIN))
+        finally:
+            os.kill(pid, signal.SIGCONT)
         await self._recovered(event)
 
     async def _sigstop(self, planned: Planned, event: Happened) -> None:
@@ -192,6 +211,11 @@ class Injector:
             await asyncio.sleep(planned.hold / REDRIVES)
         event.note = f"redrive --all x{REDRIVES}, exits {codes}"
         await self._recovered(event)
+
+
+def broker_pid_file(cluster: Cluster, node: int) -> Path:
+    """Where the cluster's stack.sh keeps node N's pid: <repo>/.local/kafka-cluster/broker-N."""
+    return cluster.stack.parents[2] / ".local" / "kafka-cluster" / f"broker-{node}" / "kafka.pid"
 
 
 async def run_schedule(injector: Injector, planned: list[Planned], start: datetime) -> None:

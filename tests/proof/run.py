@@ -185,6 +185,7 @@ async def _run(
                 request_ttl=settings.request_ttl,
                 sweep_interval=settings.sweep_interval_seconds,
                 cluster=plan.cluster,
+                output_topic=settings.topic_sessions,
                 expires_in=min(
                     120.0, 30 + 2 * settings.poison_retries * settings.retry_backoff_max_seconds
                 ),
