@@ -4,7 +4,6 @@ running instances and measures how long the service took to recover from it."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -17,6 +16,7 @@ from typing import Final
 
 from tests.cluster import Cluster
 from tests.commands import fulfillment
+from tests.fault.tools import fetchval, wait_until
 from tests.proof.history import Parking
 from tests.proof.instances import Instance, now
 
@@ -95,6 +95,7 @@ class Injector:
     crashes: int = 0
     cluster: Cluster | None = None
     output_topic: str = "sessions.events"
+    dsn: str = ""
     # After how long the session of a poison fault's first payment expires: longer than
     # parking it and parking it again take (retries with backoff, twice).
     expires_in: float = 60.0
@@ -191,15 +192,14 @@ class Injector:
             event.note = f"customer {customer} parked twice, its session {expired}"
 
     async def _parked(self, customer: str, within: float) -> None:
-        """Until the customer is parked (from `parked list --json`)."""
-        async with asyncio.timeout(within):
-            while True:
-                listed = await fulfillment("parked", "list", "--json", env=self.operator_env)
-                if listed.returncode == 0:
-                    for row in json.loads(listed.stdout or "[]"):
-                        if row["customer_id"] == customer:
-                            return
-                await asyncio.sleep(1.0)
+        """Until the customer has an event parked (read from the database: an operator's
+        `parked list` takes seconds to start on a loaded machine)."""
+
+        async def parked() -> bool:
+            query = "SELECT count(*) > 0 FROM parked_events WHERE customer_id = $1"
+            return bool(await fetchval(self.dsn, query, uuid.UUID(customer)))
+
+        await wait_until(parked, within=within, every=0.5)
 
     async def _redrive(self, planned: Planned, event: Happened) -> None:
         """`dlq redrive --all` REDRIVES times in a row, as an operator retrying would."""

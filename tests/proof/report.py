@@ -3,6 +3,7 @@ inputs, violations per guarantee (with the histories that broke them), latency a
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -80,6 +81,7 @@ def render(
     verdict: Verdict,
     happened: list[Happened],
     instances: list[Instance],
+    load: Sequence[float] = (),
 ) -> str:
     out = ["# Proof run", ""]
     out += [
@@ -95,6 +97,8 @@ def render(
         f"{settings.topic_replication_factor}; a fresh database and fresh topics",
         f"- settings: the defaults, except {plan.overrides or 'none'} (sweep interval "
         f"{settings.sweep_interval_seconds:g} s, poison retries {settings.poison_retries})",
+        f"- machine: {os.cpu_count()} CPUs, 1-minute load average "
+        f"{' then '.join(f'{v:.1f}' for v in load) or 'not taken'} (at the start, after the drain)",
         "",
         "## Faults",
         "",
@@ -165,6 +169,7 @@ def write(
     verdict: Verdict,
     happened: list[Happened],
     instances: list[Instance],
+    load: Sequence[float] = (),
 ) -> None:
-    text = render(plan, settings, history, verdict, happened, instances)
+    text = render(plan, settings, history, verdict, happened, instances, load)
     (plan.run_dir / "report.md").write_text(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Run:
         self.sent: list[Sent] = []
         self.rng = random.Random(f"{plan.seed}|probes")
         self.decided: set[str] = set()  # payment ids with an outcome read back
+        self.load: list[float] = []  # the machine's 1-minute load average, start and end
 
     def log(self, line: str) -> None:
         self._log.write(f"{now():%H:%M:%S.%f} {line}\n")
@@ -155,7 +157,7 @@ async def prove(plan: Plan, servers: Servers) -> int:
             if plan.cluster is not None:
                 await plan.cluster.ensure_whole()
     verdict = check(history)
-    report.write(plan, settings, history, verdict, happened, instances)
+    report.write(plan, settings, history, verdict, happened, instances, run.load)
     return 1 if verdict.violations else 0
 
 
@@ -186,11 +188,13 @@ async def _run(
                 sweep_interval=settings.sweep_interval_seconds,
                 cluster=plan.cluster,
                 output_topic=settings.topic_sessions,
+                dsn=settings.dsn,
                 expires_in=min(
                     120.0, 30 + 2 * settings.poison_retries * settings.retry_backoff_max_seconds
                 ),
             )
             start = now()
+            run.load.append(os.getloadavg()[0])
             run.log(f"seed {plan.seed}; {len(planned)} faults planned")
             faulting = asyncio.create_task(faults.run_schedule(injector, planned, start))
             await run.drive(producer, start + timedelta(seconds=plan.duration), faulting)
@@ -202,6 +206,7 @@ async def _run(
             await asyncio.sleep(2 * settings.sweep_interval_seconds + 2)
             await wait_drained(settings, within=600)
             ended = now()
+            run.load.append(os.getloadavg()[0])
             run.log("drained")
             for instance in instances:
                 await instance.stop()
