@@ -29,9 +29,6 @@ async def test_a_short_seeded_proof_run_under_every_fault_kind_finds_no_violatio
         run_dir=tmp_path / "proof",
         repeats=1,
         cluster=cluster,
-        # A poison event is parked after its retries: with the default backoff (up to 30 s)
-        # parking one customer twice would take minutes of the suite's time.
-        overrides={"retry_backoff_max_seconds": 2.0},
     )
     code = await prove(plan, servers)
     report = (plan.run_dir / "report.md").read_text()

@@ -25,7 +25,7 @@ def parse(argv: list[str]) -> Plan:
     parser.add_argument("--rate", type=float, default=20.0, help="input messages per second")
     parser.add_argument("--instances", type=int, default=2, help="service instances")
     parser.add_argument("--repeats", type=int, default=3, help="times each fault kind is injected")
-    parser.add_argument("--customers", type=int, default=200, help="distinct customers")
+    parser.add_argument("--customers", type=int, default=1000, help="distinct customers")
     parser.add_argument(
         "--cluster",
         action="store_true",

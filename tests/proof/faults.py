@@ -97,7 +97,7 @@ class Injector:
     output_topic: str = "sessions.events"
     dsn: str = ""
     # After how long the session of a poison fault's first payment expires: longer than
-    # parking it and parking it again take (retries with backoff, twice).
+    # parking it, releasing it and parking it again take (the report says when it was not).
     expires_in: float = 60.0
 
     async def apply(self, planned: Planned) -> None:

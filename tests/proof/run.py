@@ -37,7 +37,7 @@ class Plan:
     run_dir: Path
     instances: int = 2
     repeats: int = 3  # of each fault kind
-    customers: int = 200
+    customers: int = 1000
     # Settings beyond the defaults.
     overrides: dict[str, Any] = field(default_factory=dict)
     # The three-broker cluster: topics with three replicas there, and broker kills.
@@ -189,10 +189,10 @@ async def _run(
                 cluster=plan.cluster,
                 output_topic=settings.topic_sessions,
                 dsn=settings.dsn,
-                expires_in=min(
-                    120.0, 30 + 2 * settings.poison_retries * settings.retry_backoff_max_seconds
-                ),
             )
+            # The instances have joined the group and decide: the workload starts on a running
+            # service, as it would in production.
+            await run.probe(producer)
             start = now()
             run.load.append(os.getloadavg()[0])
             run.log(f"seed {plan.seed}; {len(planned)} faults planned")
