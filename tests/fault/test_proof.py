@@ -29,6 +29,7 @@ async def test_a_short_seeded_proof_run_under_every_fault_kind_finds_no_violatio
         run_dir=tmp_path / "proof",
         repeats=1,
         cluster=cluster,
+        poison_expires_in=30.0,
     )
     code = await prove(plan, servers)
     report = (plan.run_dir / "report.md").read_text()

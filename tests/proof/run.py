@@ -40,6 +40,9 @@ class Plan:
     customers: int = 1000
     # Settings beyond the defaults.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # After how long a poison customer's session expires: longer than parking, releasing and
+    # parking them again take on the machine.
+    poison_expires_in: float = 60.0
     # The three-broker cluster: topics with three replicas there, and broker kills.
     cluster: Cluster | None = None
 
@@ -189,6 +192,7 @@ async def _run(
                 cluster=plan.cluster,
                 output_topic=settings.topic_sessions,
                 dsn=settings.dsn,
+                expires_in=plan.poison_expires_in,
             )
             # The instances have joined the group and decide: the workload starts on a running
             # service, as it would in production.
