@@ -147,8 +147,11 @@ def render(
             f"| {name} | {len(values)} | {_ms(percentile(values, 50))} | "
             f"{_ms(percentile(values, 99))} |"
         )
-    out += ["", "## RSS (sampled every second, per process; slope after a 15 s warm-up)", ""]
-    out += ["| process | samples | first | last | max | slope |", "|---|---|---|---|---|---|"]
+    out += ["", "## RSS (each instance's processes summed, every second; slope after 15 s)", ""]
+    out += [
+        "| instance.start | samples | first | last | max | slope |",
+        "|---|---|---|---|---|---|",
+    ]
     for instance in instances:
         for start, rss in sorted(instance.rss.items()):
             slope = slope_kib_per_minute(rss)

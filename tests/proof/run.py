@@ -178,6 +178,8 @@ async def _run(
     ):
         instances, proxies = await start_instances(settings, plan.instances, plan.run_dir)
         async with proxies, contextlib.AsyncExitStack() as background:
+            for instance in instances:  # whatever happens, no instance outlives the run
+                background.push_async_callback(instance.stop)
             for job in (run.watch(outcomes), run.sample(instances)):
                 task = asyncio.create_task(job)
                 background.callback(task.cancel)
