@@ -18,13 +18,14 @@ TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
 	TEST_KAFKA_CLUSTER_BOOTSTRAP_SERVERS=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094 \
 	TEST_KAFKA_CLUSTER_STACK=$(CURDIR)/deploy/local/stack.sh
 
-.PHONY: help install tools up down status up-cluster down-cluster up-standby down-standby up-ha down-ha run migrate test lint unit bench simulate clean
+.PHONY: help install tools up down status up-cluster down-cluster up-standby down-standby up-ha down-ha run migrate test lint unit bench simulate proof clean
 
 help:
 	@echo "make run       start Kafka + PostgreSQL, migrate, run the service in the foreground"
 	@echo "make test      start Kafka (one broker and the three-broker cluster) + PostgreSQL, run ruff, mypy and pytest"
 	@echo "make simulate  feed the running service a realistic mixed stream and show outcomes"
 	@echo "make bench     throughput and latency benchmark (prints figures)"
+	@echo "make proof     the service under seeded faults, its whole history checked (SEED=n)"
 	@echo "make install | up | down | status | up-cluster | down-cluster | migrate | lint | unit | clean"
 	@echo "make up-standby | down-standby | up-ha | down-ha   PostgreSQL replicas (deploy/README.md)"
 
@@ -109,6 +110,11 @@ bench: install up
 	@# The plots need matplotlib, kept out of the service's own dependencies.
 	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra otel --extra bench --locked --quiet
 	$(TEST_ENV) $(BIN)/python -m bench.throughput
+
+# Not part of `make test` (tests/fault/test_proof.py is its short seeded version). SEED=n repeats
+# a run; PROOF_ARGS passes more options (python -m tests.proof --help).
+proof: install up up-cluster
+	$(TEST_ENV) $(BIN)/python -m tests.proof --cluster $(if $(SEED),--seed $(SEED)) $(PROOF_ARGS)
 
 clean:
 	rm -rf $(VENV) .local/tools .mypy_cache .ruff_cache .pytest_cache

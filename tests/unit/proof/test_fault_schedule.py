@@ -1,0 +1,30 @@
+"""The proof's fault schedule: fixed by the seed, every kind the requested number of times, in
+order within the run, broker kills only on the cluster."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.proof.faults import CLUSTER_KINDS, KINDS, schedule
+
+
+def test_the_same_seed_makes_the_same_schedule_and_another_seed_another() -> None:
+    assert schedule(4, 300, 2, 3) == schedule(4, 300, 2, 3)
+    assert schedule(4, 300, 2, 3) != schedule(5, 300, 2, 3)
+
+
+def test_every_kind_comes_as_often_as_asked_in_time_order_within_the_run() -> None:
+    planned = schedule(11, 300, 2, 3)
+    assert Counter(p.kind for p in planned) == dict.fromkeys(KINDS, 3)
+    times = [p.at for p in planned]
+    assert times == sorted(times) and 0 < times[0] and times[-1] < 300
+    assert {p.instance for p in planned} <= {0, 1}
+    assert all(p.customer is not None for p in planned if p.kind == "poison")
+    assert len({p.customer for p in planned if p.kind == "poison"}) == 3
+
+
+def test_broker_kills_only_on_the_cluster_and_on_one_of_its_three_brokers() -> None:
+    assert not any(p.kind in CLUSTER_KINDS for p in schedule(2, 300, 2, 2))
+    on_cluster = schedule(2, 300, 2, 4, cluster=True)
+    brokers = [p.instance for p in on_cluster if p.kind == "broker_kill"]
+    assert len(brokers) == 4 and set(brokers) <= {0, 1, 2}
