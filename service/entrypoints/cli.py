@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fulfillment: invalid configuration: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        from service.entrypoints.errors import one_line
+        from service.bootstrap.fixable import one_line
 
         line = one_line(error, settings)
         if line is None:

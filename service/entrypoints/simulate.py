@@ -1,5 +1,5 @@
 """`fulfillment simulate`: feed the running service a realistic mixed stream (see
-`service.entrypoints.simulated_stream`) and print every outcome as it arrives, with a running tally.
+`service.simulation.stream`) and print every outcome as it arrives, with a running tally.
 
 Each event is sent when its slot comes, so its `time` is the wall clock's: the sweeper, which
 goes by the wall clock, then expires waiting sessions when a real clock would. A share of the
@@ -28,8 +28,8 @@ import schemas
 from service.adapters.kafka.admin import topic_partitions
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
-from service.entrypoints.simulated_stream import BACKDATED, CANCELLED_BY, Message, Simulation
 from service.settings import Settings
+from service.simulation.stream import BACKDATED, CANCELLED_BY, Message, Simulation
 
 HINT_AFTER: Final = 10.0  # seconds of sending without any outcome before suspecting the service
 DRAIN_QUIET: Final = 3.0  # after sending, stop once no outcome came for this long...

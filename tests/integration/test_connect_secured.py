@@ -14,8 +14,8 @@ import pytest
 
 import schemas
 from service.bootstrap.factory import Clients
+from service.bootstrap.fixable import one_line
 from service.bootstrap.reach import Unreachable
-from service.entrypoints.errors import one_line
 from service.settings import Settings
 from tests.commands import fulfillment, make_ca, running
 from tests.harness import Outcomes, Producer

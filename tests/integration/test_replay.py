@@ -13,8 +13,8 @@ from service.adapters import postgres
 from service.adapters.kafka.admin import committed_offsets, live_members, topic_partitions
 from service.bootstrap.factory import Clients
 from service.entrypoints.replay import replay
-from service.entrypoints.simulated_stream import Simulation
 from service.settings import Settings
+from service.simulation.stream import Simulation
 from tests.harness import Outcomes, Producer, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -1,5 +1,5 @@
 """The layers run one way, read from the code's own imports: core <- handlers <- adapters <-
-bootstrap and entrypoints; and every Kafka client is built by the one factory."""
+bootstrap <- entrypoints; and every Kafka client is built by the one factory."""
 
 from __future__ import annotations
 
@@ -80,6 +80,18 @@ def test_adapters_import_no_handlers_entrypoints_or_wiring(path: Path) -> None:
     assert not upward, f"{module_name(path)} imports {sorted(upward)}"
 
 
+@pytest.mark.parametrize("path", modules("service.bootstrap"), ids=module_name)
+def test_the_wiring_imports_no_entrypoint(path: Path) -> None:
+    upward = {name for name in imports_of(path) if within(name, "service.entrypoints")}
+    assert not upward, f"{module_name(path)} imports {sorted(upward)}"
+
+
+@pytest.mark.parametrize("path", modules("service.simulation"), ids=module_name)
+def test_the_simulation_is_pure_generators_over_the_contract(path: Path) -> None:
+    foreign = outside(path, "service.simulation", "orjson")
+    assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
+
+
 def test_nothing_but_the_factory_constructs_a_kafka_client() -> None:
     offenders = []
     for path in modules("service"):
@@ -119,8 +131,8 @@ SERVICE_API_MODULES = {
     "service.bootstrap.allocator",
     "service.bootstrap.factory",
     "service.bootstrap.service",
-    "service.entrypoints.simulated_payments",
-    "service.entrypoints.simulated_stream",
+    "service.simulation.payments",
+    "service.simulation.stream",
     "service.handlers.consume",
     "service.handlers.outbox",
     "service.logs",

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
+from service.bootstrap.fixable import one_line
 from service.bootstrap.reach import Unreachable
-from service.entrypoints.errors import one_line
 from service.settings import Settings
 
 SETTINGS = Settings(
