@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from schemas import DecodeErrorKind
-from service.entrypoints import report
+from service.entrypoints import output
 from service.redaction import mask_urls_in
 from service.settings import Settings
 
@@ -133,11 +133,11 @@ def run_operator_command(settings: Settings, args: argparse.Namespace) -> int:
     except KafkaError as error:
         line = f"Kafka at {settings.kafka_bootstrap_servers}: {error}"
         print(f"fulfillment: {mask_urls_in(line, settings.secrets)}", file=sys.stderr)
-        return report.FAILED
+        return output.FAILED
     except asyncpg.PostgresError as error:
         line = f"PostgreSQL refused: {error}"
         print(f"fulfillment: {mask_urls_in(line, settings.secrets)}", file=sys.stderr)
-        return report.FAILED
+        return output.FAILED
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,8 +17,6 @@ says so, decides them, and their outputs show as differences (published nowhere)
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +34,7 @@ from service.core.ports import OutboxRow, Store
 from service.core.replay_order import Plan, in_arrival_order, in_published_order
 from service.core.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
 from service.core.sessions import Policy
+from service.entrypoints import output
 from service.entrypoints.history import (
     BadTarget,
     LiveParked,
@@ -47,7 +46,7 @@ from service.entrypoints.history import (
     read_live_parked,
     replaced,
 )
-from service.entrypoints.progress import Progress
+from service.entrypoints.output import Progress
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
 from service.handlers.sweep import sweep_customers
@@ -186,7 +185,7 @@ async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:
 
 def report(outcome: Outcome, *, as_json: bool, order: Order) -> None:
     if as_json:
-        print(json.dumps(_json(outcome, order), indent=None))
+        output.emit_json(_json(outcome, order), one_line=True)
         return
     rate = outcome.events / outcome.seconds if outcome.seconds else 0.0
     print(
@@ -256,4 +255,4 @@ def _wire(p: Published) -> dict[str, str]:
 
 
 def _error(message: str) -> None:
-    print(f"fulfillment rebuild: {message}", file=sys.stderr)
+    output.error(message, command="rebuild")

@@ -14,7 +14,6 @@ committed offset starts from its beginning, as the service itself would.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from service.adapters.kafka.admin import (
     topic_partitions,
 )
 from service.bootstrap.factory import Clients
+from service.entrypoints import output
 from service.entrypoints.replay_targets import (
     AtTime,
     BadScope,
@@ -245,4 +245,4 @@ def _refuse(group: str, members: Sequence[str]) -> None:
 
 
 def _error(message: str) -> None:
-    print(f"fulfillment replay: {message}", file=sys.stderr)
+    output.error(message, command="replay")

@@ -17,8 +17,6 @@ brings back, parked, what the input topics still hold that was consumed without 
 
 from __future__ import annotations
 
-import json
-import sys
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -28,7 +26,7 @@ from service.core.batch import BatchResult
 from service.core.ports import Store
 from service.core.restore_state import Restored, restore_state
 from service.core.without_outcome import WithoutOutcome, without_outcome
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.history import (
     BadTarget,
     LiveParked,
@@ -40,7 +38,7 @@ from service.entrypoints.history import (
     read_inputs,
     read_live_parked,
 )
-from service.entrypoints.progress import Progress
+from service.entrypoints.output import Progress
 from service.settings import Settings
 
 CHUNK = 5_000
@@ -81,7 +79,7 @@ async def restore(
         "ends_without_output": None if unpublished is None else unpublished.ends,
     }
     if as_json:
-        print(json.dumps(summary))
+        output.emit_json(summary, one_line=True)
     else:
         print(
             f"restored from {summary['outputs']} outputs in {summary['seconds']} s: "
@@ -96,7 +94,7 @@ async def restore(
             f"parked events unknown: {parked.unknown}; any parked there and not on the input "
             f"topics are not restored: {outcome}"
         )
-    return report.PARTLY if parked.unknown and not accept_parked else report.OK
+    return output.PARTLY if parked.unknown and not accept_parked else output.OK
 
 
 async def _from_inputs(clients: Clients, state: Restored) -> WithoutOutcome | None:
@@ -168,4 +166,4 @@ def _summary(state: Restored, seconds: float) -> dict[str, Any]:
 
 
 def _error(message: str) -> None:
-    print(f"fulfillment restore: {message}", file=sys.stderr)
+    output.error(message, command="restore")
