@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import schemas
 from service.adapters.kafka.admin import topic_partitions
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.entrypoints import output
 from service.settings import Settings
 from service.simulation.stream import BACKDATED, CANCELLED_BY, Message, Simulation
 
@@ -129,17 +129,17 @@ async def simulate(
     settings: Settings, *, rate: float, customers: int, duration: float, seed: int | None
 ) -> int:
     if rate <= 0 or customers < 1 or duration < 0:
-        print(
-            f"fulfillment simulate: need --rate > 0, --customers >= 1 and --duration >= 0 "
+        output.error(
+            f"need --rate > 0, --customers >= 1 and --duration >= 0 "
             f"(got {rate:g}, {customers}, {duration:g})",
-            file=sys.stderr,
+            command="simulate",
         )
-        return 2
+        return output.INVALID
     try:
         return await _simulate(settings, rate, customers, duration, seed)
     except KafkaConnectionError as error:
-        print(f"fulfillment simulate: cannot reach Kafka: {error}", file=sys.stderr)
-        return 1
+        output.error(f"cannot reach Kafka: {error}", command="simulate")
+        return output.FAILED
 
 
 async def _simulate(
@@ -186,8 +186,8 @@ async def _simulate(
         print(HINT)
     print(f"final {tally.line()}", flush=True)
     if tally.failed:
-        print(f"fulfillment simulate: {tally.failed} sends failed: {tally.error}", file=sys.stderr)
-        return 1
+        output.error(f"{tally.failed} sends failed: {tally.error}", command="simulate")
+        return output.FAILED
     return 0
 
 
