@@ -15,11 +15,11 @@ from service.adapters.postgres.store import PostgresStore
 from service.bootstrap.allocator import return_large_buffers
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics, tune_garbage_collector
-from service.entrypoints.simulated_payments import payments_only
-from service.entrypoints.simulated_stream import Message, Simulation
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
 from service.logs import configure_logging, log_decisions
+from service.simulation.payments import payments_only
+from service.simulation.stream import Message, Simulation
 
 __all__ = [
     "Clients",

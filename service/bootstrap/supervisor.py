@@ -90,12 +90,12 @@ def _serve_child(ready: Event, index: int, port: Synchronized[int]) -> None:
         asyncio.run(serve(settings, on_ready=ready.set, on_listening=listening))
     except Exception as error:
         # The same one line as the parent prints for a failure a person can fix.
-        from service.entrypoints.errors import one_line
+        from service.bootstrap.fixable import one_line, print_error
 
         line = one_line(error, settings)
         if line is None:
             raise
-        print(f"fulfillment: {line}", file=sys.stderr)
+        print_error(line)
         sys.exit(1)
 
 

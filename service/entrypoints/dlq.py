@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sys
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from service.adapters.kafka.topic_reader import partition_ends
 from service.bootstrap.factory import Clients
 from service.config.settings import Settings
 from service.core.letter_lineage import Lineage
-from service.entrypoints import report
+from service.entrypoints import output
 
 
 async def dlq_command(
@@ -144,21 +143,21 @@ async def _list(dlq: Dlq, since: datetime | None, reason: str | None, as_json: b
         and (since is None or chain.failed_at >= since.timestamp())
     ]
     if as_json:
-        report.emit_json(rows)
+        output.emit_json(rows)
     elif rows:
         shown = [row | {"kind": kind_text(row), "latest": row["origin"]} for row in rows]
         columns = ["original", "attempts", "latest", "kind", "failed_at", "reason"]
-        report.table(shown, columns, out=sys.stdout)  # read now: callers may replace it
+        output.table(shown, columns)
     else:
         print("no dead letters")
-    return report.OK
+    return output.OK
 
 
 async def _show(dlq: Dlq, origin: str, as_json: bool) -> int:
     index = await build_index(dlq, [origin])
     if origin not in index.named:
         print(f"fulfillment: no dead letter from {origin}")
-        return report.NOT_FOUND
+        return output.NOT_FOUND
     original, partition, offset = index.named[origin]
     chain = index.lineage.chain(original)
     assert chain is not None  # named only from a letter of it
@@ -170,7 +169,7 @@ async def _show(dlq: Dlq, origin: str, as_json: bool) -> int:
                 break
     if found is None:  # deleted by retention between the two reads
         print(f"fulfillment: no dead letter from {origin}")
-        return report.NOT_FOUND
+        return output.NOT_FOUND
     detail = summary(found) | {
         "attempts": chain.attempts,
         "key": _text(found.key),
@@ -178,11 +177,11 @@ async def _show(dlq: Dlq, origin: str, as_json: bool) -> int:
         "value": _text(found.value),
     }
     if as_json:
-        report.emit_json(detail)
+        output.emit_json(detail)
     else:
         for name, value in detail.items():
             print(f"{name}: {value}")
-    return report.OK
+    return output.OK
 
 
 def _text(value: bytes | None) -> str | None:

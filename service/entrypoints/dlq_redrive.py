@@ -18,7 +18,7 @@ from typing import Any
 from service.adapters.kafka.dead_letters import Redriver, scan
 from service.bootstrap.factory import Clients
 from service.config.settings import Settings
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.dlq import Dlq, build_index, kind_text
 
 RETENTION_SETTING = "FULFILLMENT_DEDUPE_RETENTION_SECONDS"
@@ -42,7 +42,7 @@ async def redrive_command(
         missing = sorted(set(origins) - index.named.keys())
         if missing:
             print(f"fulfillment: no dead letter from {', '.join(missing)}")
-            return report.NOT_FOUND
+            return output.NOT_FOUND
         wanted = {index.named[name][0] for name in origins}
     oldest = time.time() - settings.dedupe_retention_seconds
     chosen: dict[tuple[int, int], dict[str, Any]] = {}
@@ -60,11 +60,11 @@ async def redrive_command(
             chosen[(chain.partition, chain.offset)] = row
     if not chosen and not refused:
         print("no dead letters to redrive")
-        return report.NOT_FOUND
+        return output.NOT_FOUND
     if chosen and not dry_run:
         await _send(clients, dlq, chosen)
     _report(list(chosen.values()), refused, dry_run, as_json)
-    return report.PARTLY if refused else report.OK
+    return output.PARTLY if refused else output.OK
 
 
 def _placeholder(row: dict[str, Any]) -> str:
@@ -106,7 +106,7 @@ def _report(
     sent: list[dict[str, Any]], refused: list[dict[str, Any]], dry_run: bool, as_json: bool
 ) -> None:
     if as_json:
-        report.emit_json({"dry_run": dry_run, "redriven": sent, "refused": refused})
+        output.emit_json({"dry_run": dry_run, "redriven": sent, "refused": refused})
         return
     for row in sent:
         target = row["sent_to"] or (

@@ -33,7 +33,7 @@ from service.config.settings import Settings
 from service.core.batch import BatchResult, Decision
 from service.core.parking import BEHIND_PARKED, EventKey, ParkedEvent
 from service.core.ports import Store
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.database import operator_store
 from service.handlers.release import release_parked
 from service.handlers.sweep import sweep_customers
@@ -97,24 +97,24 @@ async def _list(store: Store, as_json: bool) -> int:
         entry["events"] += 1
     rows = list(customers.values())
     if as_json:
-        report.emit_json(rows)
+        output.emit_json(rows)
     elif rows:
-        report.table(rows, ["customer_id", "events", "since", "reason"])
+        output.table(rows, ["customer_id", "events", "since", "reason"])
     else:
         print("no parked events")
-    return report.OK
+    return output.OK
 
 
 async def _show(store: Store, customer: UUID, as_json: bool) -> int:
     events = await store.parked_events([customer], limit=LIST_LIMIT)
     rows = [_event_row(p) | {"event": orjson.loads(p.body)} for p in events]
     if as_json:
-        report.emit_json({"customer_id": customer, "parked": rows})
+        output.emit_json({"customer_id": customer, "parked": rows})
     elif rows:
-        report.table(rows, ["seq", "parked_at", "type", "source", "event_id", "reason"])
+        output.table(rows, ["seq", "parked_at", "type", "source", "event_id", "reason"])
     else:
         print(f"customer {customer} has no parked events")
-    return report.OK if rows else report.NOT_FOUND
+    return output.OK if rows else output.NOT_FOUND
 
 
 async def _release(
@@ -135,16 +135,16 @@ async def _release(
             groups[None] = groups.pop(None)
     else:
         groups = {customer: None}
-    progress = report.Progress("customers released", len(groups))
+    progress = output.Progress("customers released", len(groups))
     results = []
     now = datetime.now(UTC)  # says only which deadlines are due, as the sweeper's clock does
     for group in groups:
         results.append(await _release_one(settings, store, group, dry_run, now))
-        progress.step()
+        progress.advance()
     progress.finish()
     found = any(r.decided or r.still_parked for r in results)
     if as_json:
-        report.emit_json({"dry_run": dry_run, "released": [r.as_dict() for r in results]})
+        output.emit_json({"dry_run": dry_run, "released": [r.as_dict() for r in results]})
     else:
         verb = "would decide" if dry_run else "decided"
         for r in results if found else []:
@@ -155,8 +155,8 @@ async def _release(
         if not found:
             print("no parked events")
     if not found:
-        return report.NOT_FOUND
-    return report.PARTLY if any(r.still_parked for r in results) else report.OK
+        return output.NOT_FOUND
+    return output.PARTLY if any(r.still_parked for r in results) else output.OK
 
 
 async def _release_one(

@@ -16,7 +16,7 @@ from service.bootstrap.factory import Clients
 from service.bootstrap.service import build_sweeper
 from service.config.settings import Settings
 from service.core.batch import BatchResult, sweep
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.database import operator_store
 
 
@@ -41,13 +41,13 @@ async def purge_stale(settings: Settings, *, dry_run: bool = False, as_json: boo
         for d in result.decisions
     ]
     if as_json:
-        report.emit_json({"dry_run": dry_run, "now": now, "closed": closed})
+        output.emit_json({"dry_run": dry_run, "now": now, "closed": closed})
     else:
         verb = "would close" if dry_run else "closed"
         for row in closed:
             print(f"{row['session_id']} of {row['customer_id']}: {row['outcome']}")
         print(f"{verb} {len(closed)} stale session(s) as of {now.isoformat()}")
-    return report.OK
+    return output.OK
 
 
 async def _would_close(settings: Settings, now: datetime) -> BatchResult:

@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from service.config.settings import Settings
-from service.entrypoints.progress import Progress
+from service.entrypoints.output import Progress
 from service.entrypoints.reprocess_lines import failure_line, parked_line
 from service.reprocess.changelog import Published
 from service.reprocess.history import BadTarget, open_empty_target, read_live_parked

@@ -1,4 +1,4 @@
-"""The command line of `fulfillment rebuild` and `fulfillment restore`, kept apart from cli.py."""
+"""The command line of `fulfillment rebuild` and `fulfillment restore`, registered in `table.py`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from service.config.settings import Settings
 
 
-def add_reprocess_commands(commands: Any) -> None:
-    rebuild = commands.add_parser(
+def add_rebuild(commands: Any) -> argparse.ArgumentParser:
+    rebuild: argparse.ArgumentParser = commands.add_parser(
         "rebuild",
         help="re-decide the input topics into an empty database and compare with what was "
         "published",
@@ -26,7 +26,11 @@ def add_reprocess_commands(commands: Any) -> None:
         "as the inputs arrived, to see what this code would decide differently",
     )
     rebuild.add_argument("--json", action="store_true", help="the summary as one JSON object")
-    restore = commands.add_parser(
+    return rebuild
+
+
+def add_restore(commands: Any) -> argparse.ArgumentParser:
+    restore: argparse.ArgumentParser = commands.add_parser(
         "restore", help="rebuild the state from sessions.events alone, into an empty database"
     )
     restore.add_argument("--database-url", required=True, metavar="URL", help="empty database")
@@ -37,6 +41,7 @@ def add_reprocess_commands(commands: Any) -> None:
         help="exit 0 even when the parked events of the database being replaced cannot be read "
         "(they are not restored)",
     )
+    return restore
 
 
 async def run_reprocess(settings: Settings, args: argparse.Namespace) -> int:

@@ -24,8 +24,8 @@ import sys
 from typing import Any
 
 from service.config.settings import Settings
-from service.entrypoints import report
-from service.entrypoints.progress import Progress
+from service.entrypoints import output
+from service.entrypoints.output import Progress
 from service.entrypoints.reprocess_lines import failure_line, parked_line
 from service.reprocess.history import BadTarget, LiveParked, open_empty_target
 from service.reprocess.restore import restore as restore_into
@@ -74,7 +74,7 @@ async def restore(
             f"parked events unknown: {parked.unknown}; any parked there and not on the input "
             f"topics are not restored: {outcome}"
         )
-    return report.PARTLY if parked.unknown and not accept_parked else report.OK
+    return output.PARTLY if parked.unknown and not accept_parked else output.OK
 
 
 def _print_parked(parked: LiveParked, unpublished: WithoutOutcome | None) -> None:

@@ -15,7 +15,7 @@ from uuid import UUID
 from service.adapters.postgres import support
 from service.config.settings import Settings
 from service.core.sessions import Session
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.database import operator_store
 
 SESSIONS_SHOWN = 50
@@ -49,10 +49,10 @@ async def show_sessions(
         if customer is None:
             what = f"payment {payment}" if payment is not None else f"session {session}"
             if as_json:
-                report.emit_json(answer | {"found": False})
+                output.emit_json(answer | {"found": False})
             else:
                 print(f"no {what} is known (not decided, not parked)")
-            return report.NOT_FOUND
+            return output.NOT_FOUND
         sessions = await support.sessions_of_customer(conn, customer, SESSIONS_SHOWN)
         parked = await store.parked_events([customer])
         answer |= {
@@ -62,10 +62,10 @@ async def show_sessions(
             "sessions": [_session_row(s) for s in sessions],
         }
     if as_json:
-        report.emit_json(answer | {"found": True})
+        output.emit_json(answer | {"found": True})
     else:
         _print(answer)
-    return report.OK
+    return output.OK
 
 
 def _blocked_by(sessions: list[Session], parked: int, reason: str | None) -> dict[str, Any] | None:
@@ -111,7 +111,7 @@ def _print(answer: dict[str, Any]) -> None:
             "a new payment is rejected until it ends"
         )
     if answer["sessions"]:
-        report.table(
+        output.table(
             answer["sessions"],
             ["session_id", "status", "created_at", "mechanic_id", "closed_at", "reason"],
         )

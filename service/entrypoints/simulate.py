@@ -1,5 +1,5 @@
 """`fulfillment simulate`: feed the running service a realistic mixed stream (see
-`service.entrypoints.simulated_stream`) and print every outcome as it arrives, with a running tally.
+`service.simulation.stream`) and print every outcome as it arrives, with a running tally.
 
 Each event is sent when its slot comes, so its `time` is the wall clock's: the sweeper, which
 goes by the wall clock, then expires waiting sessions when a real clock would. A share of the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from service.adapters.kafka.admin import topic_partitions
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
 from service.config.settings import Settings
-from service.entrypoints.simulated_stream import BACKDATED, CANCELLED_BY, Message, Simulation
+from service.entrypoints import output
+from service.simulation.stream import BACKDATED, CANCELLED_BY, Message, Simulation
 
 HINT_AFTER: Final = 10.0  # seconds of sending without any outcome before suspecting the service
 DRAIN_QUIET: Final = 3.0  # after sending, stop once no outcome came for this long...
@@ -129,17 +129,17 @@ async def simulate(
     settings: Settings, *, rate: float, customers: int, duration: float, seed: int | None
 ) -> int:
     if rate <= 0 or customers < 1 or duration < 0:
-        print(
-            f"fulfillment simulate: need --rate > 0, --customers >= 1 and --duration >= 0 "
+        output.error(
+            f"need --rate > 0, --customers >= 1 and --duration >= 0 "
             f"(got {rate:g}, {customers}, {duration:g})",
-            file=sys.stderr,
+            command="simulate",
         )
-        return 2
+        return output.INVALID
     try:
         return await _simulate(settings, rate, customers, duration, seed)
     except KafkaConnectionError as error:
-        print(f"fulfillment simulate: cannot reach Kafka: {error}", file=sys.stderr)
-        return 1
+        output.error(f"cannot reach Kafka: {error}", command="simulate")
+        return output.FAILED
 
 
 async def _simulate(
@@ -186,8 +186,8 @@ async def _simulate(
         print(HINT)
     print(f"final {tally.line()}", flush=True)
     if tally.failed:
-        print(f"fulfillment simulate: {tally.failed} sends failed: {tally.error}", file=sys.stderr)
-        return 1
+        output.error(f"{tally.failed} sends failed: {tally.error}", command="simulate")
+        return output.FAILED
     return 0
 
 

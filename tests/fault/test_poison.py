@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 import schemas
 from service.adapters.metrics import REGISTRY
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.parked import parked_command
 from tests.fault.tools import Offsets, fetchval, outcomes_by_payment, wait_drained, wall_now
 from tests.harness import Outcomes, Producer, payment, running
@@ -73,19 +73,19 @@ async def test_a_failing_customer_is_parked_with_later_events_others_flow_and_re
         assert any(e["event"] == "poison_parked" for e in logs)
 
         capsys.readouterr()
-        assert await parked_command(broken, "list", as_json=True) == report.OK
+        assert await parked_command(broken, "list", as_json=True) == output.OK
         (listed,) = json.loads(capsys.readouterr().out)
         assert listed["customer_id"] == str(alice) and listed["events"] == 3
         assert "FailpointHit" in listed["reason"]
 
         # Released while the failpoint is still there: still failing, so all stay parked.
-        assert await parked_command(broken, "release", customer=alice) == report.PARTLY
+        assert await parked_command(broken, "release", customer=alice) == output.PARTLY
         assert await parked_ids(broken.dsn) == ["alice-1", "alice-2", "alice-3"]
         # A dry run of the fixed release says what would happen and changes nothing.
         capsys.readouterr()
         assert (
             await parked_command(fixed, "release", customer=alice, dry_run=True, as_json=True)
-            == report.OK
+            == output.OK
         )
         dry = json.loads(capsys.readouterr().out)
         assert [d["event_id"] for d in dry["released"][0]["decided"]] == [
@@ -95,9 +95,9 @@ async def test_a_failing_customer_is_parked_with_later_events_others_flow_and_re
         ]
         assert await parked_ids(broken.dsn) == ["alice-1", "alice-2", "alice-3"]
 
-        assert await parked_command(fixed, "release", customer=alice) == report.OK
+        assert await parked_command(fixed, "release", customer=alice) == output.OK
         assert await parked_ids(broken.dsn) == []
-        assert await parked_command(fixed, "release", customer=alice) == report.NOT_FOUND
+        assert await parked_command(fixed, "release", customer=alice) == output.NOT_FOUND
 
         async with Outcomes(fixed) as after, Offsets(fixed) as published, running(fixed):
             # The relay of the running service publishes what the release put in the outbox.

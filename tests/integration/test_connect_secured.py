@@ -14,9 +14,9 @@ import pytest
 
 import schemas
 from service.bootstrap.factory import Clients
+from service.bootstrap.fixable import one_line
 from service.bootstrap.reach import Unreachable
 from service.config.settings import Settings
-from service.entrypoints.errors import one_line
 from tests.commands import fulfillment, make_ca, running
 from tests.harness import Outcomes, Producer
 from tests.servers import SecuredServers, Servers

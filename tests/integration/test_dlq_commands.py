@@ -16,7 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import schemas
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.dlq import dlq_command
 from tests.fault.tools import Offsets, outcomes_by_payment, wait_drained, wall_now
 from tests.harness import Outcomes, Producer, payment, running
@@ -65,7 +65,7 @@ async def test_dead_letters_are_listed_shown_and_redriven_and_a_fixed_one_is_ful
         await dlq.wait_for(lambda o: len(o.records) >= 2)
 
         code, listed = await run(settings, capsys, "list")
-        assert code == report.OK
+        assert code == output.OK
         by_kind = {d["kind"]: d for d in listed}
         assert set(by_kind) == {"not_json", "invalid"}
         bad_origin = by_kind["not_json"]["origin"]
@@ -76,24 +76,24 @@ async def test_dead_letters_are_listed_shown_and_redriven_and_a_fixed_one_is_ful
         assert [d["origin"] for d in only] == [bad_origin]
 
         code, shown = await run(settings, capsys, "show", origins=[bad_origin])
-        assert code == report.OK
+        assert code == output.OK
         assert shown["value"] == "{not json" and shown["key"] == "k-bad"
         assert shown["headers"] == {"traceparent": TRACE[1].decode()}
         code, _ = (
             await dlq_command(settings, "show", origins=[f"{settings.topic_payments}:2:9"]),
             None,
         )
-        assert code == report.NOT_FOUND
+        assert code == output.NOT_FOUND
 
         fixed_origin = f"{settings.topic_payments}:1:7"
         ends_before = await offsets.count(settings.topic_payments)
         code, dry = await run(settings, capsys, "redrive", origins=[fixed_origin], dry_run=True)
-        assert code == report.OK and dry["redriven"][0]["sent_to"] is None
+        assert code == output.OK and dry["redriven"][0]["sent_to"] is None
         assert await offsets.count(settings.topic_payments) == ends_before
 
         for _ in range(2):  # twice: the second is a duplicate and decides nothing
             code, sent = await run(settings, capsys, "redrive", origins=[fixed_origin])
-            assert code == report.OK
+            assert code == output.OK
             assert sent["redriven"][0]["sent_to"].startswith(settings.topic_payments + ":")
         await outcomes.wait_for(lambda o: "pi_fixed" in outcomes_by_payment(o.events))
 
@@ -132,7 +132,7 @@ async def test_redriving_all_of_a_letter_that_still_fails_adds_one_letter_per_ru
         for _ in range(3):
             with capture_logs():
                 code = await dlq_command(settings, "redrive", everything=True)
-            assert code == report.OK
+            assert code == output.OK
             await wait_drained(settings)  # decoded again, dead-lettered again, committed
             letters.append(await offsets.count(settings.topic_dlq))
         code, listed = await run(settings, capsys, "list")
@@ -141,7 +141,7 @@ async def test_redriving_all_of_a_letter_that_still_fails_adds_one_letter_per_ru
         _, named = await run(settings, capsys, "redrive", origins=[first], dry_run=True)
 
     assert letters == [1, 2, 3, 4]
-    assert code == code_text == report.OK
+    assert code == code_text == output.OK
     (row,) = listed
     assert row["original"] == first and row["attempts"] == 4
     assert row["origin"].startswith(f"{settings.topic_payments}:")
@@ -192,7 +192,7 @@ async def test_a_placeholder_is_listed_but_refused_for_redrive_with_its_reason(
 
     placeholder = f"{settings.topic_payments}:2:5"
     assert sent_count == 1  # the placeholder's JSON never reached the input topic
-    assert code == report.PARTLY
+    assert code == output.PARTLY
     assert {r["origin"]: r["placeholder"] for r in listed} == {
         placeholder: True,
         f"{settings.topic_payments}:2:6": False,
@@ -201,7 +201,7 @@ async def test_a_placeholder_is_listed_but_refused_for_redrive_with_its_reason(
     (refused,) = result["refused"]
     assert refused["origin"] == placeholder
     assert "placeholder" in refused["refused"] and placeholder in refused["refused"]
-    assert code_text == report.PARTLY
+    assert code_text == output.PARTLY
     assert "refused: a placeholder" in text
 
 
@@ -225,14 +225,14 @@ async def test_a_letter_older_than_the_dedupe_retention_is_refused_unless_forced
         )
         after_forced = await offsets.count(settings.topic_payments)
 
-    assert code == report.PARTLY
+    assert code == output.PARTLY
     assert [r["origin"] for r in result["redriven"]] == [f"{settings.topic_payments}:2:2"]
     (refused,) = result["refused"]
     assert refused["origin"] == old_origin
     assert "FULFILLMENT_DEDUPE_RETENTION_SECONDS=604800" in refused["refused"]
     assert "decided a second time" in refused["refused"]
-    assert (refused_code, after_all, after_named) == (report.PARTLY, 1, 1)
-    assert forced_code == report.OK
+    assert (refused_code, after_all, after_named) == (output.PARTLY, 1, 1)
+    assert forced_code == output.OK
     assert forced["refused"] == []
     assert forced["redriven"][0]["sent_to"].startswith(f"{settings.topic_payments}:")
     assert after_forced == 2

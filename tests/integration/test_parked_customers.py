@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 import schemas
 from service.adapters import postgres
 from service.config.settings import Settings
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.parked import parked_command
 from service.entrypoints.purge_stale import purge_stale
 from service.handlers.consume import handle_batch
@@ -40,7 +40,7 @@ async def release(settings: Settings, customer: UUID, capsys: pytest.CaptureFixt
     capsys.readouterr()
     with capture_logs():
         code = await parked_command(settings, "release", customer=customer, as_json=True)
-    assert code == report.OK
+    assert code == output.OK
     (released,) = json.loads(capsys.readouterr().out)["released"]
     return released
 
@@ -83,7 +83,7 @@ async def test_an_in_time_acceptance_parked_behind_poison_is_accepted_on_a_relea
             # ... and purge-stale, run by hand, finds nothing else due.
             capsys.readouterr()
             with capture_logs():
-                assert await purge_stale(settings, as_json=True) == report.OK
+                assert await purge_stale(settings, as_json=True) == output.OK
             assert json.loads(capsys.readouterr().out)["closed"] == []
             await wait_drained(settings)
         assert of(outcomes.events, parked_customer) == [schemas.SESSION_CREATED]

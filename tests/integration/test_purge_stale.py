@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 import schemas
 from service.adapters import postgres
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.purge_stale import purge_stale
 from service.handlers.consume import handle_batch
 from tests.unit.core.builders import POLICY, T0, acceptance, minutes, payment, session_of
@@ -48,7 +48,7 @@ async def test_purge_stale_closes_the_due_sessions_each_with_its_event_and_a_dry
     before = await pool.fetchval(outbox)
 
     code, dry = await purge(settings, capsys, dry_run=True)
-    assert code == report.OK and dry["dry_run"] is True
+    assert code == output.OK and dry["dry_run"] is True
     assert sorted(c["outcome"] for c in dry["closed"]) == [
         "cancelled:expired",
         "completed:timed_out",
@@ -59,7 +59,7 @@ async def test_purge_stale_closes_the_due_sessions_each_with_its_event_and_a_dry
     )
 
     code, done = await purge(settings, capsys)
-    assert code == report.OK
+    assert code == output.OK
     assert sorted((c["session_id"], c["outcome"]) for c in done["closed"]) == sorted(
         [
             (str(session_of("w-1")), "cancelled:expired"),
@@ -74,4 +74,4 @@ async def test_purge_stale_closes_the_due_sessions_each_with_its_event_and_a_dry
     )
 
     code, again = await purge(settings, capsys)
-    assert code == report.OK and again["closed"] == []
+    assert code == output.OK and again["closed"] == []

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from service.adapters import postgres
 from service.config.settings import Settings
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.rebuild import rebuild
 from service.entrypoints.restore import restore
 from service.reprocess.history import replaced
@@ -99,7 +99,7 @@ async def test_a_restore_names_the_parked_events_and_brings_them_back_parked(
         ("parked-1", str(customer)),
         ("parked-2", str(customer)),
     ]
-    assert (code, summary["parked_unknown"]) == (report.OK, None)
+    assert (code, summary["parked_unknown"]) == (output.OK, None)
     assert await fetch(empty_dsn, PARKED) == await fetch(settings.dsn, PARKED)
 
 
@@ -115,7 +115,7 @@ async def test_a_restore_without_the_old_database_brings_back_what_the_inputs_ho
     targets = [await create_database(servers) for _ in range(2)]
     try:
         capsys.readouterr()
-        assert await restore(gone, database_url=targets[0]) == report.PARTLY
+        assert await restore(gone, database_url=targets[0]) == output.PARTLY
         captured = capsys.readouterr()
         assert "parked events unknown: the database of FULFILLMENT_DATABASE_URL" in captured.err
         assert "exit 4" in captured.err
@@ -131,7 +131,7 @@ async def test_a_restore_without_the_old_database_brings_back_what_the_inputs_ho
 
         assert (
             await restore(gone, database_url=targets[1], accept_parked=True, as_json=True)
-            == report.OK
+            == output.OK
         )
         captured = capsys.readouterr()
         assert "--accept-parked" in captured.err

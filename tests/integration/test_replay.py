@@ -14,7 +14,7 @@ from service.adapters.kafka.admin import committed_offsets, live_members, topic_
 from service.bootstrap.factory import Clients
 from service.config.settings import Settings
 from service.entrypoints.replay import replay
-from service.entrypoints.simulated_stream import Simulation
+from service.simulation.stream import Simulation
 from tests.harness import Outcomes, Producer, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from service.adapters import postgres
-from service.entrypoints import report
+from service.entrypoints import output
 from service.entrypoints.sessions import show_sessions
 from service.handlers.consume import handle_batch
 from tests.unit.core.builders import (
@@ -59,7 +59,7 @@ async def test_sessions_show_answers_why_a_customer_cannot_book_in_every_state(
         )
 
     code, answer = await show(settings, capsys, customer=waiting)
-    assert code == report.OK
+    assert code == output.OK
     assert answer["blocked_by"]["kind"] == "active_session"
     assert answer["blocked_by"]["status"] == "waiting"
     assert [s["status"] for s in answer["sessions"]] == ["waiting"]
@@ -89,11 +89,11 @@ async def test_sessions_show_answers_why_a_customer_cannot_book_in_every_state(
     assert answer["blocked_by"] == {"kind": "parked", "events": 1, "reason": "boom"}
 
     code, answer = await show(settings, capsys, customer=UUID(int=1))
-    assert code == report.OK and answer["sessions"] == [] and answer["blocked_by"] is None
+    assert code == output.OK and answer["sessions"] == [] and answer["blocked_by"] is None
     code, answer = await show(settings, capsys, payment="never-seen")
-    assert code == report.NOT_FOUND and answer["found"] is False
+    assert code == output.NOT_FOUND and answer["found"] is False
 
     capsys.readouterr()
-    assert await show_sessions(settings, customer=live) == report.OK
+    assert await show_sessions(settings, customer=live) == output.OK
     text = capsys.readouterr().out
     assert "cannot book: session" in text and "live" in text

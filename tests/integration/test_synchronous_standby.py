@@ -11,8 +11,8 @@ import pytest
 
 from service.adapters.postgres.durability import NoSynchronousStandby
 from service.bootstrap.factory import Clients
+from service.bootstrap.fixable import one_line
 from service.bootstrap.service import Service
-from service.entrypoints.errors import one_line
 
 
 @pytest.mark.timeout(60)

@@ -12,8 +12,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from service.adapters.kafka.admin import TopicNotCreated
 from service.bootstrap.factory import Clients
+from service.bootstrap.fixable import one_line
 from service.bootstrap.service import create_topics
-from service.entrypoints.errors import one_line
 
 
 async def broker_default_replication(admin: AIOKafkaAdminClient) -> int:

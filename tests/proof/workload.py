@@ -1,5 +1,5 @@
 """The proof's seeded workload: the realistic mixed stream of `fulfillment simulate`
-(service/entrypoints/simulated_stream.py) reshaped as the proof needs it.
+(service/simulation/stream.py) reshaped as the proof needs it.
 
 - A mechanic app accepts only sessions it has seen created: acceptances (in time, racing, and
   their redeliveries) wait until `session.created` of their session has been read back from
@@ -27,7 +27,7 @@ import orjson
 
 import schemas
 from schemas.content_modes import binary_from_structured
-from service.entrypoints import simulated_stream as sim
+from service.simulation import stream as sim
 from tests.proof.history import Sent
 
 BINARY_SHARE = 0.25

@@ -169,6 +169,18 @@ def test_only_the_commands_import_reprocessing(path: Path) -> None:
     assert not reprocess, f"{module_name(path)} imports {sorted(reprocess)}"
 
 
+@pytest.mark.parametrize("path", modules("service.bootstrap"), ids=module_name)
+def test_the_wiring_imports_no_entrypoint(path: Path) -> None:
+    upward = {name for name in imports_of(path) if within(name, "service.entrypoints")}
+    assert not upward, f"{module_name(path)} imports {sorted(upward)}"
+
+
+@pytest.mark.parametrize("path", modules("service.simulation"), ids=module_name)
+def test_the_simulation_is_pure_generators_over_the_contract(path: Path) -> None:
+    foreign = outside(path, "service.simulation", "orjson")
+    assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
+
+
 def test_nothing_but_the_factory_constructs_a_kafka_client() -> None:
     offenders = []
     for path in modules("service"):
@@ -208,8 +220,8 @@ SERVICE_API_MODULES = {
     "service.bootstrap.allocator",
     "service.bootstrap.factory",
     "service.bootstrap.service",
-    "service.entrypoints.simulated_payments",
-    "service.entrypoints.simulated_stream",
+    "service.simulation.payments",
+    "service.simulation.stream",
     "service.handlers.consume",
     "service.handlers.outbox",
     "service.logs",

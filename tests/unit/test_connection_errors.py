@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 
+from service.bootstrap.fixable import one_line
 from service.bootstrap.reach import Unreachable
 from service.config.settings import Settings
-from service.entrypoints.errors import one_line
 
 SETTINGS = Settings(
     kafka_bootstrap_servers="broker:9094",

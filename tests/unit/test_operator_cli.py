@@ -3,13 +3,16 @@ arguments are refused by argparse with exit code 2 before anything connects."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 from uuid import UUID
 
 import pytest
 
 from service.config.settings import Settings
-from service.entrypoints import cli, dlq, operator_cli, parked, purge_stale, sessions
+from service.entrypoints import cli, dlq, parked, purge_stale, sessions
+from service.entrypoints.command import Command
+from service.entrypoints.table import BY_NAME, COMMANDS
 
 ALICE = "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41"
 
@@ -77,7 +80,9 @@ def test_each_operator_command_line_reaches_its_command_with_what_was_typed(
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(module, name, recorder(calls))
     args = cli.parser().parse_args(argv)
-    assert operator_cli.run_operator_command(Settings(), args) == 0
+    command = BY_NAME[args.command]
+    assert command.run is not None
+    assert command.run(Settings(), args) == 0
     ((_, kwargs),) = calls
     assert expected.items() <= kwargs.items()
 
@@ -99,3 +104,14 @@ def test_bad_operator_arguments_are_refused_with_exit_code_2(argv: list[str]) ->
     with pytest.raises(SystemExit) as exited:
         cli.parser().parse_args(argv)
     assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command.name)
+def test_every_command_of_the_table_parses_under_its_own_name(command: Command) -> None:
+    made = command.add(argparse.ArgumentParser(prog="fulfillment").add_subparsers())
+    assert made.prog == f"fulfillment {command.name}"
+
+
+def test_a_command_runs_with_the_settings_or_offline_never_both() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Command("both", add=lambda commands: commands, run=lambda s, a: 0, offline=lambda a: 0)

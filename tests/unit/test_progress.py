@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from service.entrypoints.progress import Progress
+from service.entrypoints.output import Progress
 
 
 class Terminal(io.StringIO):

@@ -13,9 +13,9 @@ import pytest
 import schemas
 from service.core.batch import Snapshot, decide_batch
 from service.core.sessions import Policy
-from service.entrypoints.backdating import SWEEPER_GRACE
-from service.entrypoints.simulated_payments import payments_only
-from service.entrypoints.simulated_stream import (
+from service.simulation.backdating import SWEEPER_GRACE
+from service.simulation.payments import payments_only
+from service.simulation.stream import (
     BACKDATED,
     CANCELLED_BY,
     Kind,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import sys
 
 import asyncpg
 from aiokafka.errors import (
@@ -31,6 +32,16 @@ from service.config.settings import Settings
 
 KAFKA_CA = "FULFILLMENT_KAFKA_SSL_CAFILE"
 POSTGRES_CA = "FULFILLMENT_DATABASE_SSLROOTCERT (or sslrootcert in the URL)"
+
+
+PROGRAM = "fulfillment"
+
+
+def print_error(message: str, *, command: str | None = None) -> None:
+    """The one error line on stderr: `fulfillment: ...`, or `fulfillment COMMAND: ...` for a
+    command's own refusal. The command line and the instances the supervisor starts print it."""
+    prefix = PROGRAM if command is None else f"{PROGRAM} {command}"
+    print(f"{prefix}: {message}", file=sys.stderr)
 
 
 def one_line(error: BaseException, settings: Settings) -> str | None:

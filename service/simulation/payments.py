@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import schemas
 from schemas.topics import PAYMENTS_COMPLETED
-from service.entrypoints.simulated_stream import (
+from service.simulation.stream import (
     PAYMENT_SOURCE,
     PRICES,
     Kind,

@@ -25,7 +25,7 @@ from typing import Any, Final
 import orjson
 
 import schemas
-from service.entrypoints.backdating import Backdating
+from service.simulation.backdating import Backdating
 
 HEADERS: Final = (("content-type", schemas.CLOUDEVENTS_CONTENT_TYPE.encode()),)
 PAYMENT_SOURCE: Final = "payment-pipeline"

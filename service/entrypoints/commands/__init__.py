@@ -1,0 +1,1 @@
+"""One module per `fulfillment` command: its arguments and the call to what it runs."""
