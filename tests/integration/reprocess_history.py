@@ -159,3 +159,12 @@ async def settled(settings: Settings, pool: postgres.Pool, outcomes: Outcomes) -
             busy = await pool.fetchval("SELECT count(*) FROM outbox")
             quiet = 0.0 if busy or len(outcomes.records) != seen else quiet + 0.3
             seen = len(outcomes.records)
+
+
+async def rows(dsn: str, query: str) -> list[Any]:
+    """The rows `query` returns on `dsn`, as tuples."""
+    pool = await postgres.create_pool(dsn, size=1)
+    try:
+        return [tuple(r) for r in await pool.fetch(query)]
+    finally:
+        await pool.close()

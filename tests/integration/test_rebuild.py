@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,11 +14,9 @@ from service.adapters import postgres
 from service.core.batch import BatchResult
 from service.entrypoints.rebuild import rebuild
 from service.reprocess.history import replaced
-from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, running
-from tests.integration.reprocess_history import ORDINARY, live_history, short_timers, sid
-from tests.servers import Servers
+from tests.integration.reprocess_history import ORDINARY, live_history, rows, short_timers, sid
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -32,24 +29,9 @@ PAYMENTS = "SELECT * FROM payments ORDER BY payment_id"
 ORDINARY_SESSIONS = {sid(f"pi-o{i}") for i in range(ORDINARY)}
 
 
-@pytest.fixture
-async def empty_dsn(servers: Servers) -> AsyncIterator[str]:
-    dsn = await create_database(servers)
-    yield dsn
-    await drop_database(servers, dsn)
-
-
 async def no_sweep(*_: Any, **__: Any) -> BatchResult:
     """The sweeper acts on the wall clock: held back, so only the new payment decides."""
     return BatchResult((), (), (), (), ())
-
-
-async def rows(dsn: str, query: str) -> list[Any]:
-    pool = await postgres.create_pool(dsn, size=1)
-    try:
-        return [tuple(r) for r in await pool.fetch(query)]
-    finally:
-        await pool.close()
 
 
 def summary(out: str) -> dict[str, Any]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from service.adapters import postgres
 from service.config.settings import Settings
 from service.entrypoints import output
 from service.entrypoints.rebuild import rebuild
@@ -21,26 +19,12 @@ from service.reprocess.history import replaced
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import outcomes_by_payment, wait_drained, wall_now
 from tests.harness import Outcomes, Producer, running
+from tests.integration.reprocess_history import rows
 from tests.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 PARKED = "SELECT event_id, customer_id, reason FROM parked_events ORDER BY seq"
-
-
-@pytest.fixture
-async def empty_dsn(servers: Servers) -> AsyncIterator[str]:
-    dsn = await create_database(servers)
-    yield dsn
-    await drop_database(servers, dsn)
-
-
-async def fetch(dsn: str, query: str) -> list[Any]:
-    pool = await postgres.create_pool(dsn, size=1)
-    try:
-        return [tuple(r) for r in await pool.fetch(query)]
-    finally:
-        await pool.close()
 
 
 async def parked_live(make_settings: Any) -> tuple[Settings, uuid.UUID]:
@@ -57,7 +41,7 @@ async def parked_live(make_settings: Any) -> tuple[Settings, uuid.UUID]:
         await producer.pay(uuid.uuid4(), "pi-fine", time=now, event_id="fine", partition=0)
         await outcomes.wait_for(lambda o: "pi-fine" in outcomes_by_payment(o.events), within=30)
         await wait_drained(broken)
-    assert [r[0] for r in await fetch(broken.dsn, PARKED)] == ["parked-1", "parked-2"]
+    assert [r[0] for r in await rows(broken.dsn, PARKED)] == ["parked-1", "parked-2"]
     return make_settings(), customer
 
 
@@ -82,8 +66,8 @@ async def test_a_rebuild_parks_again_what_the_live_database_holds_parked_and_nam
         ("parked-1", str(customer)),
         ("parked-2", str(customer)),
     ]
-    assert await fetch(empty_dsn, PARKED) == await fetch(settings.dsn, PARKED)
-    assert await fetch(empty_dsn, f"SELECT * FROM payments WHERE customer_id = '{customer}'") == []
+    assert await rows(empty_dsn, PARKED) == await rows(settings.dsn, PARKED)
+    assert await rows(empty_dsn, f"SELECT * FROM payments WHERE customer_id = '{customer}'") == []
 
 
 async def test_a_restore_names_the_parked_events_and_brings_them_back_parked(
@@ -100,7 +84,7 @@ async def test_a_restore_names_the_parked_events_and_brings_them_back_parked(
         ("parked-2", str(customer)),
     ]
     assert (code, summary["parked_unknown"]) == (output.OK, None)
-    assert await fetch(empty_dsn, PARKED) == await fetch(settings.dsn, PARKED)
+    assert await rows(empty_dsn, PARKED) == await rows(settings.dsn, PARKED)
 
 
 async def test_a_restore_without_the_old_database_brings_back_what_the_inputs_hold_and_exits_4(
@@ -124,7 +108,7 @@ async def test_a_restore_without_the_old_database_brings_back_what_the_inputs_ho
         )
         assert f"parked: parked-1 (payment.completed from tests) of {customer}" in captured.out
         assert gone.dsn not in captured.out + captured.err  # the URL, password and all
-        assert [r[:2] for r in await fetch(targets[0], PARKED)] == [
+        assert [r[:2] for r in await rows(targets[0], PARKED)] == [
             ("parked-1", customer),
             ("parked-2", customer),
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,32 +19,15 @@ from service.entrypoints.restore import restore
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
 from service.reprocess.history import replaced
-from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, payment, running
-from tests.integration.reprocess_history import live_history, short_timers
-from tests.servers import Servers
+from tests.integration.reprocess_history import live_history, rows, short_timers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 SESSIONS = "SELECT * FROM sessions ORDER BY id"
 PAYMENTS = "SELECT * FROM payments ORDER BY payment_id"
 CLAIMS = "SELECT source, event_id FROM processed_events"
-
-
-@pytest.fixture
-async def empty_dsn(servers: Servers) -> AsyncIterator[str]:
-    dsn = await create_database(servers)
-    yield dsn
-    await drop_database(servers, dsn)
-
-
-async def fetch(dsn: str, query: str) -> list[Any]:
-    pool = await postgres.create_pool(dsn, size=1)
-    try:
-        return [tuple(r) for r in await pool.fetch(query)]
-    finally:
-        await pool.close()
 
 
 async def no_sweep(*_: Any, **__: Any) -> BatchResult:
@@ -67,13 +50,13 @@ async def test_a_restore_from_the_changelog_alone_gives_the_live_state(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0
     assert summary["outputs"] == history.outputs
-    assert await fetch(empty_dsn, SESSIONS) == await fetch(fresh_dsn, SESSIONS)
-    assert await fetch(empty_dsn, PAYMENTS) == await fetch(fresh_dsn, PAYMENTS)
-    restored, live = set(await fetch(empty_dsn, CLAIMS)), set(await fetch(fresh_dsn, CLAIMS))
+    assert await rows(empty_dsn, SESSIONS) == await rows(fresh_dsn, SESSIONS)
+    assert await rows(empty_dsn, PAYMENTS) == await rows(fresh_dsn, PAYMENTS)
+    restored, live = set(await rows(empty_dsn, CLAIMS)), set(await rows(fresh_dsn, CLAIMS))
     caused = {(e.causationsource, e.causationid) for e in history.events}
     # Every input that caused an output; not the ones no output names (duplicates, ignored).
     assert restored == live & caused
-    assert await fetch(empty_dsn, "SELECT * FROM outbox") == []
+    assert await rows(empty_dsn, "SELECT * FROM outbox") == []
 
 
 async def test_a_restore_from_a_binary_mode_changelog_gives_the_live_state(
@@ -91,8 +74,8 @@ async def test_a_restore_from_a_binary_mode_changelog_gives_the_live_state(
 
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (code, summary["outputs"]) == (0, history.outputs)
-    assert await fetch(empty_dsn, SESSIONS) == await fetch(fresh_dsn, SESSIONS)
-    assert await fetch(empty_dsn, PAYMENTS) == await fetch(fresh_dsn, PAYMENTS)
+    assert await rows(empty_dsn, SESSIONS) == await rows(fresh_dsn, SESSIONS)
+    assert await rows(empty_dsn, PAYMENTS) == await rows(fresh_dsn, PAYMENTS)
 
 
 async def test_the_service_on_a_restored_database_decides_new_payments_as_the_live_one(
