@@ -16,8 +16,7 @@ during the search (TRANSIENT) ends it: the batch is retried as any other.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -26,6 +25,7 @@ from service.adapters import metrics
 from service.adapters.failures import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.parking import EventKey, key_of
+from service.core.ports import DecideBatch
 
 log = structlog.get_logger("service.poison")
 
@@ -33,23 +33,11 @@ MAX_REASON_CHARS = 1000
 MAX_NEW_POISON = 16
 
 
-class DecideContained(Protocol):
-    """Decides and commits a batch, parking `poison` (or, with `trial`, rolls it all back)."""
-
-    def __call__(
-        self,
-        events: Sequence[schemas.InputEvent],
-        *,
-        poison: Mapping[EventKey, str] | None = None,
-        trial: bool = False,
-    ) -> Awaitable[BatchResult]: ...
-
-
 class PoisonGuard:
     """One batch's attempts: call it again after each failure (the loop's backoff in between).
     Raises what the decision raises until the retries are spent, then contains the poison."""
 
-    def __init__(self, decide: DecideContained, *, retries: int) -> None:
+    def __init__(self, decide: DecideBatch, *, retries: int) -> None:
         self._decide = decide
         self._retries = retries
         self._failures = 0
@@ -91,7 +79,7 @@ class SearchPaused(Exception):
 
 
 async def find_poison(
-    decide: DecideContained,
+    decide: DecideBatch,
     events: Sequence[schemas.InputEvent],
     known: Mapping[EventKey, str],
 ) -> dict[EventKey, str]:
@@ -123,7 +111,7 @@ async def find_poison(
 
 
 async def _trial(
-    decide: DecideContained,
+    decide: DecideBatch,
     events: Sequence[schemas.InputEvent],
     poison: Mapping[EventKey, str],
 ) -> Exception | None:

@@ -20,7 +20,7 @@ from service.adapters import metrics, postgres
 from service.adapters.health import Health
 from service.adapters.instances import Instances
 from service.adapters.kafka.admin import ensure_topics
-from service.adapters.kafka.consumer import ConsumerLoop, DecideBatch
+from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.relay import Relay
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
@@ -35,14 +35,13 @@ from service.bootstrap.probes import Probes
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
-from service.core.ports import Store
+from service.core.ports import DecideBatch, HandleBatch, Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
 from service.logs import SERVICE
 
 log = structlog.get_logger("service.app")
 
-HandleBatch = Callable[..., Awaitable[BatchResult]]  # (store, events, *, policy, traces)
 SweepHandler = Callable[..., Awaitable[BatchResult]]  # (store, customer_ids, *, now, policy)
 
 
@@ -78,9 +77,7 @@ def build_decider(
     settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
 ) -> DecideBatch:
     """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store."""
-    policy = settings.policy
-    # Passed only when set, so that a handler standing in for the real one need not know it.
-    failpoint = {"failpoint": settings.failpoint_customers} if settings.failpoint_customers else {}
+    policy, failpoint = settings.policy, settings.failpoint_customers
 
     async def decide(
         events: Sequence[schemas.InputEvent],
@@ -97,7 +94,7 @@ def build_decider(
                 traces=traces or {},
                 poison=poison,
                 trial=trial,
-                **failpoint,
+                failpoint=failpoint,
             )
             if result.parked and not trial:
                 record_parked(await store.parked_totals())

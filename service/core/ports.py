@@ -7,15 +7,16 @@ PostgreSQL (`service.adapters.postgres.store`) for the service, and memory
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 from uuid import UUID
 
+import schemas
 from service.core.batch import BatchResult, Snapshot
-from service.core.parking import ParkedEvent
-from service.core.sessions import Session
+from service.core.parking import EventKey, ParkedEvent
+from service.core.sessions import Policy, Session
 
 
 class OutboxRow(NamedTuple):
@@ -118,3 +119,40 @@ class Store(Protocol):
     async def parked_totals(self) -> tuple[int, int]:
         """(parked customers, parked events), for the metrics."""
         ...
+
+
+class DecideBatch(Protocol):
+    """Decides a batch of decoded events and commits the decisions: the one signature the
+    consumer, the poison search, `parked release` and the wiring share (the wiring binds the
+    handler, its store and its policy).
+
+    `traces`: the traceparent of each event id that came with one. `poison`: events (by key) to
+    park with their customer instead of deciding. `trial`: decide and write, then roll back.
+    Raises what the store raises."""
+
+    def __call__(
+        self,
+        events: Sequence[schemas.InputEvent],
+        *,
+        traces: Mapping[str, str] | None = None,
+        poison: Mapping[EventKey, str] | None = None,
+        trial: bool = False,
+    ) -> Awaitable[BatchResult]: ...
+
+
+class HandleBatch(Protocol):
+    """The handler a `DecideBatch` calls on one store (`service.handlers.consume.handle_batch`,
+    or a test's stand-in). `failpoint`: the customers whose events fail on purpose
+    (FULFILLMENT_FAILPOINT_CUSTOMERS), a named setting rather than a keyword passed through."""
+
+    def __call__(
+        self,
+        store: Store,
+        events: Sequence[schemas.InputEvent],
+        *,
+        policy: Policy,
+        traces: Mapping[str, str],
+        poison: Mapping[EventKey, str] | None,
+        trial: bool,
+        failpoint: frozenset[UUID],
+    ) -> Awaitable[BatchResult]: ...

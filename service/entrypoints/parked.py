@@ -28,11 +28,11 @@ import orjson
 
 import schemas
 from service.adapters.failures import TRANSIENT
-from service.adapters.poison import DecideContained, SearchPaused, find_poison, reason_of
+from service.adapters.poison import SearchPaused, find_poison, reason_of
 from service.config.settings import Settings
 from service.core.batch import BatchResult, Decision
 from service.core.parking import BEHIND_PARKED, EventKey, ParkedEvent
-from service.core.ports import Store
+from service.core.ports import DecideBatch, Store
 from service.entrypoints import output
 from service.entrypoints.database import operator_store
 from service.handlers.release import release_parked
@@ -191,6 +191,7 @@ async def _release_one(
         async def decide(
             events: Sequence[schemas.InputEvent],
             *,
+            traces: Mapping[str, str] | None = None,  # parked events keep no trace context
             poison: Mapping[EventKey, str] | None = None,
             trial: bool = False,
             todo: list[ParkedEvent] = todo,
@@ -226,7 +227,7 @@ async def _release_one(
 
 
 async def _poison_of(
-    decide: DecideContained, events: Sequence[schemas.InputEvent]
+    decide: DecideBatch, events: Sequence[schemas.InputEvent]
 ) -> dict[EventKey, str]:
     """Every poison event of `events`. The consumer backs off when a search pauses; a release
     searches on: each pause found more of them, so the search ends."""

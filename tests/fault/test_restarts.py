@@ -20,10 +20,10 @@ from service.adapters.kafka.relay import Relay
 from service.adapters.postgres import outbox
 from service.adapters.postgres.store import PostgresStore
 from service.bootstrap.factory import Clients
-from service.bootstrap.service import HandleBatch, build_decider
+from service.bootstrap.service import build_decider
 from service.config.settings import Settings
 from service.core.batch import BatchResult, Snapshot, decide_batch
-from service.core.ports import OutboxRow, Store
+from service.core.ports import HandleBatch, OutboxRow, Store
 from service.handlers.consume import handle_batch
 from tests.fault.tools import (
     Crash,

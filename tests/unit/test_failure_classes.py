@@ -69,6 +69,7 @@ def test_a_batch_failing_with_an_outage_is_retried_past_the_poison_retries_and_p
     async def decide(
         events: Sequence[schemas.InputEvent],
         *,
+        traces: Mapping[str, str] | None = None,
         poison: Mapping[EventKey, str] | None = None,
         trial: bool = False,
     ) -> BatchResult:

@@ -39,12 +39,13 @@ from service.adapters.health import Health
 from service.adapters.kafka import batch_metrics, offsets, trace_context
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
-from service.adapters.poison import DecideContained, PoisonGuard
+from service.adapters.poison import PoisonGuard
 from service.adapters.retry import retrying
 from service.adapters.tracing import NO_TRACING, Tracing
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
+from service.core.ports import DecideBatch
 from service.logs import log_decisions, log_parked
 
 log = structlog.get_logger("service.consumer")
@@ -63,21 +64,6 @@ class Record(Protocol):
     value: bytes | None
     timestamp: int  # milliseconds since the epoch: CreateTime, as the producer stamped it
     headers: Sequence[tuple[str, bytes | None]]
-
-
-class DecideBatch(Protocol):
-    """Decides a batch of decoded events and commits the decisions (the wiring binds the
-    handler, its store and its policy), given the traceparent of each event id that came with
-    one; parks `poison`, or with `trial` rolls everything back. Raises what the store raises."""
-
-    def __call__(
-        self,
-        events: Sequence[schemas.InputEvent],
-        *,
-        traces: Mapping[str, str] | None = None,
-        poison: Mapping[EventKey, str] | None = None,
-        trial: bool = False,
-    ) -> Awaitable[BatchResult]: ...
 
 
 class Abandoned(Exception):
@@ -241,12 +227,13 @@ class ConsumerLoop:
 
         self.commits.hand_over(offsets.next_offsets(self._consumer, fetched), committed)
 
-    def _with_traces(self, traces: Mapping[str, str]) -> DecideContained:
+    def _with_traces(self, traces: Mapping[str, str]) -> DecideBatch:
         decide = self._decide
 
         async def decide_traced(
             events: Sequence[schemas.InputEvent],
             *,
+            traces: Mapping[str, str] | None = traces,  # this batch's, unless given
             poison: Mapping[EventKey, str] | None = None,
             trial: bool = False,
         ) -> BatchResult:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import schemas
 from service.adapters.memory_store import MemoryDatabase
 from service.adapters.metrics import REGISTRY
-from service.adapters.poison import MAX_NEW_POISON, DecideContained, PoisonGuard, find_poison
+from service.adapters.poison import MAX_NEW_POISON, PoisonGuard, find_poison
 from service.core.batch import BatchResult
 from service.core.owners import customer_of
 from service.core.parking import (
@@ -25,7 +25,7 @@ from service.core.parking import (
     owners_in_batch,
     set_aside,
 )
-from service.core.ports import Store
+from service.core.ports import DecideBatch, Store
 from service.handlers.consume import FailpointHit, handle_batch
 from service.handlers.release import release_parked
 from tests.unit.core.builders import ALICE, BOB, CAROL, POLICY, T0, acceptance, minutes, payment
@@ -34,15 +34,22 @@ from tests.unit.core.builders import session_of as session_for
 pytestmark = pytest.mark.timeout(30)
 
 
-def decider(store: Store, failpoint: frozenset[UUID] = frozenset()) -> DecideContained:
+def decider(store: Store, failpoint: frozenset[UUID] = frozenset()) -> DecideBatch:
     async def decide(
         events: Sequence[schemas.InputEvent],
         *,
+        traces: Mapping[str, str] | None = None,
         poison: Mapping[EventKey, str] | None = None,
         trial: bool = False,
     ) -> BatchResult:
         return await handle_batch(
-            store, events, policy=POLICY, poison=poison, trial=trial, failpoint=failpoint
+            store,
+            events,
+            policy=POLICY,
+            traces=traces or {},
+            poison=poison,
+            trial=trial,
+            failpoint=failpoint,
         )
 
     return decide
@@ -129,6 +136,7 @@ async def test_a_release_whose_first_event_still_fails_keeps_it_and_the_rest_par
     async def release(
         events: Sequence[schemas.InputEvent],
         *,
+        traces: Mapping[str, str] | None = None,
         poison: Mapping[EventKey, str] | None = None,
         trial: bool = False,
     ) -> BatchResult:
