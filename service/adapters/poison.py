@@ -22,10 +22,10 @@ from typing import Protocol
 import structlog
 
 import schemas
-from service.adapters import metrics
 from service.adapters.failures import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.parking import EventKey, key_of
+from service.observe import metrics
 
 log = structlog.get_logger("service.poison")
 

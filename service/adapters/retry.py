@@ -9,9 +9,9 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_never, wait_random_exponential
 
-from service.adapters import metrics
 from service.adapters.failures import TRANSIENT, Failure, classify
-from service.adapters.health import Health
+from service.observe import metrics
+from service.observe.health import Health
 
 log = structlog.get_logger("service.retry")
 
