@@ -38,8 +38,9 @@ def retrying(
 
 
 def count_retry(loop: str, error: BaseException | None) -> None:
-    kind = "transient" if error is not None and classify(error) is Failure.OUTAGE else "bug"
-    metrics.retries.labels(loop=loop, kind=kind).inc()
+    outage = error is not None and classify(error) is Failure.OUTAGE
+    kind = metrics.RetryKind.TRANSIENT if outage else metrics.RetryKind.BUG
+    metrics.retries.labels(loop=loop, kind=kind.value).inc()
 
 
 def _before_sleep(what: str, state: RetryCallState, health: Health | None, key: str) -> None:
