@@ -8,7 +8,6 @@ stores, the client factory, the simulated streams) it imports from here, and onl
 refactor of the service changes this file, not the benchmarks.
 """
 
-from service.adapters.kafka import batch_metrics
 from service.adapters.kafka.relay import partition_for
 from service.adapters.memory_store import MemoryDatabase
 from service.adapters.postgres.store import PostgresStore
@@ -17,7 +16,8 @@ from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics, tune_garbage_collector
 from service.handlers.consume import handle_batch
 from service.handlers.outbox import outbox_row
-from service.logs import configure_logging, log_decisions
+from service.observe import batch_metrics
+from service.observe.logs import configure_logging, log_decisions
 from service.simulation.payments import payments_only
 from service.simulation.stream import Message, Simulation
 

@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 import schemas
-from service.adapters import metrics
 from service.adapters.failures import TRANSIENT
 from service.core.batch import BatchResult
 from service.core.parking import EventKey, key_of
 from service.core.ports import DecideBatch
+from service.observe import metrics
 
 log = structlog.get_logger("service.poison")
 

@@ -9,9 +9,9 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_never, wait_random_exponential
 
-from service.adapters import metrics
 from service.adapters.failures import TRANSIENT, Failure, classify
-from service.adapters.health import Health
+from service.observe import metrics
+from service.observe.health import Health
 
 log = structlog.get_logger("service.retry")
 
@@ -38,8 +38,9 @@ def retrying(
 
 
 def count_retry(loop: str, error: BaseException | None) -> None:
-    kind = "transient" if error is not None and classify(error) is Failure.OUTAGE else "bug"
-    metrics.retries.labels(loop=loop, kind=kind).inc()
+    outage = error is not None and classify(error) is Failure.OUTAGE
+    kind = metrics.RetryKind.TRANSIENT if outage else metrics.RetryKind.BUG
+    metrics.retries.labels(loop=loop, kind=kind.value).inc()
 
 
 def _before_sleep(what: str, state: RetryCallState, health: Health | None, key: str) -> None:

@@ -18,15 +18,15 @@ from uuid import UUID
 
 import structlog
 
-from service.adapters import metrics
 from service.adapters.failures import TRANSIENT
-from service.adapters.health import Health
-from service.adapters.parked_metrics import record_parked
 from service.adapters.retry import count_retry
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.ports import Store
-from service.logs import log_decisions
+from service.observe import metrics
+from service.observe.health import Health
+from service.observe.logs import log_decisions
+from service.observe.parked_metrics import record_parked
 
 log = structlog.get_logger("service.sweeper")
 

@@ -24,11 +24,11 @@ from aiokafka.errors import (
 from service.adapters.kafka.admin import TopicNotCreated
 from service.adapters.postgres.durability import NoSynchronousStandby
 from service.adapters.postgres.migrate import DatabaseBehind
-from service.adapters.tracing import TracingUnavailable
 from service.bootstrap.reach import Unreachable
 from service.config.kafka_security import uses_tls
 from service.config.redaction import mask_urls_in
 from service.config.settings import Settings
+from service.observe.tracing import TracingUnavailable
 
 KAFKA_CA = "FULFILLMENT_KAFKA_SSL_CAFILE"
 POSTGRES_CA = "FULFILLMENT_DATABASE_SSLROOTCERT (or sslrootcert in the URL)"

@@ -2,7 +2,7 @@
 
 prometheus-client keeps every metric of a process in memory-mapped files under
 `PROMETHEUS_MULTIPROC_DIR` when that variable is set as it is first imported, and the instance
-serving the service's port sums every instance's files (service/adapters/shared_metrics.py).
+serving the service's port sums every instance's files (service/observe/shared_metrics.py).
 Each start gets a fresh, private (0700), empty directory, removed when the service stops: files
 left by an earlier run would be counted again. A run that could not remove its own (killed) has
 it removed by the next start on the same machine (or container).

@@ -14,15 +14,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from service.adapters import metrics
-from service.adapters.health import Health
-from service.adapters.http import HttpServer
-from service.adapters.instances import Instances
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.postgres.pool import Pool
-from service.adapters.watch import Watch
 from service.config.settings import Settings
+from service.observe import metrics
+from service.observe.health import Health
+from service.observe.http import HttpServer
+from service.observe.instances import Instances
+from service.observe.watch import Watch
 
 # Readiness must turn within two sweep intervals of an outage; never check less often than this.
 MAX_CHECK_INTERVAL = 5.0

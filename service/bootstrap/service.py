@@ -16,19 +16,15 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 import schemas
-from service.adapters import metrics, postgres
-from service.adapters.health import Health
-from service.adapters.instances import Instances
+from service.adapters import postgres
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.relay import Relay
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
-from service.adapters.parked_metrics import record_parked
 from service.adapters.postgres.durability import check_synchronous_standby
 from service.adapters.postgres.migrate import check_migrations
 from service.adapters.sweeper import Sweeper
-from service.adapters.tracing import tracing_from_environment
 from service.bootstrap.allocator import return_large_buffers
 from service.bootstrap.factory import Clients
 from service.bootstrap.probes import Probes
@@ -38,7 +34,12 @@ from service.core.parking import EventKey
 from service.core.ports import DecideBatch, HandleBatch, Store
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
-from service.logs import SERVICE
+from service.observe import metrics
+from service.observe.health import Health
+from service.observe.instances import Instances
+from service.observe.logs import SERVICE
+from service.observe.parked_metrics import record_parked
+from service.observe.tracing import tracing_from_environment
 
 log = structlog.get_logger("service.app")
 

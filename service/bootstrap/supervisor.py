@@ -2,7 +2,7 @@
 `FULFILLMENT_PROCESSES` instances from one command.
 
 The service has one scrape target whatever the count: instance 0 (this process) serves
-FULFILLMENT_HTTP_PORT with every instance's metrics summed (service/adapters/shared_metrics.py)
+FULFILLMENT_HTTP_PORT with every instance's metrics summed (service/observe/shared_metrics.py)
 and answers /healthz and /readyz for all of them, asking each over its own port (port + i),
 which also serves that instance alone, for debugging."""
 
@@ -25,13 +25,13 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry
 
-from service.adapters import metrics
-from service.adapters.instances import Instances
-from service.adapters.shared_metrics import instance_gone, shared_registry
 from service.bootstrap.cpus import usable_cpus
 from service.bootstrap.service import Service
 from service.config.settings import MAX_PROCESSES, Settings
-from service.logs import configure_logging
+from service.observe import metrics
+from service.observe.instances import Instances
+from service.observe.logs import configure_logging
+from service.observe.shared_metrics import instance_gone, shared_registry
 
 log = structlog.get_logger("service.app")
 

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         output.error(f"invalid configuration: {error}")
         return output.INVALID
-    from service.logs import configure_logging
+    from service.observe.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     try:

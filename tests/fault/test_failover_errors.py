@@ -18,11 +18,11 @@ import pytest
 
 import schemas
 from service.adapters import postgres
-from service.adapters.health import Health
 from service.adapters.kafka.relay import Relay
-from service.adapters.watch import Watch
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
+from service.observe.health import Health
+from service.observe.watch import Watch
 from tests.fault.test_relay_faults import relaying
 from tests.fault.tools import fetchval, outcomes_by_payment, wait_drained, wait_until, wall_now
 from tests.harness import Outcomes, Producer, running

@@ -16,9 +16,9 @@ import pytest
 from structlog.testing import capture_logs
 
 import schemas
-from service.adapters.metrics import REGISTRY
 from service.entrypoints import output
 from service.entrypoints.parked import parked_command
+from service.observe.metrics import REGISTRY
 from tests.fault.tools import Offsets, fetchval, outcomes_by_payment, wait_drained, wall_now
 from tests.harness import Outcomes, Producer, payment, running
 

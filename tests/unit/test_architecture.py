@@ -1,5 +1,6 @@
 """The layers run one way, read from the code's own imports: core <- handlers <- adapters <-
 bootstrap <- reprocess <- entrypoints (reprocessing sits beside the rules, never inside them),
+with observability (metrics, health, HTTP, tracing, logs) beside the adapters,
 with the configuration beside the core (it reads the core, every layer above reads it, and its
 modules import one another without a cycle); and every Kafka client is built by the one factory."""
 
@@ -69,7 +70,9 @@ def test_handlers_reach_the_database_only_through_the_store_port(path: Path) -> 
     assert not foreign, f"{module_name(path)} imports {sorted(foreign)}"
 
 
-@pytest.mark.parametrize("path", modules("service.adapters"), ids=module_name)
+@pytest.mark.parametrize(
+    "path", modules("service.adapters") + modules("service.observe"), ids=module_name
+)
 def test_adapters_import_no_handlers_reprocessing_entrypoints_or_wiring(path: Path) -> None:
     upward = {
         name
@@ -124,6 +127,12 @@ def test_the_configuration_modules_import_one_another_without_a_cycle() -> None:
     assert not cycles, " -> ".join(cycles[0])
 
 
+def test_the_observe_package_imports_nothing_when_it_is_imported() -> None:
+    """`service.observe.logs` is imported before `run` sets the metrics' multiprocess directory,
+    so the package itself must not import the metrics (service/bootstrap/metrics_dir.py)."""
+    assert not imports_of(SERVICE / "observe" / "__init__.py")
+
+
 @pytest.mark.parametrize("path", modules("service.core"), ids=module_name)
 def test_the_core_does_not_import_reprocessing(path: Path) -> None:
     reprocess = {name for name in imports_of(path) if within(name, "service.reprocess")}
@@ -144,6 +153,7 @@ def test_reprocessing_uses_the_core_handlers_adapters_and_the_factory_not_the_co
                 "service.core",
                 "service.handlers",
                 "service.adapters",
+                "service.observe",
                 "service.bootstrap.factory",
                 "service.bootstrap.reach",
                 "service.bootstrap.service",
@@ -213,7 +223,6 @@ def test_modules_stay_small(path: Path) -> None:
 BENCH_SERVICE_API = ROOT / "bench" / "service_api.py"
 BENCH_MAY_IMPORT = ("service.config.settings",)
 SERVICE_API_MODULES = {
-    "service.adapters.kafka",
     "service.adapters.kafka.relay",
     "service.adapters.memory_store",
     "service.adapters.postgres.store",
@@ -224,7 +233,8 @@ SERVICE_API_MODULES = {
     "service.simulation.stream",
     "service.handlers.consume",
     "service.handlers.outbox",
-    "service.logs",
+    "service.observe",
+    "service.observe.logs",
 }
 
 

@@ -35,18 +35,19 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 import schemas
-from service.adapters.health import Health
-from service.adapters.kafka import batch_metrics, offsets, trace_context
+from service.adapters.kafka import offsets, trace_context
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
 from service.adapters.poison import PoisonGuard
 from service.adapters.retry import retrying
-from service.adapters.tracing import NO_TRACING, Tracing
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
 from service.core.ports import DecideBatch
-from service.logs import log_decisions, log_parked
+from service.observe import batch_metrics
+from service.observe.health import Health
+from service.observe.logs import log_decisions, log_parked
+from service.observe.tracing import NO_TRACING, Tracing
 
 log = structlog.get_logger("service.consumer")
 

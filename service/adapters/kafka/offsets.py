@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
-from service.adapters.kafka import batch_metrics
+from service.observe import batch_metrics
 
 log = structlog.get_logger("service.consumer")
 

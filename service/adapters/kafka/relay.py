@@ -38,8 +38,6 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from schemas.content_modes import binary_from_structured
-from service.adapters import metrics
-from service.adapters.health import Health
 from service.adapters.kafka.deliveries import Deliveries
 from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
@@ -47,8 +45,10 @@ from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool, connection
 from service.adapters.retry import retrying
-from service.adapters.tracing import NO_TRACING, Tracing
 from service.config.settings import Settings
+from service.observe import metrics
+from service.observe.health import Health
+from service.observe.tracing import NO_TRACING, Tracing
 
 log = structlog.get_logger("service.relay")
 

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 import schemas
 from service.adapters.memory_store import MemoryDatabase
-from service.adapters.metrics import REGISTRY
 from service.adapters.poison import MAX_NEW_POISON, PoisonGuard, find_poison
 from service.core.batch import BatchResult
 from service.core.owners import customer_of
@@ -28,6 +27,7 @@ from service.core.parking import (
 from service.core.ports import DecideBatch, Store
 from service.handlers.consume import FailpointHit, handle_batch
 from service.handlers.release import release_parked
+from service.observe.metrics import REGISTRY
 from tests.unit.core.builders import ALICE, BOB, CAROL, POLICY, T0, acceptance, minutes, payment
 from tests.unit.core.builders import session_of as session_for
 

@@ -1,6 +1,6 @@
 """deploy/observability/: the dashboard and the alerts use only metrics the service defines.
 
-A metric renamed in service/adapters/metrics.py, or misspelled in a query, would otherwise be an
+A metric renamed in service/observe/metrics.py, or misspelled in a query, would otherwise be an
 empty panel or an alert that can never fire, noticed only when it is needed.
 """
 
@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from service.adapters.metrics import REGISTRY
+from service.observe.metrics import REGISTRY
 from tests.observability.promql import (
     SCRAPE_SERIES,
     Expression,

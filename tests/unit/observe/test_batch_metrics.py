@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
 import schemas
-from service.adapters.kafka.batch_metrics import observe_many, observe_repeated, record_decided
 from service.adapters.memory_store import MemoryDatabase
-from service.adapters.metrics import DECISION_BUCKETS, REGISTRY, STAGE_BUCKETS, Handled
 from service.core.outcomes import Kind
 from service.core.parking import key_of
 from service.handlers.consume import handle_batch
+from service.observe.batch_metrics import observe_many, observe_repeated, record_decided
+from service.observe.metrics import DECISION_BUCKETS, REGISTRY, STAGE_BUCKETS, Handled
 from tests.unit.core.builders import ALICE, BOB, POLICY, T0, acceptance, minutes, payment
 from tests.unit.core.builders import session_of as session_for
 

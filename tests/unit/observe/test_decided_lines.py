@@ -12,7 +12,7 @@ import orjson
 
 SCRIPT = """
 from service.core.batch import Snapshot, decide_batch
-from service.logs import configure_logging, log_decisions
+from service.observe.logs import configure_logging, log_decisions
 from tests.unit.core.builders import POLICY, payment
 
 configure_logging("INFO", "json")

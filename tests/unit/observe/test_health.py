@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.adapters.health import NOT_CHECKED, Health
+from service.observe.health import NOT_CHECKED, Health
 
 
 def test_an_instance_is_not_ready_until_every_expected_check_has_passed_once() -> None:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from service.adapters.http import HttpServer
+from service.observe.http import HttpServer
 
 
 async def _get(port: int, path: str) -> tuple[int, Any]:

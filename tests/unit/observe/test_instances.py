@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.adapters.http import HttpServer
-from service.adapters.instances import NOT_LISTENING, Instances, loopback
 from service.bootstrap.supervisor import instance_settings
 from service.config.settings import Settings
+from service.observe.http import HttpServer
+from service.observe.instances import NOT_LISTENING, Instances, loopback
 
 
 def test_each_instance_of_several_processes_serves_http_on_its_own_port() -> None:

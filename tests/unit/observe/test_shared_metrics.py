@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.adapters.shared_metrics import ProcessTree, instance_gone, shared_registry
+from service.observe.shared_metrics import ProcessTree, instance_gone, shared_registry
 
 INSTANCE = """
 import sys, time
-from service.adapters import metrics
+from service.observe import metrics
 created, ready, backlog, lag = (float(v) for v in sys.argv[1:5])
 metrics.events.labels(type="payment.completed", outcome="created").inc(created)
 metrics.decision_seconds.observe(0.2)

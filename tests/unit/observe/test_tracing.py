@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from service.adapters.tracing import ENDPOINT, OtelTracing, tracing_from_environment
+from service.observe.tracing import ENDPOINT, OtelTracing, tracing_from_environment
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = int("4bf92f3577b34da6a3ce929d0e0e4736", 16)
@@ -57,7 +57,7 @@ def test_a_published_output_gets_a_publish_span_in_its_input_s_trace(
 def test_without_an_otlp_endpoint_nothing_is_traced_and_the_sdk_is_never_imported() -> None:
     code = (
         "import sys; import service.bootstrap.service, service.adapters.kafka.consumer\n"
-        "from service.adapters.tracing import tracing_from_environment, NO_TRACING\n"
+        "from service.observe.tracing import tracing_from_environment, NO_TRACING\n"
         "assert tracing_from_environment('s', 'v') is NO_TRACING\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )

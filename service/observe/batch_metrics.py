@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from prometheus_client import Histogram
 
 import schemas
-from service.adapters import metrics
-from service.adapters.metrics import Handled
 from service.core.batch import BatchResult
+from service.observe import metrics
+from service.observe.metrics import Handled
 
 
 def record_decided(events: Sequence[schemas.InputEvent], result: BatchResult) -> None:

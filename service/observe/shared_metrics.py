@@ -2,7 +2,7 @@
 of every instance's metrics, read from the files prometheus-client writes in the shared
 directory (service/bootstrap/metrics_dir.py).
 
-Counters and histograms add up; each gauge says how in service/adapters/metrics.py
+Counters and histograms add up; each gauge says how in service/observe/metrics.py
 (`multiprocess_mode`). prometheus-client's process collector reads one process only, so
 `process_*` here is the sum over the instances (memory and CPU of the whole service, to compare
 with its container's limits); the garbage-collector metrics, per process, are left out.
@@ -20,7 +20,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from service.adapters import metrics
+from service.observe import metrics
 
 # Of one process only: its start, and the limit of its file descriptors.
 _FIRST_ONLY = frozenset({"process_start_time_seconds", "process_max_fds"})

@@ -11,9 +11,9 @@ import orjson
 import pytest
 import structlog
 
-from service import logs
 from service.core.batch import Decision
 from service.core.outcomes import Kind, Reason, Verdict
+from service.observe import logs
 
 DECISIONS = (
     Decision(

@@ -1,4 +1,4 @@
-"""service/adapters/metrics.py: the names, types, labels and buckets the alerts, the dashboard
+"""service/observe/metrics.py: the names, types, labels and buckets the alerts, the dashboard
 and whoever scrapes the service are written against."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from prometheus_client import Gauge, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.adapters import metrics
-from service.adapters.metrics import REGISTRY
+from service.observe import metrics
+from service.observe.metrics import REGISTRY
 
 EXPECTED: dict[str, tuple[MetricWrapperBase, str, tuple[str, ...]]] = {
     "fulfillment_events": (metrics.events, "counter", ("type", "outcome")),

@@ -11,8 +11,8 @@ import orjson
 import pytest
 import structlog
 
-from service import logs
 from service.config.settings import Settings
+from service.observe import logs
 
 SETTINGS = Settings(
     database_url="postgresql://app:s3cr%2Fet@db/fulfillment?sslmode=require&sslpassword=k3y-pw",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.adapters import metrics
+from service.observe import metrics
 
 
 def record_parked(totals: tuple[int, int]) -> None:

@@ -47,11 +47,19 @@ class Handled(StrEnum):
     PARKED = "parked"
 
 
+class RetryKind(StrEnum):
+    """The `kind` of a retry: `transient` when the failure is an outage
+    (service/adapters/failures.py: `Failure.OUTAGE`), `bug` for anything else."""
+
+    TRANSIENT = "transient"
+    BUG = "bug"
+
+
 SWEEPER_REASONS: Final = (Reason.EXPIRED.value, Reason.TIMED_OUT.value)
 # The `loop` and `kind` labels of `retries`: the consumer's decide and dead_letter steps, the
-# outbox relay, the sweeper; `transient` (an outage) or `bug` (anything else).
+# outbox relay, the sweeper; the kinds from `RetryKind`.
 RETRY_LOOPS: Final = ("decide", "dead_letter", "relay", "sweep")
-RETRY_KINDS: Final = ("transient", "bug")
+RETRY_KINDS: Final = tuple(kind.value for kind in RetryKind)
 
 # Event time -> decision commit. Under a second when keeping up; seconds to a minute while
 # catching up after an outage or a rebalance; beyond the last bucket only in `+Inf`.

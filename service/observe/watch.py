@@ -18,11 +18,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from asyncpg.exceptions import ReadOnlySQLTransactionError
 
-from service.adapters import metrics
 from service.adapters.failures import FAILOVER
-from service.adapters.health import NOT_CHECKED, Health
 from service.adapters.postgres import sql
 from service.adapters.postgres.pool import Pool, connection
+from service.observe import metrics
+from service.observe.health import NOT_CHECKED, Health
 
 log = structlog.get_logger("service.watch")
 
