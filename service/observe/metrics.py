@@ -82,21 +82,7 @@ DECISION_BUCKETS: Final = (
 )
 # One batch's transaction plus its offset commit: milliseconds for a few events, up to seconds
 # for a full batch (FULFILLMENT_BATCH_SIZE) on a busy database.
-BATCH_SECONDS_BUCKETS: Final = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+BATCH_SECONDS_BUCKETS: Final = tuple(b for b in DECISION_BUCKETS if b <= 10.0)
 # Events per batch, 1 up to FULFILLMENT_BATCH_SIZE's maximum (100000), roughly 1-2.5-5 per decade.
 BATCH_EVENTS_BUCKETS: Final = (
     1.0,
