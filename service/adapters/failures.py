@@ -5,8 +5,9 @@
 - outage: a dependency is away or failing over (`TRANSIENT`); the loop retries with backoff
   until it passes, and it is never a reason to park a customer;
 - bug: anything else while deciding valid input (a defect, or a statement the database
-  refused); retried a few times, then the event is parked behind its customer (adapters/poison.py)
-  so that no other customer waits.
+  refused); retried a few times, then the event is parked behind its customer (the poison
+  policy, service/handlers/poison.py, which the wiring hands `is_outage`) so that no other
+  customer waits.
 
 The consumer, the relay, the sweeper and the operator commands all ask this module.
 """
@@ -83,3 +84,8 @@ def classify(error: BaseException) -> Failure:
     if isinstance(error, TRANSIENT):
         return Failure.OUTAGE
     return Failure.BUG
+
+
+def is_outage(error: BaseException) -> bool:
+    """Retried until it passes, never a reason to park a customer."""
+    return classify(error) is Failure.OUTAGE

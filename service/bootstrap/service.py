@@ -5,6 +5,7 @@ Nothing connects at import."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 import schemas
 from service.adapters import postgres
+from service.adapters.failures import is_outage
 from service.adapters.kafka.admin import ensure_topics
 from service.adapters.kafka.consumer import ConsumerLoop
 from service.adapters.kafka.producer_owner import ProducerOwner
@@ -31,14 +33,16 @@ from service.bootstrap.probes import Probes
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
-from service.core.ports import DecideBatch, HandleBatch, Store
+from service.core.ports import ContainBatch, HandleBatch, Store
 from service.handlers.consume import handle_batch
+from service.handlers.poison import PoisonGuard, PoisonPolicy
 from service.handlers.sweep import sweep_customers
 from service.observe import metrics
 from service.observe.health import Health
 from service.observe.instances import Instances
 from service.observe.logs import SERVICE
 from service.observe.parked_metrics import record_parked
+from service.observe.poison_watch import PoisonWatch
 from service.observe.tracing import tracing_from_environment
 
 log = structlog.get_logger("service.app")
@@ -76,8 +80,9 @@ async def create_topics(clients: Clients) -> list[str]:
 
 def build_decider(
     settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
-) -> DecideBatch:
-    """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store."""
+) -> ContainBatch:
+    """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store,
+    under the poison policy (service/handlers/poison.py), which reports to the metrics and logs."""
     policy, failpoint = settings.policy, settings.failpoint_customers
 
     async def decide(
@@ -101,7 +106,8 @@ def build_decider(
                 record_parked(await store.parked_totals())
             return result
 
-    return decide
+    containment = PoisonPolicy(settings.poison_retries, is_outage, PoisonWatch())
+    return functools.partial(PoisonGuard, decide, containment)
 
 
 def build_sweeper(

@@ -7,7 +7,7 @@ PostgreSQL (`service.adapters.postgres.store`) for the service, and memory
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
@@ -123,8 +123,8 @@ class Store(Protocol):
 
 class DecideBatch(Protocol):
     """Decides a batch of decoded events and commits the decisions: the one signature the
-    consumer, the poison search, `parked release` and the wiring share (the wiring binds the
-    handler, its store and its policy).
+    poison search, `parked release` and the wiring share (the wiring binds the handler, its
+    store and its policy; the consumer calls it through a `ContainBatch`).
 
     `traces`: the traceparent of each event id that came with one. `poison`: events (by key) to
     park with their customer instead of deciding. `trial`: decide and write, then roll back.
@@ -138,6 +138,18 @@ class DecideBatch(Protocol):
         poison: Mapping[EventKey, str] | None = None,
         trial: bool = False,
     ) -> Awaitable[BatchResult]: ...
+
+
+class ContainBatch(Protocol):
+    """Starts one batch's decision under the poison policy (`service.handlers.poison`, bound to
+    a `DecideBatch` by the wiring): the consumer makes the attempt returned, and makes it again
+    after each failure (backing off in between), until it commits; an outage is raised each time,
+    any other failure until its retries are spent, then the batch commits with the events that
+    fail parked behind their customers."""
+
+    def __call__(
+        self, events: Sequence[schemas.InputEvent], traces: Mapping[str, str]
+    ) -> Callable[[], Awaitable[BatchResult]]: ...
 
 
 class HandleBatch(Protocol):

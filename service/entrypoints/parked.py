@@ -27,14 +27,14 @@ from uuid import UUID
 import orjson
 
 import schemas
-from service.adapters.failures import TRANSIENT
-from service.adapters.poison import SearchPaused, find_poison, reason_of
+from service.adapters.failures import TRANSIENT, is_outage
 from service.config.settings import Settings
 from service.core.batch import BatchResult, Decision
 from service.core.parking import BEHIND_PARKED, EventKey, ParkedEvent
 from service.core.ports import DecideBatch, Store
 from service.entrypoints import output
 from service.entrypoints.database import operator_store
+from service.handlers.poison import SearchPaused, find_poison, reason_of
 from service.handlers.release import release_parked
 from service.handlers.sweep import sweep_customers
 
@@ -234,7 +234,7 @@ async def _poison_of(
     poison: dict[EventKey, str] = {}
     while True:
         try:
-            return await find_poison(decide, events, poison)
+            return await find_poison(decide, events, poison, is_outage=is_outage)
         except SearchPaused as paused:
             if len(paused.poison) <= len(poison):
                 raise paused.failure from None

@@ -53,24 +53,6 @@ async def handle_batch(
     `parked_events` in this transaction, those parked again keep their place. The result's
     `parked` lists only events newly parked.
     """
-    try:
-        return await _handle(
-            store, events, policy, traces, poison or {}, trial, releasing, failpoint
-        )
-    except _Trial as done:
-        return done.result
-
-
-async def _handle(
-    store: Store,
-    events: Sequence[schemas.InputEvent],
-    policy: Policy,
-    traces: Traces,
-    poison: Mapping[EventKey, str],
-    trial: bool,
-    releasing: Sequence[ParkedEvent],
-    failpoint: frozenset[UUID],
-) -> BatchResult:
     payments = [e.data for e in events if isinstance(e, schemas.PaymentCompletedEvent)]
     named = list(
         dict.fromkeys(
@@ -85,39 +67,44 @@ async def _handle(
     while True:
         # By the integer, which is how UUIDs order, without uuid.UUID's Python-level __lt__.
         customers = sorted(payers | owners | released, key=_AS_INT)
-        async with store.transaction():
-            await store.lock_customers(customers)
-            snapshot = await store.load_snapshot(customers, named, [p.payment_id for p in payments])
-            # A named session committed after `owners` was read belongs to a customer not
-            # locked yet: lock the larger set and load again before deciding anything.
-            late = {s.customer_id for s in snapshot.sessions.values()} - set(customers)
-            if late:
-                owners |= late
-                continue
-            held = snapshot.parked_customers - released
-            session_owners = owners_in_batch(events, snapshot.sessions)
-            deciding, parked = set_aside(events, session_owners, held=held, poison=poison)
-            if releasing:
-                # What stays parked keeps its place (its seq), so the order holds for the next
-                # release; only what is decided now leaves the table.
-                staying = {p.key for p in parked}
-                await store.unpark([p.seq for p in releasing if p.key not in staying])
-                parked = [p for p in parked if p.key not in {r.key for r in releasing}]
-            fresh = await store.claim_events([(e.source, e.id) for e in deciding])
-            todo = []
-            for event in deciding:
-                key = (event.source, event.id)
-                if key in fresh:
-                    fresh.discard(key)  # a second copy within the batch is a duplicate too
-                    todo.append(event)
-            if failpoint:
-                _trip(failpoint, todo, session_owners)
-            result = decide_batch(snapshot, todo, policy=policy)
-            await store.write_result(result, outbox_rows(result, traces))
-            await store.park(parked)
-            result = dataclasses.replace(result, parked=tuple(parked))
-            if trial:
-                raise _Trial(result)
+        try:
+            async with store.transaction():
+                await store.lock_customers(customers)
+                snapshot = await store.load_snapshot(
+                    customers, named, [p.payment_id for p in payments]
+                )
+                # A named session committed after `owners` was read belongs to a customer not
+                # locked yet: lock the larger set and load again before deciding anything.
+                late = {s.customer_id for s in snapshot.sessions.values()} - set(customers)
+                if late:
+                    owners |= late
+                    continue
+                held = snapshot.parked_customers - released
+                session_owners = owners_in_batch(events, snapshot.sessions)
+                deciding, parked = set_aside(events, session_owners, held=held, poison=poison or {})
+                if releasing:
+                    # What stays parked keeps its place (its seq), so the order holds for the next
+                    # release; only what is decided now leaves the table.
+                    staying = {p.key for p in parked}
+                    await store.unpark([p.seq for p in releasing if p.key not in staying])
+                    parked = [p for p in parked if p.key not in {r.key for r in releasing}]
+                fresh = await store.claim_events([(e.source, e.id) for e in deciding])
+                todo = []
+                for event in deciding:
+                    key = (event.source, event.id)
+                    if key in fresh:
+                        fresh.discard(key)  # a second copy within the batch is a duplicate too
+                        todo.append(event)
+                if failpoint:
+                    _trip(failpoint, todo, session_owners)
+                result = decide_batch(snapshot, todo, policy=policy)
+                await store.write_result(result, outbox_rows(result, traces))
+                await store.park(parked)
+                result = dataclasses.replace(result, parked=tuple(parked))
+                if trial:
+                    raise _Trial(result)
+        except _Trial as done:  # raised out of the transaction, which rolls back
+            return done.result
         if result.emitted:
             await store.announce_outbox()
         return result

@@ -20,11 +20,11 @@ import pytest
 
 import schemas
 from service.adapters import postgres
-from service.adapters.poison import MAX_NEW_POISON
 from service.config.settings import Settings
 from service.core.parking import ParkedEvent
 from service.core.ports import Store
 from service.handlers.consume import handle_batch
+from service.handlers.poison import MAX_NEW_POISON
 from tests.commands import Finished, fulfillment
 from tests.fault.tools import fetchval, wall_now
 from tests.harness import acceptance, payment

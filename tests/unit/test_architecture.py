@@ -1,5 +1,6 @@
 """The layers run one way, read from the code's own imports: core <- handlers <- adapters <-
-bootstrap <- reprocess <- entrypoints (reprocessing sits beside the rules, never inside them),
+bootstrap <- reprocess <- entrypoints (reprocessing sits beside the rules, never inside them;
+the poison search is policy, beside the handlers, which the wiring hands to the consumer),
 with observability (metrics, health, HTTP, tracing, logs) beside the adapters,
 with the configuration beside the core (it reads the core, every layer above reads it, and its
 modules import one another without a cycle); and every Kafka client is built by the one factory."""
@@ -88,6 +89,29 @@ def test_adapters_import_no_handlers_reprocessing_entrypoints_or_wiring(path: Pa
         )
     }
     assert not upward, f"{module_name(path)} imports {sorted(upward)}"
+
+
+POISON_POLICY = "service.handlers.poison"
+
+
+def test_the_poison_search_is_policy_beside_the_handlers_not_an_adapter() -> None:
+    """It does no I/O of its own: it decides which events of a failing batch are set aside. It is
+    defined beside the handlers (whose imports the test above holds to the core) and bound by the
+    wiring and the release command alone; the consumer loop is handed it contained."""
+    defined = {
+        module_name(path)
+        for path in modules("service")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name in ("PoisonGuard", "find_poison")
+    }
+    assert defined == {POISON_POLICY}
+    binders = {
+        module_name(path)
+        for path in modules("service")
+        if any(within(name, POISON_POLICY) for name in imports_of(path))
+    }
+    assert binders == {"service.bootstrap.service", "service.entrypoints.parked"}
 
 
 CONFIG = "service.config"

@@ -1,21 +1,14 @@
 """The one failure classification: what a failover, a full disk or a lack of connections raises
 is an outage, retried for as long as it lasts and never a reason to park a customer; a refused
-statement or a bug is not."""
+statement or a bug is not (the poison policy asks `is_outage`: tests/unit/handlers/)."""
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import Mapping, Sequence
 
 import asyncpg
 import pytest
 
 import schemas
-from service.adapters.failures import TRANSIENT, Failure, classify
-from service.adapters.poison import PoisonGuard
-from service.core.batch import BatchResult
-from service.core.parking import EventKey
-from tests.unit.core.builders import ALICE, BOB, payment
+from service.adapters.failures import TRANSIENT, Failure, classify, is_outage
 
 FAILOVER_CLASS = [
     asyncpg.exceptions.AdminShutdownError,  # 57P01
@@ -53,39 +46,13 @@ NOT_OUTAGES = [
 @pytest.mark.parametrize("error", FAILOVER_CLASS, ids=lambda e: e.__name__)
 def test_every_failover_class_error_is_an_outage(error: type[Exception]) -> None:
     assert isinstance(error("failing over"), TRANSIENT)
+    assert is_outage(error("failing over"))
 
 
 @pytest.mark.parametrize("error", NOT_OUTAGES, ids=lambda e: e.__name__)
 def test_a_refused_statement_or_a_bug_is_not_an_outage(error: type[Exception]) -> None:
     assert not isinstance(error("wrong"), TRANSIENT)
-
-
-@pytest.mark.parametrize("error", FAILOVER_CLASS, ids=lambda e: e.__name__)
-def test_a_batch_failing_with_an_outage_is_retried_past_the_poison_retries_and_parks_nobody(
-    error: type[Exception],
-) -> None:
-    calls: list[Mapping[EventKey, str] | None] = []
-
-    async def decide(
-        events: Sequence[schemas.InputEvent],
-        *,
-        traces: Mapping[str, str] | None = None,
-        poison: Mapping[EventKey, str] | None = None,
-        trial: bool = False,
-    ) -> BatchResult:
-        calls.append(poison)
-        raise error("failing over")
-
-    async def attempts() -> None:
-        guard = PoisonGuard(decide, retries=2)
-        for _ in range(20):
-            with pytest.raises(error):
-                await guard([payment("pi_1", ALICE), payment("pi_2", BOB)])
-        assert guard.poison == {}
-
-    asyncio.run(attempts())
-    assert len(calls) == 20
-    assert all(not poison for poison in calls)
+    assert not is_outage(error("wrong"))
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,9 @@ meanwhile, the copies fetched again are found already claimed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -38,12 +39,9 @@ import schemas
 from service.adapters.kafka import offsets, trace_context
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
-from service.adapters.poison import PoisonGuard
 from service.adapters.retry import retrying
 from service.config.settings import Settings
-from service.core.batch import BatchResult
-from service.core.parking import EventKey
-from service.core.ports import DecideBatch
+from service.core.ports import ContainBatch
 from service.observe import batch_metrics
 from service.observe.health import Health
 from service.observe.logs import log_decisions, log_parked
@@ -52,7 +50,6 @@ from service.observe.tracing import NO_TRACING, Tracing
 log = structlog.get_logger("service.consumer")
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 
 class Record(Protocol):
@@ -98,7 +95,7 @@ class ConsumerLoop:
         settings: Settings,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer | ProducerOwner,
-        decide: DecideBatch,
+        contain: ContainBatch,
         *,
         on_committed: Callable[[], None] = lambda: None,
         health: Health | None = None,
@@ -110,7 +107,7 @@ class ConsumerLoop:
         self._tracing = tracing
         self._consumer = consumer
         self._producers = ProducerOwner.of(producer)  # replaced there for every user
-        self._decide = decide
+        self._contain = contain
         self._on_committed = on_committed
         self._decoder = schemas.Decoder(settings.topics.input_types())
         self.batch_lock = asyncio.Lock()
@@ -196,9 +193,9 @@ class ConsumerLoop:
             [record.timestamp for records in fetched.values() for record in records], time.time()
         )
         if events:
-            # A failure that is not an outage ends, after its retries, in parking (poison.py).
-            guard = PoisonGuard(self._with_traces(traces), retries=self._settings.poison_retries)
-            result = await self._retrying("decide", guard, events)
+            # A failure that is not an outage ends, after its retries, in parking (the poison
+            # policy the wiring bound: service/handlers/poison.py).
+            result = await self._retrying("decide", self._contain(events, traces))
             log_decisions(result.decisions, traces)
             log_parked(result.parked)
             batch_metrics.record_decided(events, result)
@@ -208,7 +205,7 @@ class ConsumerLoop:
         batch_metrics.record_decide(len(events), decided - started)
         decided_ns = time.time_ns()
         if dead:
-            await self._retrying("dead_letter", self._dead_letter, dead)
+            await self._retrying("dead_letter", functools.partial(self._dead_letter, dead))
             batch_metrics.record_dead_lettered([(r.topic, e) for r, e in dead], self._types)
 
         def committed() -> None:
@@ -227,20 +224,6 @@ class ConsumerLoop:
                 )
 
         self.commits.hand_over(offsets.next_offsets(self._consumer, fetched), committed)
-
-    def _with_traces(self, traces: Mapping[str, str]) -> DecideBatch:
-        decide = self._decide
-
-        async def decide_traced(
-            events: Sequence[schemas.InputEvent],
-            *,
-            traces: Mapping[str, str] | None = traces,  # this batch's, unless given
-            poison: Mapping[EventKey, str] | None = None,
-            trial: bool = False,
-        ) -> BatchResult:
-            return await decide(events, traces=traces, poison=poison, trial=trial)
-
-        return decide_traced
 
     async def _dead_letter(self, dead: list[tuple[Record, schemas.DecodeError]]) -> None:
         now = datetime.now(UTC)
@@ -272,7 +255,7 @@ class ConsumerLoop:
         timeout = self._settings.kafka_produce_timeout_seconds
         await self._producers.send_all(self._settings.topics.dlq, sent, timeout)
 
-    async def _retrying(self, what: str, action: Callable[[A], Awaitable[T]], arg: A) -> T:
+    async def _retrying(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
         """Retry `action` until it succeeds: outages and bugs alike keep the offset and back off.
 
         Raises Abandoned when shutdown or a revocation comes during a backoff.
@@ -282,7 +265,7 @@ class ConsumerLoop:
         retries = retrying(what, cap=cap, sleep=self._backoff, health=self._health, health_key=key)
         async for attempt in retries:
             with attempt:
-                result = await action(arg)
+                result = await action()
                 self._health.recovered(key)
                 return result
         raise AssertionError("unreachable")

@@ -26,7 +26,7 @@ class PostgresStore:
         self.conn = conn
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
-        return _transaction(self.conn)
+        return self.conn.transaction()  # asyncpg's own: it rolls back on an exception
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
         # Its commit does not wait for the WAL flush (sql.ENSURE_CUSTOMERS), which inside a
@@ -144,12 +144,6 @@ class PostgresStore:
         row = await self.conn.fetchrow(sql.PARKED_TOTALS)
         assert row is not None
         return row["customers"], row["events"]
-
-
-@asynccontextmanager
-async def _transaction(conn: Connection) -> AsyncIterator[None]:
-    async with conn.transaction():
-        yield
 
 
 @asynccontextmanager
