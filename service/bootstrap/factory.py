@@ -44,7 +44,9 @@ class Clients:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_partition_fetch_bytes": MAX_FETCH_BYTES,
-            "fetch_max_wait_ms": 100,
+            # Answered at the first byte; otherwise after the wait (settings.py says why short).
+            "fetch_min_bytes": 1,
+            "fetch_max_wait_ms": self.settings.kafka_fetch_max_wait_ms,
             # Several consumers per process join one after another; a short heartbeat lets the
             # group settle in about a second instead of three.
             "heartbeat_interval_ms": 1000,

@@ -79,10 +79,15 @@ async def create_topics(clients: Clients) -> list[str]:
 
 
 def build_decider(
-    settings: Settings, pool: postgres.Pool, *, handle: HandleBatch = handle_batch
+    settings: Settings,
+    pool: postgres.Pool,
+    *,
+    handle: HandleBatch = handle_batch,
+    relay: postgres.LocalRelay | None = None,
 ) -> ContainBatch:
-    """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store,
-    under the poison policy (service/handlers/poison.py), which reports to the metrics and logs."""
+    """What a consumer loop calls with each batch: the handler on a pooled PostgreSQL store
+    (which wakes `relay`, this process's, at each commit that wrote outbox rows), under the
+    poison policy (service/handlers/poison.py), which reports to the metrics and logs."""
     policy, failpoint = settings.policy, settings.failpoint_customers
 
     async def decide(
@@ -92,7 +97,7 @@ def build_decider(
         poison: Mapping[EventKey, str] | None = None,
         trial: bool = False,
     ) -> BatchResult:
-        async with postgres.store_of(pool) as store:
+        async with postgres.store_of(pool, relay) as store:
             result = await handle(
                 store,
                 events,
@@ -118,6 +123,7 @@ def build_sweeper(
     on_committed: Callable[[], None] = lambda: None,
     health: Health | None = None,
     clock: Callable[[], datetime] | None = None,
+    relay: postgres.LocalRelay | None = None,
 ) -> Sweeper:
     policy = settings.policy
 
@@ -127,7 +133,7 @@ def build_sweeper(
     timing = {} if clock is None else {"clock": clock}
     return Sweeper(
         settings,
-        lambda: postgres.store_of(pool),
+        lambda: postgres.store_of(pool, relay),
         sweep_due,
         on_committed=on_committed,
         health=health,
@@ -197,9 +203,9 @@ class Service:
         tracing = tracing_from_environment(SERVICE, version(SERVICE))
         relay = Relay(settings, pool, producers, health=health, tracing=tracing)
         sweeper = build_sweeper(
-            settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health
+            settings, pool, sweep=self._sweep, on_committed=relay.wake, health=health, relay=relay
         )
-        decide = build_decider(settings, pool, handle=self._handle)
+        decide = build_decider(settings, pool, handle=self._handle, relay=relay)
         consumers = [self.clients.consumer() for _ in range(settings.consumers)]
         loops = [
             ConsumerLoop(

@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     # Every produce the loops await (the relay's batches, dead letters) fails after this, and is
     # retried, instead of waiting on a broker that stopped answering.
     kafka_produce_timeout_seconds: float = Field(30.0, gt=0)
+    # How long the broker may hold a consumer's fetch that found no record. aiokafka keeps one
+    # fetch in flight per broker and leaves out of it the partitions whose records still wait
+    # in its buffer, so a record arriving on such a partition waits for that fetch to return
+    # (factory.py). The broker answers at the first record on any partition of the fetch.
+    kafka_fetch_max_wait_ms: int = Field(20, ge=1, le=500)
     # Retries of a batch failing with something that is not an outage, before the failing
     # events are searched out and their customers parked.
     poison_retries: int = Field(5, ge=0, le=1000)

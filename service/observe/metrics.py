@@ -174,6 +174,14 @@ offset_commit_seconds = Histogram(
     buckets=STAGE_BUCKETS,
     registry=REGISTRY,
 )
+relay_wake_seconds = Histogram(
+    "fulfillment_relay_wake_seconds",
+    "Seconds from the commit of a transaction that wrote outbox rows to the leading relay's "
+    "next send (its wake-up, its read of the outbox and its fence). One observation per "
+    "transaction; another instance's commit is timed by its notification's payload.",
+    buckets=STAGE_BUCKETS,
+    registry=REGISTRY,
+)
 consumer_lag = Gauge(
     "fulfillment_consumer_lag",
     "Messages in an assigned input partition not yet consumed (high watermark - position).",

@@ -36,7 +36,7 @@ class Watch:
         *,
         interval: float,
         pool: Pool,
-        kafka: Any,  # an aiokafka client (AIOKafkaClient): `fetch_all_metadata()`
+        kafka: Any,  # the instance's producer owner (ProducerOwner): `check_broker()`
         consumers: Sequence[AIOKafkaConsumer],
         health: Health,
     ) -> None:
@@ -95,7 +95,7 @@ class Watch:
         metrics.outbox_oldest_age_seconds.set(row["oldest_age"])
 
     async def _broker(self) -> None:
-        await self._kafka.fetch_all_metadata()
+        await self._kafka.check_broker()
 
     async def _lag(self) -> None:
         """High watermark minus position, for the partitions this instance's consumers own."""

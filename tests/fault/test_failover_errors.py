@@ -18,6 +18,7 @@ import pytest
 
 import schemas
 from service.adapters import postgres
+from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.relay import Relay
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics
@@ -207,7 +208,8 @@ async def test_readiness_names_the_failover_while_the_database_takes_no_writes(
     producer = Clients(settings).producer()
     await producer.start()
     health = Health()
-    watch = Watch(interval=5.0, pool=pool, kafka=producer.client, consumers=[], health=health)
+    kafka = ProducerOwner(producer)
+    watch = Watch(interval=5.0, pool=pool, kafka=kafka, consumers=[], health=health)
     try:
         await watch.check_once()
         assert "postgresql" not in health.problems()

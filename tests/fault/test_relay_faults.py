@@ -111,6 +111,21 @@ async def test_the_fence_sees_the_leader_s_lock_only_on_the_session_that_holds_i
         assert not await outbox.holds_lock(leader, sql.RELAY_LOCK_KEY)
 
 
+async def test_a_round_s_first_page_carries_the_fence_of_the_session_that_reads_it(
+    pool: postgres.Pool,
+) -> None:
+    async with pool.acquire() as leader, pool.acquire() as other:
+        assert await outbox.first_page_fenced(leader, 10, sql.RELAY_LOCK_KEY) == ([], None)
+        await add_rows(pool, [(b"k", b"v")])
+        assert await outbox.try_lock(leader, sql.RELAY_LOCK_KEY)
+        rows, fence = await outbox.first_page_fenced(leader, 10, sql.RELAY_LOCK_KEY)
+        assert [r["value"] for r in rows] == [b"v"]
+        assert fence == (True, False)
+        assert (await outbox.first_page_fenced(other, 10, sql.RELAY_LOCK_KEY))[1] == (False, False)
+        await outbox.unlock(leader, sql.RELAY_LOCK_KEY)
+        assert (await outbox.first_page_fenced(leader, 10, sql.RELAY_LOCK_KEY))[1] == (False, False)
+
+
 @pytest.mark.timeout(90)
 async def test_a_customer_s_row_committed_between_two_page_reads_never_overtakes_an_earlier_one(
     make_settings: Any, pool: postgres.Pool, monkeypatch: pytest.MonkeyPatch

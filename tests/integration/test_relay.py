@@ -1,5 +1,7 @@
 """The outbox relay on the real stack: a customer's events reach `sessions.events` in the order
-they were decided (guarantee 4), the outbox empties, and a NOTIFY wakes the relay at once."""
+they were decided (guarantee 4), the outbox empties, and a NOTIFY wakes the relay at once; a
+commit in the leading relay's own process wakes it without one, and every wake-up is timed from
+its commit."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 import schemas
 from service.adapters import postgres
 from service.adapters.kafka.relay import partition_for
+from service.observe.metrics import REGISTRY
 from tests.fault.tools import wait_until, wall_now
 from tests.harness import Outcomes, Producer, running
 
@@ -102,3 +105,70 @@ async def test_a_notify_from_another_connection_wakes_the_relay_long_before_its_
     # Both rows went out in seq order, each exactly as it was written.
     assert [r.value for r in outcomes.records[1:]] == [rows[0][2], rows[1][2]]
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+WAKES = "fulfillment_relay_wake_seconds"
+
+
+def _wakes() -> tuple[float, float]:
+    """(observations, their sum in seconds) of the relay's wake-up histogram so far."""
+    count = REGISTRY.get_sample_value(f"{WAKES}_count") or 0.0
+    return count, REGISTRY.get_sample_value(f"{WAKES}_sum") or 0.0
+
+
+@pytest.mark.timeout(60)
+async def test_a_decision_in_the_leading_relay_s_own_process_wakes_it_without_a_notification(
+    make_settings: Any, pool: postgres.Pool
+) -> None:
+    settings = make_settings(relay_poll_interval_seconds=30)
+    heard: list[str] = []
+
+    def listen(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+        heard.append(str(payload))
+
+    now = wall_now()
+    async with Outcomes(settings) as outcomes, Producer(settings) as producer, running(settings):
+        await producer.pay(uuid.uuid4(), "pi_warmup", time=now)
+        await outcomes.wait_count(1)  # the service's relay leads by now
+        async with pool.acquire() as listener:
+            await listener.add_listener(postgres.OUTBOX_CHANNEL, listen)
+            before = _wakes()
+            await producer.pay(uuid.uuid4(), "pi_1", time=now)
+            await outcomes.wait_count(2, within=10)  # long before the next poll
+            await asyncio.sleep(0.5)  # time for a notification, had one been sent
+            await listener.remove_listener(postgres.OUTBOX_CHANNEL, listen)
+    assert heard == []
+    assert _wakes()[0] > before[0]
+
+
+@pytest.mark.timeout(60)
+async def test_another_instance_s_commit_wakes_the_relay_and_is_timed_from_its_notification(
+    make_settings: Any, pool: postgres.Pool
+) -> None:
+    settings = make_settings(relay_poll_interval_seconds=30)
+    customer, now = uuid.uuid4(), wall_now()
+    data = schemas.SessionCancelled(
+        session_id=uuid.uuid4(), customer_id=customer, payment_id="pi_0", cancelled_at=now
+    )
+    event = schemas.output_event(data, causation_id="manual-0", time=now)
+    row = (uuid.UUID(event.id), str(customer).encode(), schemas.encode(event))
+    async with Outcomes(settings) as outcomes, Producer(settings) as producer, running(settings):
+        await producer.pay(uuid.uuid4(), "pi_warmup", time=now)
+        await outcomes.wait_count(1)
+        await asyncio.sleep(0.3)
+        before = _wakes()
+        # As another instance's store does it: the rows' transaction, then its announcement.
+        started = time.time()
+        async with postgres.store_of(pool) as store:
+            async with store.transaction():
+                await store.conn.execute(
+                    "INSERT INTO outbox (event_id, key, value) VALUES ($1, $2, $3)", *row
+                )
+            await store.announce_outbox()
+        await outcomes.wait_count(2, within=10)
+        elapsed = time.time() - started
+    count, total = _wakes()
+    assert count == before[0] + 1
+    # Counted from the commit (after `started`), not from any earlier moment.
+    assert 0.0 <= total - before[1] <= elapsed
+    assert outcomes.records[1].value == row[2]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from service.bootstrap.factory import Clients
 from service.config.kafka_security import KafkaAccess
 from service.config.settings import ConfigurationError, Settings
 
@@ -69,3 +70,14 @@ def test_a_client_certificate_that_does_not_load_is_a_configuration_error(tmp_pa
 
     with pytest.raises(ConfigurationError, match=r"^FULFILLMENT_KAFKA_SSL_CERTFILE, "):
         KafkaAccess(settings).options()
+
+
+async def test_the_service_s_consumers_hold_an_empty_fetch_only_as_long_as_the_setting_says() -> (
+    None
+):
+    default = Clients(Settings()).consumer()
+    shorter = Clients(Settings(kafka_fetch_max_wait_ms=7)).consumer()
+
+    # aiokafka keeps them as given; the broker answers a fetch at its first byte either way.
+    assert (default._fetch_max_wait_ms, default._fetch_min_bytes) == (20, 1)
+    assert (shorter._fetch_max_wait_ms, shorter._fetch_min_bytes) == (7, 1)

@@ -12,13 +12,18 @@ rows that were already sent, so a slow fsync never holds up the next round.
 Each partition stands alone (deliveries.py): its batch has its own deadline, what the broker
 acknowledged is deleted at once, and a partition in flight or refused waits with its later rows
 while the others go on. A round reads its pages (up to `MAX_PAGES`) in one snapshot. Before each
-send the leader checks, on its own connection, that it still holds the lock (a fence). A lock
+send the leader checks, on its own connection, that it still holds the lock (a fence): in the
+statement that reads a round's only page, or after the pages of a fuller outbox. A lock
 can be freed at once (a restart, a failover, `pg_terminate_backend`) while a batch of the old
 leader is still in flight, so no batch may land after its deadline (the produce timeout from
 the fence): one past it is abandoned, with its producer, and a relay whose connection fails
 abandons what it has in flight. The leader record (`relay_leader`) says whether the last leader
 let go cleanly; after an unclean end another leader waits out that bound before its first send.
 A process frozen between its fence and handing a batch over is not covered.
+
+A commit in this process wakes the relay directly (`committed`, called by the store); other
+instances' commits arrive as notifications, and a poll catches what both miss. Each carries the
+commit's time, from which `fulfillment_relay_wake_seconds` counts to the leader's next send.
 
 Raises nothing out of `run`: broker and database faults are retried with backoff.
 """
@@ -27,21 +32,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from schemas.content_modes import binary_from_structured
 from service.adapters.kafka.deliveries import Deliveries
-from service.adapters.kafka.murmur2 import murmur2
+from service.adapters.kafka.outbox_batches import RoundBatches, partition_for, read_pages
 from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
-from service.adapters.kafka.trace_context import headers_for
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool, connection
 from service.adapters.retry import retrying
@@ -50,13 +51,15 @@ from service.observe import metrics
 from service.observe.health import Health
 from service.observe.tracing import NO_TRACING, Tracing
 
+__all__ = ["LostLeadership", "Relay", "partition_for"]
+
 log = structlog.get_logger("service.relay")
 
-MAX_PAGES = 4
 LATE_CHECK = 0.5  # how often batches past their deadline are looked for
 # Beyond the produce timeout, what a new leader waits after another's unclean end: finding a
 # late batch (LATE_CHECK), replacing the producer, and a request already in the broker's queue.
 TAKEOVER_MARGIN = 2.0
+MAX_COMMITS_TIMED = 10_000  # commit times kept for the wake-up histogram while none is sent
 
 
 class LostLeadership(ConnectionError):
@@ -91,6 +94,9 @@ class Relay:
         self._generation = self._producers.generation
         self._id = uuid.uuid4()  # this relay in the leader record
         self._wake = asyncio.Event()
+        self._leads = False
+        self._commits: list[float] = []  # times of the commits not yet followed by a send
+        self._backlog = False  # the last round's first page was full
         hold = min(settings.retry_backoff_max_seconds, 5.0)
         self._deliveries = Deliveries(hold=hold, on_end=self._wake.set)
         self._stopping = asyncio.Event()
@@ -100,6 +106,17 @@ class Relay:
 
     def wake(self) -> None:
         """Something was committed to the outbox: look now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def leads(self) -> bool:
+        """Whether this relay holds the leader's lock (as far as it knows)."""
+        return self._leads
+
+    def committed(self, at: float) -> None:
+        """Outbox rows committed at `at` (Unix seconds): look now."""
+        if len(self._commits) < MAX_COMMITS_TIMED:
+            self._commits.append(at)
         self._wake.set()
 
     def stop(self) -> None:
@@ -161,7 +178,10 @@ class Relay:
                         log.info("relay_leading")
                         if not await self._take_over(conn):
                             break
+                        self._leads = True
                     self._wake.clear()
+                    if not leader:
+                        self._commits.clear()  # the leader elsewhere times them
                     sent = await self._publish(conn) if leader else 0
                     if sent == self._settings.relay_batch_size:
                         continue  # more is waiting
@@ -172,12 +192,14 @@ class Relay:
                 if leader and not self._deliveries.producers():
                     await outbox.let_go(conn, self._id)
             except Exception as error:
+                self._leads = False
                 # The lock goes with this connection: nothing sent may land after what the
                 # next leader sends.
                 for producer in self._deliveries.producers():
                     await self._producers.abandon(producer, error)
                 raise
             finally:
+                self._leads = False
                 # On a dead connection these fail too; the error worth reporting is the first.
                 with contextlib.suppress(Exception):
                     await conn.remove_listener(sql.OUTBOX_CHANNEL, self._notified)
@@ -195,8 +217,13 @@ class Relay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
 
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        """Another instance committed outbox rows; its payload is the commit's time (none from
+        an older version)."""
+        try:
+            self.committed(float(str(payload)))
+        except ValueError:
+            self._wake.set()
 
     async def _publish(self, conn: Connection) -> int:
         """One round: what ended is deleted or held back, then what the free partitions can
@@ -245,47 +272,25 @@ class Relay:
         late = self._deliveries.any_late() and self._producers.replaceable
         if late or self._producers.replacing:
             return 0  # until the late batches are abandoned and the producer replaced
-        # aiokafka's batch API: one builder per partition filled in seq order; far cheaper than
-        # one `send()` coroutine per message. At most one batch per partition in flight.
-        batches: dict[int, tuple[Any, list[int], list[str]]] = {}
-        after, taken, more = 0, 0, False
-        # One snapshot for every page of the round (outbox.snapshot says why).
-        async with outbox.snapshot(conn):
-            for _ in range(MAX_PAGES):
-                rows = await outbox.next_outbox(conn, limit, after)
-                for row in rows:
-                    partition = partition_for(row["key"], count)
-                    if partition in blocked:
-                        continue
-                    if partition not in batches:
-                        batches[partition] = (producer.create_batch(), [], [])
-                    builder, seqs, traced = batches[partition]
-                    value: bytes = row["value"]
-                    headers = headers_for(row["traceparent"])
-                    if self._binary:
-                        attributes, value = binary_from_structured(value)
-                        headers = [*attributes, *headers]
-                    appended = builder.append(
-                        key=row["key"], value=value, timestamp=None, headers=headers
-                    )
-                    if appended is not None:
-                        seqs.append(row["seq"])
-                        if row["traceparent"]:
-                            traced.append(row["traceparent"])
-                        taken += 1
-                    else:
-                        blocked.add(partition)
-                        more = True
-                if len(rows) < limit:
-                    break
-                more = True
-                if taken >= limit:
-                    break
-                after = rows[-1]["seq"]
-        if not taken:
-            return 0  # what is blocked waits for a batch's end, a hold's end or a poll
+        commits, self._commits = self._commits, []  # this round's read sees their rows
+        batches = RoundBatches(producer, count, blocked, binary=self._binary)
         fenced = time.monotonic()  # each batch's deadline counts from the fence
-        leads, read_only = await outbox.fence(conn, sql.RELAY_LOCK_KEY)
+        fence: tuple[bool, bool] | None = None
+        if not self._backlog:
+            # Usually one page holds the whole outbox: read with the fence, one round trip.
+            rows, fence = await outbox.first_page_fenced(conn, limit, sql.RELAY_LOCK_KEY)
+            self._backlog = len(rows) == limit
+            if not self._backlog:
+                batches.add(rows)
+        if self._backlog:
+            # A fuller outbox: read again, in pages of one snapshot, then fenced on its own.
+            self._backlog = await read_pages(conn, batches, limit)
+            fenced, fence = time.monotonic(), None
+        if not batches.taken:
+            if batches.seen:  # their rows wait for a batch's end or a hold's end
+                self._commits[:0] = commits
+            return 0  # what is blocked waits for a batch's end, a hold's end or a poll
+        leads, read_only = fence or await outbox.fence(conn, sql.RELAY_LOCK_KEY)
         if read_only:
             # As a write would fail: the pool drops its connections to this server.
             raise asyncpg.exceptions.ReadOnlySQLTransactionError(
@@ -293,14 +298,12 @@ class Relay:
             )
         if not leads:
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
-        filled = {p: batch for p, batch in batches.items() if batch[1]}
+        filled = {p: batch for p, batch in batches.by_partition.items() if batch[1]}
         self._deliveries.send(producer, topic, filled, fenced + timeout)
-        return limit if more else taken
+        _observe_wake(commits, time.time())
+        return limit if batches.more else batches.taken
 
 
-@functools.lru_cache(maxsize=65_536)
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for `key` (murmur2, as the Java client),
-    so other producers keying by customer id land on the same partitions. Cached: a customer's
-    key recurs, and murmur2 in Python is not cheap."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+def _observe_wake(commits: list[float], sent: float) -> None:
+    for at in commits:
+        metrics.relay_wake_seconds.observe(max(0.0, sent - at))

@@ -2,12 +2,13 @@
 
 from service.adapters.postgres.pool import Connection, Pool, create_pool, keepalive_init
 from service.adapters.postgres.sql import OUTBOX_CHANNEL, RELAY_LOCK_KEY
-from service.adapters.postgres.store import PostgresStore, store_of
+from service.adapters.postgres.store import LocalRelay, PostgresStore, store_of
 
 __all__ = [
     "OUTBOX_CHANNEL",
     "RELAY_LOCK_KEY",
     "Connection",
+    "LocalRelay",
     "Pool",
     "PostgresStore",
     "create_pool",

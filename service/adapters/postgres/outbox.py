@@ -31,6 +31,17 @@ async def next_outbox(conn: Connection, limit: int, after: int = 0) -> list[asyn
     return await conn.fetch(sql.OUTBOX_NEXT, limit, after)
 
 
+async def first_page_fenced(
+    conn: Connection, limit: int, key: int
+) -> tuple[list[asyncpg.Record], tuple[bool, bool] | None]:
+    """The first `limit` rows in seq order and, read in the same statement, what `fence`
+    returns; the fence is None when there are no rows."""
+    rows = await conn.fetch(sql.OUTBOX_NEXT_FENCED, limit, key)
+    if not rows:
+        return rows, None
+    return rows, (bool(rows[0]["leads"]), bool(rows[0]["read_only"]))
+
+
 async def delete_outbox(conn: Connection, seqs: Sequence[int]) -> None:
     await conn.execute(sql.OUTBOX_DELETE, seqs)
 

@@ -82,9 +82,11 @@ OUTBOX_COPY_COLUMNS = ("event_id", "key", "value", "traceparent")
 # Its own transaction, committed without waiting for the WAL flush. Inside the deciding
 # transaction, NOTIFY takes a database-wide lock that is held through the commit's flush, so
 # concurrent commits would queue behind each other's fsync instead of sharing one. A lost
-# notification costs nothing but a poll interval.
+# notification costs nothing but a poll interval. The payload is the commit's time (Unix
+# seconds, formatted by the caller as a number), which the relay's wake-up histogram counts from.
 NOTIFY_OUTBOX = (
-    f"BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('{OUTBOX_CHANNEL}', ''); COMMIT"
+    "BEGIN; SET LOCAL synchronous_commit TO off; "
+    f"SELECT pg_notify('{OUTBOX_CHANNEL}', '{{at:.6f}}'); COMMIT"
 )
 # For the relay's own connection: a delete lost in a server crash only means those rows are
 # published again, with the same ids, which the relay's at-least-once contract allows anyway.
@@ -111,15 +113,24 @@ PING = "SELECT 1"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 # A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low), objsubid 1.
-HOLDS_LOCK = (
-    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+_HOLDS = (
+    "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND pid = pg_backend_pid() AND objsubid = 1 "
-    "AND ((classid::bigint << 32) | objid::bigint) = $1)"
+    "AND ((classid::bigint << 32) | objid::bigint) = {key})"
 )
+HOLDS_LOCK = "SELECT " + _HOLDS.format(key="$1")
 # The relay's fence before each send: the lock, and whether the server still takes writes (a
 # demoted primary left running read-only, or a standby, answers reads but could never delete
 # what is sent: every round would publish the same rows again).
 FENCE = HOLDS_LOCK + ", current_setting('transaction_read_only')::bool"
+# The first page of a round with the fence in the same statement (one snapshot, one round trip):
+# for a round that needs no more than one page, nothing but building the batches lies between
+# this statement and the send.
+OUTBOX_NEXT_FENCED = (
+    f"SELECT seq, key, value, traceparent, (SELECT {_HOLDS.format(key='$2')}) AS leads, "
+    "current_setting('transaction_read_only')::bool AS read_only "
+    "FROM outbox ORDER BY seq LIMIT $1"
+)
 
 # A parked customer is never due: nothing is published for them until an operator releases
 # them (their parked events are then decided at their own times, before any deadline counts).

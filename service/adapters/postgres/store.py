@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -19,11 +20,26 @@ from service.core.ports import ConstraintViolated, OutboxRow
 from service.core.sessions import Session, Status
 
 
-class PostgresStore:
-    """Raises asyncpg's errors for outages (see `pool`); ConstraintViolated from writes."""
+class LocalRelay(Protocol):
+    """The outbox relay of this process (service/adapters/kafka/relay.py), told of a commit
+    directly rather than through PostgreSQL."""
 
-    def __init__(self, conn: Connection) -> None:
+    @property
+    def leads(self) -> bool: ...
+
+    def committed(self, at: float) -> None:
+        """Outbox rows committed at `at` (Unix seconds): look now."""
+
+
+class PostgresStore:
+    """Raises asyncpg's errors for outages (see `pool`); ConstraintViolated from writes.
+
+    With `relay`, a commit that wrote outbox rows wakes this process's relay at once; the
+    notification to the other instances' relays is left out while this one leads."""
+
+    def __init__(self, conn: Connection, relay: LocalRelay | None = None) -> None:
         self.conn = conn
+        self._relay = relay
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return self.conn.transaction()  # asyncpg's own: it rolls back on an exception
@@ -97,7 +113,12 @@ class PostgresStore:
             raise ConstraintViolated(f"{error.__class__.__name__}: {error}") from error
 
     async def announce_outbox(self) -> None:
-        await self.conn.execute(sql.NOTIFY_OUTBOX)
+        at = time.time()
+        if self._relay is not None:
+            self._relay.committed(at)
+            if self._relay.leads:
+                return
+        await self.conn.execute(sql.NOTIFY_OUTBOX.format(at=at))
 
     async def active_sessions(self, customer_ids: Sequence[UUID]) -> list[Session]:
         return [session_of(r) for r in await self.conn.fetch(sql.ACTIVE_SESSIONS, customer_ids)]
@@ -147,10 +168,10 @@ class PostgresStore:
 
 
 @asynccontextmanager
-async def store_of(pool: Pool) -> AsyncIterator[PostgresStore]:
+async def store_of(pool: Pool, relay: LocalRelay | None = None) -> AsyncIterator[PostgresStore]:
     """A store on one pooled connection, for one unit of work."""
     async with connection(pool) as conn:
-        yield PostgresStore(conn)
+        yield PostgresStore(conn, relay)
 
 
 def session_of(row: asyncpg.Record) -> Session:

@@ -22,6 +22,7 @@ EXPECTED: dict[str, tuple[MetricWrapperBase, str, tuple[str, ...]]] = {
     "fulfillment_batch_age_seconds": (metrics.batch_age_seconds, "histogram", ()),
     "fulfillment_decide_seconds": (metrics.decide_seconds, "histogram", ()),
     "fulfillment_offset_commit_seconds": (metrics.offset_commit_seconds, "histogram", ()),
+    "fulfillment_relay_wake_seconds": (metrics.relay_wake_seconds, "histogram", ()),
     "fulfillment_consumer_lag": (metrics.consumer_lag, "gauge", ("topic", "partition")),
     "fulfillment_outbox_backlog": (metrics.outbox_backlog, "gauge", ()),
     "fulfillment_outbox_oldest_age_seconds": (metrics.outbox_oldest_age_seconds, "gauge", ()),
