@@ -12,7 +12,7 @@
 #            `promote ha` promotes ha_b, `demote ha` leaves ha_a running read-only
 #            (default_transaction_read_only, a reload), `stop-primary ha` stops ha_a. `up ha`
 #            rebuilds the pair from scratch whenever it is not primary + streaming standby.
-#            Whichever of the two is the primary: `restart-primary ha` restarts it, `failover
+#            Whichever of the two is the primary: `restart-primary ha [SECONDS]` restarts it, `failover
 #            ha [SECONDS]` stops it and promotes its standby, `rejoin ha` makes the stopped one
 #            a synchronous standby of the new primary again (the proof's faults, tests/proof).
 #
@@ -204,15 +204,19 @@ ha_other() {
   if [[ $1 == "$HA_PRIMARY" ]]; then echo "$HA_STANDBY $HA_STANDBY_PORT"; else echo "$HA_PRIMARY $HA_PRIMARY_PORT"; fi
 }
 
-# `restart-primary ha`: the server taking writes restarted (fast shutdown: sessions are ended,
-# the standby gets every WAL record first), returning once it answers again.
+# `restart-primary ha [SECONDS]`: the server taking writes stopped (fast shutdown: sessions
+# are ended, the standby gets every WAL record first), down SECONDS (default 0) and started
+# again; returns once it answers and its standby streams from it again.
 ha_restart_primary() {
   pg_detect_version
-  local cluster port
+  local wait=${1:-0} cluster port
+  [[ $wait =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "restart-primary ha [SECONDS]"
   read -r cluster port < <(ha_primary) || die "postgres: no server of the HA pair takes writes"
-  log "postgres: restarting $PG_VERSION/$cluster on port $port (fast shutdown)"
-  as_root pg_ctlcluster --skip-systemctl-redirect -m fast "$PG_VERSION" "$cluster" restart ||
-    die "postgres: restarting $PG_VERSION/$cluster failed"
+  log "postgres: restarting $PG_VERSION/$cluster on port $port (fast shutdown, ${wait}s down)"
+  as_root pg_ctlcluster --skip-systemctl-redirect -m fast "$PG_VERSION" "$cluster" stop ||
+    die "postgres: stopping $PG_VERSION/$cluster failed"
+  sleep "$wait"
+  start_cluster "$cluster"
   wait_answers "$port"
   log "postgres: $PG_VERSION/$cluster on port $port restarted"
   local other other_port
