@@ -3,10 +3,15 @@
 # single broker (<repo>/.local/kafka/libs), each node a broker and a KRaft
 # controller (three voters), on loopback, plaintext:
 #
-#   node  client (PLAINTEXT)   controller
-#   1     127.0.0.1:29092      127.0.0.1:29192
-#   2     127.0.0.1:29093      127.0.0.1:29193
-#   3     127.0.0.1:29094      127.0.0.1:29194
+#   node  client (PLAINTEXT)   controller        PROXIED (advertised as)
+#   1     127.0.0.1:29092      127.0.0.1:29192   127.0.0.1:29292 (39292)
+#   2     127.0.0.1:29093      127.0.0.1:29193   127.0.0.1:29293 (39293)
+#   3     127.0.0.1:29094      127.0.0.1:29194   127.0.0.1:29294 (39294)
+#
+# PROXIED is for the proof's network cut between the service and Kafka: it
+# advertises ports nobody listens on but the proof's TCP proxies (39292-39294,
+# each to its node's 2929N), so clients that bootstrap there reach the
+# cluster only through them (deploy/local/kafka/cluster.properties).
 #
 # Topics get replication factor 3 and min.insync.replicas=2 by default
 # (deploy/local/kafka/cluster.properties). Each node's state (data, logs,
@@ -31,6 +36,8 @@ CLUSTER_HEAP_OPTS="${STACK_KAFKA_CLUSTER_HEAP_OPTS:--Xms256m -Xmx768m}"
 cluster_dir() { echo "$CLUSTER_HOME/broker-$1"; }
 cluster_port() { echo $((CLUSTER_PORT + $1 - 1)); }
 cluster_controller_port() { echo $((CLUSTER_CONTROLLER_PORT + $1 - 1)); }
+cluster_proxied_port() { echo $((CLUSTER_PORT + 200 + $1 - 1)); }
+cluster_proxy_port() { echo $((CLUSTER_PORT + 10200 + $1 - 1)); }
 
 cluster_bootstrap() {
   local n out=""
@@ -121,6 +128,8 @@ cluster_render_config() {
       -e "s|@QUORUM_VOTERS@|$voters|g" \
       -e "s|@KAFKA_PORT@|$(cluster_port "$n")|g" \
       -e "s|@KAFKA_CONTROLLER_PORT@|$(cluster_controller_port "$n")|g" \
+      -e "s|@KAFKA_PROXIED_PORT@|$(cluster_proxied_port "$n")|g" \
+      -e "s|@KAFKA_PROXY_PORT@|$(cluster_proxy_port "$n")|g" \
       -e "s|@KAFKA_DATA_DIR@|$(cluster_dir "$n")/data|g" \
       "$CLUSTER_PROPS_TEMPLATE"
   } >"$out"
@@ -199,7 +208,7 @@ cluster_up() {
   ((${#stale[@]} == 0)) || cluster_stop_nodes "${stale[@]}"
   local p
   for n in "${start[@]}"; do
-    for p in "$(cluster_port "$n")" "$(cluster_controller_port "$n")"; do
+    for p in "$(cluster_port "$n")" "$(cluster_controller_port "$n")" "$(cluster_proxied_port "$n")"; do
       if port_open "$KAFKA_HOST" "$p"; then
         die "kafka-cluster: $KAFKA_HOST:$p is in use by a process that is not node $n (check: ss -ltnp; STACK_KAFKA_CLUSTER_*PORT move the cluster)"
       fi
@@ -269,7 +278,7 @@ cluster_start_stopped_node() {
     log "kafka-cluster: node $1 is running"
   else
     local p
-    for p in "$(cluster_port "$1")" "$(cluster_controller_port "$1")"; do
+    for p in "$(cluster_port "$1")" "$(cluster_controller_port "$1")" "$(cluster_proxied_port "$1")"; do
       port_open "$KAFKA_HOST" "$p" && die "kafka-cluster: $KAFKA_HOST:$p is in use by a process that is not node $1"
     done
     cluster_start_node "$1"

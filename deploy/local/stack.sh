@@ -27,6 +27,8 @@
 #   SIGKILL, start = start it again and wait until it serves)
 #        bash deploy/local/stack.sh promote [standby]|ha | demote ha | stop-primary ha
 #        bash deploy/local/stack.sh synchronous ha on|off
+#        bash deploy/local/stack.sh restart-primary ha [SECONDS] | failover ha [SECONDS] | rejoin ha
+#   (whichever of ha's two servers is the primary; deploy/local/standby.sh)
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
 # and PostgreSQL from the distribution's packages. All Kafka state (jars,
@@ -526,6 +528,7 @@ usage() {
   echo "usage: $0 up|down|status [kafka|postgres|cluster|standby|ha]" >&2
   echo "       $0 broker stop|start|kill N   (node N of the cluster: 1, 2 or 3)" >&2
   echo "       $0 promote [standby]|ha | demote ha | stop-primary ha | synchronous ha on|off" >&2
+  echo "       $0 restart-primary ha [SECONDS] | failover ha [SECONDS] | rejoin ha" >&2
   exit 2
 }
 
@@ -546,6 +549,9 @@ main() {
     promote:ha) replica_promote ha ;;
     demote:ha) ha_demote ;;
     stop-primary:ha) ha_stop_primary ;;
+    restart-primary:ha) ha_restart_primary "${3:-0}" ;;
+    failover:ha) ha_failover "${3:-0}" ;;
+    rejoin:ha) ha_rejoin ;;
     synchronous:ha) ha_synchronous "${3:-}" ;;
     up: | up:kafka | up:postgres | up:cluster) cmd_up "$part" ;;
     down: | down:kafka | down:postgres | down:cluster) cmd_down "$part" ;;

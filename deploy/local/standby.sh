@@ -12,6 +12,9 @@
 #            `promote ha` promotes ha_b, `demote ha` leaves ha_a running read-only
 #            (default_transaction_read_only, a reload), `stop-primary ha` stops ha_a. `up ha`
 #            rebuilds the pair from scratch whenever it is not primary + streaming standby.
+#            Whichever of the two is the primary: `restart-primary ha [SECONDS]` restarts it, `failover
+#            ha [SECONDS]` stops it and promotes its standby, `rejoin ha` makes the stopped one
+#            a synchronous standby of the new primary again (the proof's faults, tests/proof).
 #
 # Replicas are made with pg_basebackup -R over the Unix socket as the postgres OS user
 # (Debian's pg_hba.conf allows `local replication all peer`), so no role or password is added.
@@ -141,11 +144,15 @@ ha_down() {
 # Promotes the standby of part $1 and waits until it takes writes.
 replica_promote() {
   pg_detect_version
-  local cluster port
   case $1 in
-    standby) cluster=$STANDBY_CLUSTER port=$STANDBY_PORT ;;
-    ha) cluster=$HA_STANDBY port=$HA_STANDBY_PORT ;;
+    standby) promote_cluster "$STANDBY_CLUSTER" "$STANDBY_PORT" ;;
+    ha) promote_cluster "$HA_STANDBY" "$HA_STANDBY_PORT" ;;
   esac
+}
+
+# Promotes cluster $1 (port $2), a standby, and waits until it takes writes.
+promote_cluster() {
+  local cluster=$1 port=$2
   as_root pg_ctlcluster "$PG_VERSION" "$cluster" promote ||
     die "postgres: promoting $PG_VERSION/$cluster failed"
   local deadline=$((SECONDS + PG_READY_TIMEOUT))
@@ -176,6 +183,88 @@ ha_synchronous() {
   esac
   sql_on "$HA_PRIMARY_PORT" -c "SELECT pg_reload_conf()" >/dev/null
   log "postgres: $PG_VERSION/$HA_PRIMARY replicates $([[ $1 == on ]] && echo synchronously || echo asynchronously)"
+}
+
+# "<cluster> <port>" of the pair's server that takes writes: running, not in recovery, not
+# read-only. After `failover ha` that may be either of the two.
+ha_primary() {
+  local entry port
+  for entry in "$HA_PRIMARY:$HA_PRIMARY_PORT" "$HA_STANDBY:$HA_STANDBY_PORT"; do
+    port=${entry#*:}
+    if [[ $(sql_on "$port" -c "SELECT NOT pg_is_in_recovery() AND NOT current_setting('default_transaction_read_only')::bool" 2>/dev/null) == t ]]; then
+      echo "${entry%:*} $port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# "<cluster> <port>" of the pair's other server than cluster $1.
+ha_other() {
+  if [[ $1 == "$HA_PRIMARY" ]]; then echo "$HA_STANDBY $HA_STANDBY_PORT"; else echo "$HA_PRIMARY $HA_PRIMARY_PORT"; fi
+}
+
+# `restart-primary ha [SECONDS]`: the server taking writes stopped (fast shutdown: sessions
+# are ended, the standby gets every WAL record first), down SECONDS (default 0) and started
+# again; returns once it answers and its standby streams from it again.
+ha_restart_primary() {
+  pg_detect_version
+  local wait=${1:-0} cluster port
+  [[ $wait =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "restart-primary ha [SECONDS]"
+  read -r cluster port < <(ha_primary) || die "postgres: no server of the HA pair takes writes"
+  log "postgres: restarting $PG_VERSION/$cluster on port $port (fast shutdown, ${wait}s down)"
+  as_root pg_ctlcluster --skip-systemctl-redirect -m fast "$PG_VERSION" "$cluster" stop ||
+    die "postgres: stopping $PG_VERSION/$cluster failed"
+  sleep "$wait"
+  start_cluster "$cluster"
+  wait_answers "$port"
+  log "postgres: $PG_VERSION/$cluster on port $port restarted"
+  local other other_port
+  read -r other other_port < <(ha_other "$cluster")
+  wait_streaming "$other" "$other_port"
+}
+
+# Waits until cluster $1 (port $2) streams from its primary (a standby retries every 5 s).
+wait_streaming() {
+  local deadline=$((SECONDS + PG_READY_TIMEOUT))
+  until streaming "$2"; do
+    ((SECONDS < deadline)) || die "postgres: $PG_VERSION/$1 on port $2 is not a streaming standby"
+    sleep 0.3
+  done
+}
+
+# `failover ha [SECONDS]`: the primary stopped (fast shutdown), SECONDS (default 0) without one,
+# then its standby promoted; whichever of the two is the primary. `rejoin ha` makes the old one
+# the new primary's standby, so that the next failover goes the other way.
+ha_failover() {
+  pg_detect_version
+  local wait=${1:-0} old old_port new new_port
+  [[ $wait =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "failover ha [SECONDS]"
+  read -r old old_port < <(ha_primary) || die "postgres: no server of the HA pair takes writes"
+  read -r new new_port < <(ha_other "$old")
+  wait_streaming "$new" "$new_port"
+  as_root pg_ctlcluster --skip-systemctl-redirect -m fast "$PG_VERSION" "$old" stop ||
+    die "postgres: stopping $PG_VERSION/$old failed"
+  log "postgres: $PG_VERSION/$old on port $old_port stopped"
+  sleep "$wait"
+  promote_cluster "$new" "$new_port"
+}
+
+# `rejoin ha`: the pair's server that is not the primary made again (pg_basebackup) as the
+# primary's synchronous standby.
+ha_rejoin() {
+  pg_detect_version
+  local primary port other other_port
+  read -r primary port < <(ha_primary) || die "postgres: no server of the HA pair takes writes"
+  read -r other other_port < <(ha_other "$primary")
+  if streaming "$other_port"; then
+    log "postgres: $PG_VERSION/$other already streams from port $port"
+  else
+    make_replica "$other" "$other_port" "$port" "$other"
+  fi
+  sql_on "$port" -c "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+  sql_on "$port" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$primary on port $port replicates synchronously to $other on $other_port"
 }
 
 ha_stop_primary() {

@@ -16,13 +16,17 @@ from typing import Final
 
 from tests.cluster import Cluster
 from tests.commands import fulfillment
+from tests.fault import ha_pair
 from tests.fault.tools import fetchval, wait_until
+from tests.observability.tcp_proxy import TcpProxy
 from tests.proof.history import Parking
 from tests.proof.instances import Instance, now
 
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
+# On the PostgreSQL primary with its synchronous standby (`stack.sh up ha`) only.
+HA_KINDS: Final = ("pg_restart", "failover")
 # On the three-broker cluster only.
-CLUSTER_KINDS: Final = ("broker_kill", "leader_stall")
+CLUSTER_KINDS: Final = ("broker_kill", "leader_stall", "kafka_cut")
 # A stalled leader is fenced after the brokers' session timeout (9 s): hold it longer.
 LEADER_STALL_MIN: Final = 12.0
 BROKERS: Final = 3
@@ -40,12 +44,19 @@ class Planned:
 
 
 def schedule(
-    seed: int, duration: float, instances: int, repeats: int, *, cluster: bool = False
+    seed: int,
+    duration: float,
+    instances: int,
+    repeats: int,
+    *,
+    cluster: bool = False,
+    ha: bool = False,
 ) -> list[Planned]:
     """Every kind `repeats` times, in a seeded order, spread over the first 80% of the run.
     A broker fault's `instance` is the broker's index (node `instance + 1`)."""
     rng = random.Random(f"{seed}|faults")
-    kinds = [kind for kind in KINDS + (CLUSTER_KINDS if cluster else ()) for _ in range(repeats)]
+    every = KINDS + (HA_KINDS if ha else ()) + (CLUSTER_KINDS if cluster else ())
+    kinds = [kind for kind in every for _ in range(repeats)]
     rng.shuffle(kinds)
     slot = 0.75 * duration / len(kinds)
     planned = []
@@ -99,6 +110,8 @@ class Injector:
     # After how long the session of a poison fault's first payment expires: longer than
     # parking it, releasing it and parking it again take (the report says when it was not).
     expires_in: float = 60.0
+    # The proxies every instance reaches the cluster through (`kafka_cut`).
+    kafka: list[TcpProxy] = field(default_factory=list)
 
     async def apply(self, planned: Planned) -> None:
         event = Happened(planned, now())
@@ -153,11 +166,41 @@ class Injector:
         await self._recovered(event)
 
     async def _db_cut(self, planned: Planned, event: Happened) -> None:
-        proxy = self.instances[planned.instance].proxy
-        await proxy.cut()
+        proxies = self.instances[planned.instance].proxies
+        for proxy in proxies:
+            await proxy.cut()
         await asyncio.sleep(planned.hold)
-        await proxy.restore()
+        for proxy in proxies:
+            await proxy.restore()
         await self._recovered(event)
+
+    async def _kafka_cut(self, planned: Planned, event: Happened) -> None:
+        """Every instance cut off every broker (their connections reset, new ones refused):
+        the proxies of the PROXIED listener are shared, so the cut is not one instance's."""
+        event.note = "all instances cut off the three brokers"
+        for proxy in self.kafka:
+            await proxy.cut()
+        await asyncio.sleep(planned.hold)
+        for proxy in self.kafka:
+            await proxy.restore()
+        await self._recovered(event)
+
+    async def _pg_restart(self, planned: Planned, event: Happened) -> None:
+        """The primary stopped (fast shutdown), down `hold` s, started again."""
+        await ha_pair.stack("restart-primary", "ha", f"{planned.hold:g}")
+        await self._recovered(event)
+
+    async def _failover(self, planned: Planned, event: Happened) -> None:
+        """The primary stopped (fast shutdown), `hold` s without one, its standby promoted;
+        once the service decides again, the old primary made the new one's synchronous standby
+        (a fresh base backup), so that the next failover goes the other way."""
+        await ha_pair.stack("failover", "ha", f"{planned.hold:g}")
+        port = await fetchval(self.dsn, "SELECT inet_server_port()")
+        await self._recovered(event)
+        began = now()
+        await ha_pair.stack("rejoin", "ha")
+        rejoin = (now() - began).total_seconds()
+        event.note = f"promoted port {port}; the old primary its standby again {rejoin:.0f} s on"
 
     async def _poison(self, planned: Planned, event: Happened) -> None:
         """A poison customer parked twice: first with a payment dated so that, once released,

@@ -1,6 +1,8 @@
 """Service instances as an operator runs them: `fulfillment run` subprocesses, each reaching
-PostgreSQL through a TCP proxy of its own (so the runner can cut one instance off), logging to
-the run directory. The runner kills, stops and restarts them.
+PostgreSQL through TCP proxies of its own, one per database host (so the runner can cut one
+instance off), and on the cluster reaching Kafka through the proxies of the cluster's PROXIED
+listener (deploy/local/cluster.sh) that all instances share, logging to the run directory. The
+runner kills, stops and restarts them.
 
 `fulfillment run` forks its worker processes (`FULFILLMENT_PROCESSES`, one per CPU by default),
 so an instance is a process group of its own: SIGKILL, SIGSTOP and SIGCONT go to the whole
@@ -63,11 +65,22 @@ def group_rss_kib(pgid: int) -> int | None:
     return sum(sizes) if sizes else None
 
 
-def through(dsn: str, port: int) -> str:
-    """`dsn` with its host and port replaced by the proxy's."""
+def hosts_of(dsn: str) -> list[tuple[str, int]]:
+    """The hosts of a (possibly multi-host) PostgreSQL URL, in its order."""
+    hosts = urlsplit(dsn).netloc.rsplit("@", 1)[-1].split(",")
+    found = []
+    for host in hosts:
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "5432")
+        found.append((name or "127.0.0.1", int(port)))
+    return found
+
+
+def through(dsn: str, ports: list[int]) -> str:
+    """`dsn` with its hosts and ports replaced by the proxies', in the same order."""
     parts = urlsplit(dsn)
     credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-    return parts._replace(netloc=f"{credentials}127.0.0.1:{port}").geturl()
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return parts._replace(netloc=f"{credentials}{hosts}").geturl()
 
 
 @dataclass
@@ -75,7 +88,7 @@ class Instance:
     name: str
     settings: Settings
     log_dir: Path
-    proxy: TcpProxy
+    proxies: list[TcpProxy]  # to PostgreSQL, one per host
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
     rss: dict[int, list[tuple[datetime, int]]] = field(default_factory=dict)  # per start
@@ -141,19 +154,43 @@ class Instance:
 
 
 async def start_instances(
-    settings: Settings, count: int, log_dir: Path
+    settings: Settings, count: int, log_dir: Path, kafka: str | None = None
 ) -> tuple[list[Instance], contextlib.AsyncExitStack]:
-    """`count` instances, each behind its own PostgreSQL proxy; the stack closes the proxies."""
+    """`count` instances, each behind its own PostgreSQL proxies, bootstrapping to `kafka` when
+    given (else to the settings' servers); the stack closes the proxies."""
     stack = contextlib.AsyncExitStack()
-    database = urlsplit(settings.dsn)
     instances = []
     for n in range(count):
-        proxy = await stack.enter_async_context(
-            TcpProxy(database.hostname or "127.0.0.1", database.port or 5432)
-        )
-        proxied = SecretStr(through(settings.dsn, proxy.port))
-        own = settings.model_copy(update={"database_url": proxied})
-        instance = Instance(f"instance-{n + 1}", own, log_dir, proxy)
+        proxies = [
+            await stack.enter_async_context(TcpProxy(host, port, follow=True))
+            for host, port in hosts_of(settings.dsn)
+        ]
+        proxied = SecretStr(through(settings.dsn, [proxy.port for proxy in proxies]))
+        update: dict[str, object] = {"database_url": proxied}
+        if kafka is not None:
+            update["kafka_bootstrap_servers"] = kafka
+        own = settings.model_copy(update=update)
+        instance = Instance(f"instance-{n + 1}", own, log_dir, proxies)
         await instance.start()
         instances.append(instance)
     return instances, stack
+
+
+# The cluster's PROXIED listener of node N listens on its client port + 200 and advertises the
+# client port + 10200, where the proof's proxy to it listens (deploy/local/cluster.sh).
+PROXIED_LISTENER = 200
+PROXY_PORT = 10200
+
+
+async def kafka_proxies(
+    bootstrap: str, stack: contextlib.AsyncExitStack
+) -> tuple[list[TcpProxy], str]:
+    """One proxy per broker of the cluster at `bootstrap`, from the port its PROXIED listener
+    advertises to that listener, and the bootstrap list through them; `stack` closes them.
+    Cutting them cuts every instance off Kafka, and nobody else."""
+    proxies = []
+    for address in bootstrap.split(","):
+        host, _, port = address.rpartition(":")
+        proxy = TcpProxy(host, int(port) + PROXIED_LISTENER, port=int(port) + PROXY_PORT)
+        proxies.append(await stack.enter_async_context(proxy))
+    return proxies, ",".join(f"127.0.0.1:{proxy.port}" for proxy in proxies)

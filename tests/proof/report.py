@@ -74,6 +74,24 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms"
 
 
+def _database(plan: Plan) -> str:
+    if not plan.ha:
+        return "a fresh database on the shared PostgreSQL"
+    return (
+        "PostgreSQL primary with a synchronous hot standby (`stack.sh up ha`, 5434 and 5435), "
+        "both hosts in the URL with `target_session_attrs=read-write`, "
+        "`FULFILLMENT_DATABASE_SYNCHRONOUS_STANDBY=true`; restarted (`pg_restart`) and failed "
+        "over both ways (`failover`: primary stopped, standby promoted, the old primary made "
+        "its standby again); the final database read from whichever is primary"
+        + (
+            "; on the cluster the instances reach Kafka through one TCP proxy per broker "
+            "(its PROXIED listener), cut for all of them at once (`kafka_cut`)"
+            if plan.cluster
+            else ""
+        )
+    )
+
+
 def render(
     plan: Plan,
     settings: Settings,
@@ -95,6 +113,7 @@ def render(
         f"{' (the three-broker cluster)' if plan.cluster else ' (one broker)'}, "
         f"{settings.topic_partitions} partitions per topic, replication factor "
         f"{settings.topic_replication_factor}; a fresh database and fresh topics",
+        f"- database: {_database(plan)}",
         f"- settings: the defaults, except {plan.overrides or 'none'} (sweep interval "
         f"{settings.sweep_interval_seconds:g} s, poison retries {settings.poison_retries})",
         f"- machine: {os.cpu_count()} CPUs, 1-minute load average "
@@ -114,7 +133,8 @@ def render(
     out += [
         "",
         "Recovery: from the fault's end (restart, SIGCONT, proxy restored, last redrive, "
-        "release) until a probe payment on every input partition has its outcome published.",
+        "release, primary started again or standby promoted) until a probe payment on every "
+        "input partition has its outcome published.",
     ]
     by_kind = Counter(h.planned.kind for h in happened)
     out += ["", "By kind: " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())), ""]

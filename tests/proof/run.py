@@ -18,12 +18,13 @@ import orjson
 from service.config.settings import Settings
 from tests.cluster import Cluster
 from tests.conftest import create_database, drop_database
+from tests.fault import ha_pair
 from tests.fault.tools import Offsets, wait_drained, wait_until
 from tests.harness import Outcomes, Producer
 from tests.proof import collect, faults, report
 from tests.proof.checker import check
 from tests.proof.history import History, Sent
-from tests.proof.instances import Instance, now, start_instances
+from tests.proof.instances import Instance, kafka_proxies, now, start_instances
 from tests.proof.workload import Outgoing, Workload
 from tests.servers import Servers
 from tests.settings_env import environment_of
@@ -45,6 +46,9 @@ class Plan:
     poison_expires_in: float = 60.0
     # The three-broker cluster: topics with three replicas there, and broker kills.
     cluster: Cluster | None = None
+    # PostgreSQL primary with a synchronous hot standby (`stack.sh up ha`, held exclusively and
+    # dropped at the end), restarted and failed over; else a database on the shared server.
+    ha: bool = True
 
 
 class Run:
@@ -137,6 +141,9 @@ def settings_of(servers: Servers, dsn: str, plan: Plan, poison: frozenset[uuid.U
         "http_host": "127.0.0.1",
         "http_port": 0,
         "failpoint_customers": poison,
+        # The HA deployment's settings (README, PostgreSQL failover): every host in the URL,
+        # with target_session_attrs=read-write, and a decision counts once the standby has it.
+        "database_synchronous_standby": plan.ha,
     }
     return Settings(**(values | plan.overrides))
 
@@ -145,20 +152,31 @@ async def prove(plan: Plan, servers: Servers) -> int:
     """Runs the proof; 0 when the checker found no violation, 1 otherwise."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     planned = faults.schedule(
-        plan.seed, plan.duration, plan.instances, plan.repeats, cluster=plan.cluster is not None
+        plan.seed,
+        plan.duration,
+        plan.instances,
+        plan.repeats,
+        cluster=plan.cluster is not None,
+        ha=plan.ha,
     )
     poison = frozenset(p.customer for p in planned if p.customer is not None)
-    dsn = await create_database(servers)
-    settings = settings_of(servers, dsn, plan, poison)
-    operator = environment_of(settings.model_copy(update={"failpoint_customers": frozenset()}))
-    with (plan.run_dir / "runner.log").open("w") as log_file:
-        run = Run(plan, settings, log_file)
-        try:
-            history, happened, instances = await _run(run, plan, settings, operator, planned)
-        finally:
-            await drop_database(servers, dsn)
-            if plan.cluster is not None:
-                await plan.cluster.ensure_whole()
+    async with contextlib.AsyncExitStack() as held:
+        if plan.ha:
+            await held.enter_async_context(ha_pair.exclusive())
+            held.push_async_callback(ha_pair.stack, "down", "ha")  # whatever failed over
+            dsn = await ha_pair.fresh_pair_database()
+        else:
+            dsn = await create_database(servers)
+            held.push_async_callback(drop_database, servers, dsn)
+        settings = settings_of(servers, dsn, plan, poison)
+        operator = environment_of(settings.model_copy(update={"failpoint_customers": frozenset()}))
+        with (plan.run_dir / "runner.log").open("w") as log_file:
+            run = Run(plan, settings, log_file)
+            try:
+                history, happened, instances = await _run(run, plan, settings, operator, planned)
+            finally:
+                if plan.cluster is not None:
+                    await plan.cluster.ensure_whole()
     verdict = check(history)
     report.write(plan, settings, history, verdict, happened, instances, run.load)
     return 1 if verdict.violations else 0
@@ -175,8 +193,14 @@ async def _run(
         Outcomes(settings) as outcomes,
         Outcomes(settings, topic=settings.topic_dlq) as letters,
         Producer(settings) as producer,
+        contextlib.AsyncExitStack() as network,
     ):
-        instances, proxies = await start_instances(settings, plan.instances, plan.run_dir)
+        kafka, bootstrap = (
+            await kafka_proxies(plan.cluster.bootstrap, network) if plan.cluster else ([], None)
+        )
+        instances, proxies = await start_instances(
+            settings, plan.instances, plan.run_dir, kafka=bootstrap
+        )
         async with proxies, contextlib.AsyncExitStack() as background:
             for instance in instances:  # whatever happens, no instance outlives the run
                 background.push_async_callback(instance.stop)
@@ -195,6 +219,7 @@ async def _run(
                 output_topic=settings.topic_sessions,
                 dsn=settings.dsn,
                 expires_in=plan.poison_expires_in,
+                kafka=kafka,
             )
             # The instances have joined the group and decide: the workload starts on a running
             # service, as it would in production.

@@ -1,11 +1,11 @@
 """The proof's fault schedule: fixed by the seed, every kind the requested number of times, in
-order within the run, broker kills only on the cluster."""
+order within the run, broker faults only on the cluster, PostgreSQL's only on the HA pair."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from tests.proof.faults import CLUSTER_KINDS, KINDS, schedule
+from tests.proof.faults import CLUSTER_KINDS, HA_KINDS, KINDS, schedule
 
 
 def test_the_same_seed_makes_the_same_schedule_and_another_seed_another() -> None:
@@ -28,3 +28,11 @@ def test_broker_kills_only_on_the_cluster_and_on_one_of_its_three_brokers() -> N
     on_cluster = schedule(2, 300, 2, 4, cluster=True)
     brokers = [p.instance for p in on_cluster if p.kind == "broker_kill"]
     assert len(brokers) == 4 and set(brokers) <= {0, 1, 2}
+
+
+def test_restarts_and_failovers_only_on_the_ha_pair_and_kafka_cuts_only_on_the_cluster() -> None:
+    alone = schedule(3, 300, 2, 2)
+    assert not any(p.kind in HA_KINDS + CLUSTER_KINDS for p in alone)
+    everything = schedule(3, 300, 2, 2, cluster=True, ha=True)
+    assert Counter(p.kind for p in everything) == dict.fromkeys(KINDS + HA_KINDS + CLUSTER_KINDS, 2)
+    assert "kafka_cut" in CLUSTER_KINDS and {"pg_restart", "failover"} == set(HA_KINDS)
