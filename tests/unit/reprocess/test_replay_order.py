@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -188,3 +188,28 @@ def test_an_acceptance_decided_before_its_payment_stays_unknown() -> None:
     assert reasons == ["unknown_session"]
 
     assert rebuilt(live) == published_set(live)
+
+
+def test_an_end_met_before_an_acceptance_produced_earlier_still_finds_its_session_waiting() -> None:
+    # Produced: the payment, its acceptance, an end, then a second end stamped before the first.
+    # Live met the first end before the acceptance (another topic, fetched in another order):
+    # it found the session waiting, and the second end completed it. The records' timestamps
+    # are when they were produced, each before it was decided and its outputs published.
+    live = live_run([("pay", 0, 0), ("end", 0, 2), ("accept", 0, 1), ("end", 0, 1)])
+    kinds = [(o.type, o.data.get("reason")) for o in live.changelog]
+    assert kinds == [
+        (schemas.SESSION_CREATED, None),
+        (schemas.SESSION_ACCEPTED, None),
+        (schemas.SESSION_COMPLETED, "ended"),
+    ]
+    produced = {"pay": 0, "accept": 1}
+    live.partitions = {
+        name: [
+            replace(r, timestamp=produced.get(name.split(":")[0], 2 + r.offset)) for r in records
+        ]
+        for name, records in live.partitions.items()
+    }
+    live.changelog = [replace(o, timestamp=10 * (o.timestamp + 1)) for o in live.changelog]
+
+    assert rebuilt(live) == published_set(live)
+    assert rebuilt(live, size=8) == published_set(live)
