@@ -50,6 +50,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     # Class 08: the connection failed or was lost.
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A pooled connection whose session the server ended while it was idle can be left in a
+    # protocol state asyncpg cannot leave ("cannot switch to state 12; another operation (2) is
+    # in progress", MagicStack/asyncpg#1069): the connection's fault, never the event's.
+    asyncpg.exceptions.InternalClientError,
     # Class 57: the server or an operator ended the session. 57P01 admin shutdown (a stopped
     # or failing-over server, pg_terminate_backend), 57P02 crash shutdown, 57P03 cannot connect
     # now (starting, in recovery): in FAILOVER above; 57P04 database dropped, 57P05 idle session

@@ -16,6 +16,10 @@ for its key. On top of that:
   it), and a second payment for a payment id not before the first.
 - Every copy of one input (same source and id) counts as that input: whichever comes first
   decides, the others are duplicates.
+- An end that caused no output found its session not live, and the acceptance of that session
+  was decided after it when the session was later completed by an end behind it in the same
+  partition (or never closed): that acceptance waits for it, though it was produced earlier
+  (another topic, met in another order). Nor does such an end go while its session is live.
 
 Pure: plain data in, a list of steps out.
 """
@@ -121,6 +125,8 @@ class _Walk:
                 self.plan.owners[UUID(str(out.data["session_id"]))] = owner
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
+        self.ended_first = _ended_first(partitions, changelog, self.output_of)
+        self.live: set[str] = set()  # sessions accepted and not yet closed, as far as consumed
         self.consumed: set[int] = set()
         self.decided: set[tuple[str, str]] = set()
         self.decided_payments: set[str] = set()
@@ -166,6 +172,8 @@ class _Walk:
             queue = self.queues[out.key]
             if not queue or queue[0] is not out:
                 return False
+            if out.type == schemas.SESSION_ACCEPTED:
+                return not self.ended_first.get(str(out.data["session_id"]))
             if out.type == schemas.SESSION_CREATED and isinstance(
                 event, schemas.PaymentCompletedEvent
             ):
@@ -178,6 +186,8 @@ class _Walk:
             decider = self.decider_of_payment.get(event.data.payment_id)
             if decider is not None and decider not in self.decided:
                 return False
+        if isinstance(event, schemas.SessionEndedEvent) and str(event.data.session_id) in self.live:
+            return False
         return not strict or self._published_before_consumed(record.timestamp)
 
     def _published_before_consumed(self, timestamp: int) -> bool:
@@ -193,6 +203,8 @@ class _Walk:
         self.decided.add(key)
         if isinstance(record.event, schemas.PaymentCompletedEvent):
             self.decided_payments.add(record.event.data.payment_id)
+        if isinstance(record.event, schemas.SessionEndedEvent):
+            self.ended_first.get(str(record.event.data.session_id), set()).discard(key)
         out = self.output_of.get(key)
         if out is None:
             return
@@ -209,3 +221,38 @@ class _Walk:
 
     def _consume(self, out: Published) -> None:
         self.consumed.add(self.serial[out.id])
+        session = str(out.data.get("session_id"))
+        if out.type == schemas.SESSION_ACCEPTED:
+            self.live.add(session)
+        elif out.type in (schemas.SESSION_COMPLETED, schemas.SESSION_CANCELLED):
+            self.live.discard(session)
+
+
+def _ended_first(
+    partitions: Sequence[Sequence[InputRecord]],
+    changelog: Sequence[Published],
+    output_of: dict[tuple[str, str], Published],
+) -> dict[str, set[tuple[str, str]]]:
+    """Session -> the ends without output its acceptance came after: those before the end that
+    completed it in its partition, or every one when nothing (no end, no timer) closed it."""
+    closing = (schemas.SESSION_COMPLETED, schemas.SESSION_CANCELLED)
+    closed = {str(out.data.get("session_id")) for out in changelog if out.type in closing}
+    closing_at = {
+        cause: str(out.data["session_id"])
+        for cause, out in output_of.items()
+        if out.type == schemas.SESSION_COMPLETED
+    }
+    found: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for records in partitions:
+        ahead: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for record in records:
+            session = str(getattr(record.event.data, "session_id", ""))
+            if record.identity in closing_at:
+                found[session] |= ahead.pop(session, set())
+            elif isinstance(record.event, schemas.SessionEndedEvent):
+                if record.identity not in output_of:
+                    ahead[session].add(record.identity)
+        for session, ends in ahead.items():
+            if session not in closed:
+                found[session] |= ends
+    return found

@@ -30,6 +30,8 @@ FAILOVER_CLASS = [
     asyncpg.exceptions.PostgresSystemError,  # 58000
     asyncpg.exceptions.PostgresIOError,  # 58030
     asyncpg.exceptions.TargetServerAttributeNotMatched,
+    # A session ended while its pooled connection was idle (seen under pg_terminate_backend).
+    asyncpg.exceptions.InternalClientError,
 ]
 
 NOT_OUTAGES = [

@@ -100,6 +100,19 @@ class Deliveries:
                 ended.failed.append((delivery, error))
         return ended
 
+    def acknowledged(self) -> list[Delivery]:
+        """Only the deliveries the broker acknowledged since the last call (what `reap` would
+        report as delivered), taken out of flight; failed and late ones are left for `reap`."""
+        done = [
+            d
+            for d in self._flying.values()
+            if d.task.done() and not d.task.cancelled() and d.task.exception() is None
+        ]
+        for delivery in done:
+            del self._flying[delivery.partition]
+            self._held.pop(delivery.partition, None)
+        return done
+
     def producers(self) -> set[AIOKafkaProducer]:
         """The producers holding batches in flight."""
         return {d.producer for d in self._flying.values() if not d.task.done()}

@@ -10,15 +10,17 @@ reason its deletes commit without waiting for the WAL flush: a server crash can 
 rows that were already sent, so a slow fsync never holds up the next round.
 
 Each partition stands alone (deliveries.py): its batch has its own deadline, what the broker
-acknowledged is deleted at once, and a partition in flight or refused waits with its later rows
-while the others go on. A round reads its pages (up to `MAX_PAGES`) in one snapshot. Before each
-send the leader checks, on its own connection, that it still holds the lock (a fence): in the
-statement that reads a round's only page, or after the pages of a fuller outbox. A lock
-can be freed at once (a restart, a failover, `pg_terminate_backend`) while a batch of the old
-leader is still in flight, so no batch may land after its deadline (the produce timeout from
-the fence): one past it is abandoned, with its producer, and a relay whose connection fails
-abandons what it has in flight. The leader record (`relay_leader`) says whether the last leader
-let go cleanly; after an unclean end another leader waits out that bound before its first send.
+acknowledged is deleted at once (before each send), and a partition in flight or refused waits
+with its later rows while the others go on. Acknowledged rows whose delete failed (a dropped
+connection, a read-only server) are deleted before this relay sends anything more. A round
+reads its pages (up to `MAX_PAGES`) in one snapshot. Before each send the leader checks, on its
+own connection, that it still holds the lock (a fence): in the statement that reads a round's
+only page, or after the pages of a fuller outbox. A lock can be freed at once (a restart, a
+failover, `pg_terminate_backend`) while a batch of the old leader is still in flight, so no
+batch may land after its deadline (the produce timeout from the fence): one past it is
+abandoned, with its producer, and a relay whose connection fails abandons what it has in
+flight. The leader record (`relay_leader`) says whether the last leader let go cleanly; after
+an unclean end another leader waits out that bound before its first send.
 A process frozen between its fence and handing a batch over is not covered.
 
 A commit in this process wakes the relay directly (`committed`, called by the store); other
@@ -40,7 +42,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from service.adapters.kafka.deliveries import Deliveries
+from service.adapters.kafka.deliveries import Deliveries, Delivery
 from service.adapters.kafka.outbox_batches import RoundBatches, partition_for, read_pages
 from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
 from service.adapters.postgres import outbox, sql
@@ -99,10 +101,10 @@ class Relay:
         self._backlog = False  # the last round's first page was full
         hold = min(settings.retry_backoff_max_seconds, 5.0)
         self._deliveries = Deliveries(hold=hold, on_end=self._wake.set)
+        self._undeleted: list[int] = []  # seqs the broker acknowledged, their delete not committed
         self._stopping = asyncio.Event()
         self.published = 0
-        # Rows hold structured-mode bytes; binary mode re-encodes them at publish time.
-        self._binary = settings.output_content_mode == "binary"
+        self._binary = settings.output_content_mode == "binary"  # rows re-encoded when sent
 
     def wake(self) -> None:
         """Something was committed to the outbox: look now rather than at the next poll."""
@@ -243,22 +245,29 @@ class Relay:
     async def _settle(self, conn: Connection) -> None:
         """Deletes what the broker acknowledged; holds back what failed; reports lateness."""
         ended = self._deliveries.reap(self._producers.producer)
-        if ended.delivered:
-            done = ended.delivered
-            await outbox.delete_outbox(conn, [seq for d in done for seq in d.seqs])
-            published = sum(len(d.seqs) for d in done)
-            self.published += published
-            metrics.published.inc(published)
-            self._producers.delivered()
-            if self._tracing is not NO_TRACING:
-                for d in done:
-                    self._tracing.published(d.traced, sent=d.sent_ns, acknowledged=time.time_ns())
+        await self._delete(conn, ended.delivered)
         for delivery in ended.late:
             log.warning("relay_partition_late", partition=delivery.partition)
             await self._producers.failed(delivery.producer, TimeoutError())
         for delivery, error in ended.failed:
             log.warning("relay_partition_failed", partition=delivery.partition, error=repr(error))
             await self._producers.failed(delivery.producer, error)
+
+    async def _delete(self, conn: Connection, done: list[Delivery]) -> None:
+        """Counts what the broker acknowledged and deletes its rows, with those of a delete that
+        failed before (kept until one commits: this relay never sends them again)."""
+        if done:
+            published = sum(len(d.seqs) for d in done)
+            self._undeleted += [seq for d in done for seq in d.seqs]
+            self.published += published
+            metrics.published.inc(published)
+            self._producers.delivered()
+            if self._tracing is not NO_TRACING:
+                for d in done:
+                    self._tracing.published(d.traced, sent=d.sent_ns, acknowledged=time.time_ns())
+        if self._undeleted:
+            await outbox.delete_outbox(conn, self._undeleted)
+            self._undeleted = []
 
     async def _send_round(self, conn: Connection, producer: AIOKafkaProducer) -> int:
         """Returns the batch size when more rows wait (go on at once), else what was sent."""
@@ -286,6 +295,8 @@ class Relay:
             # A fuller outbox: read again, in pages of one snapshot, then fenced on its own.
             self._backlog = await read_pages(conn, batches, limit)
             fenced, fence = time.monotonic(), None
+        # Acknowledged while this round read: deleted before the send, not a round later.
+        await self._delete(conn, self._deliveries.acknowledged())
         if not batches.taken:
             if batches.seen:  # their rows wait for a batch's end or a hold's end
                 self._commits[:0] = commits
