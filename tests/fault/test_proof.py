@@ -1,25 +1,34 @@
 """A short seeded proof run (`make proof` at a small scale): two instances on the three-broker
-cluster under every fault kind once, the whole history checked against docs/contract.md with no
-violation."""
+cluster under every fault kind once, then a short soak, each whole history checked against
+docs/contract.md with no violation, and the report's plots written beside it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import Cluster
 from tests.proof.faults import CLUSTER_KINDS, KINDS
-from tests.proof.run import Plan, prove
+from tests.proof.run import Plan
+from tests.proof.soak import prove_and_soak
 from tests.servers import Servers
 
 pytestmark = pytest.mark.fault
 
 SEED = 20261205
+PLOTS = (
+    "faults-latency.png",
+    "faults-rss.png",
+    "soak-rss.png",
+    "soak-backlog.png",
+    "soak-latency.png",
+)
 
 
-@pytest.mark.timeout(420)
-async def test_a_short_seeded_proof_run_under_every_fault_kind_finds_no_violation(
+@pytest.mark.timeout(600)
+async def test_a_short_seeded_proof_run_under_every_fault_kind_and_a_soak_finds_no_violation(
     servers: Servers, cluster: Cluster, tmp_path: Path
 ) -> None:
     plan = Plan(
@@ -30,11 +39,19 @@ async def test_a_short_seeded_proof_run_under_every_fault_kind_finds_no_violatio
         repeats=1,
         cluster=cluster,
         poison_expires_in=30.0,
+        soak_seconds=20.0,
+        soak_rate=100.0,
     )
-    code = await prove(plan, servers)
+    code = await prove_and_soak(plan, servers)
     report = (plan.run_dir / "report.md").read_text()
     assert code == 0, report
     # Every fault kind was injected and recovered from.
     for kind in KINDS + CLUSTER_KINDS:
         assert f"| {kind} |" in report, kind
     assert "failed:" not in report
+    # The soak ran and was measured, and every plot the report shows is beside it.
+    assert "## Soak" in report and "achieved**" in report and "MiB/min" in report
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert set(shown) == set(PLOTS), shown
+    for name in shown:
+        assert (plan.run_dir / name).stat().st_size > 0, name

@@ -45,6 +45,9 @@ class Plan:
     poison_expires_in: float = 60.0
     # The three-broker cluster: topics with three replicas there, and broker kills.
     cluster: Cluster | None = None
+    # The soak after the fault phase (tests/proof/soak.py): seconds (0: none) and inputs/s.
+    soak_seconds: float = 0.0
+    soak_rate: float = 1000.0
 
 
 class Run:
