@@ -11,10 +11,15 @@ the proof as one in the fault phase does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 import schemas
 from service.bootstrap.factory import Clients
@@ -35,6 +40,10 @@ WARMUP_SECONDS = 60.0
 SAMPLE_EVERY = 5.0  # seconds, for a soak of a minute or more
 MAX_IN_FLIGHT = 5000  # produced but not yet acknowledged: the sender waits beyond that
 PROBE = "probe"  # the kind of the runner's probe payments (Run.probe)
+# What the report counts of the instances' logs besides their warnings and errors: rebalances;
+# and what it leaves out: a dead letter per malformed input (the DLQ records are counted).
+COUNTED = b'"event":"partitions_revoked"'
+EXPECTED = frozenset({"dead_lettered"})
 
 
 def soak_plan(plan: Plan) -> Plan:
@@ -64,6 +73,9 @@ class Soaked:
     outputs: int
     letters: int
     load: list[float] = field(default_factory=list)
+    # The instances' warnings and errors, and their rebalances, by event: a disturbed soak
+    # (an outage, refused offset commits) says so.
+    logged: dict[str, int] = field(default_factory=dict)
 
     @property
     def warmup(self) -> float:
@@ -145,6 +157,18 @@ class SoakRun(Run):
         await self.sampler.run()
 
 
+def logged(paths: Iterable[Path]) -> dict[str, int]:
+    """Warnings, errors and rebalances in the instances' JSON logs, by event."""
+    found: Counter[str] = Counter()
+    for path in paths:
+        with path.open("rb") as lines:
+            for line in lines:
+                if b'"level":"warning"' in line or b'"level":"error"' in line or COUNTED in line:
+                    with contextlib.suppress(ValueError):
+                        found[str(orjson.loads(line).get("event"))] += 1
+    return {event: n for event, n in sorted(found.items()) if event not in EXPECTED}
+
+
 async def soak(plan: Plan, servers: Servers) -> Soaked:
     """The soak phase of `plan` (plan.soak_seconds > 0)."""
     own = soak_plan(plan)
@@ -178,6 +202,7 @@ async def soak(plan: Plan, servers: Servers) -> Soaked:
         outputs=len(history.published),
         letters=len(history.letters),
         load=run.load,
+        logged=logged(sorted(own.run_dir.glob("instance-*.log"))),
     )
 
 

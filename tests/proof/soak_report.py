@@ -39,6 +39,9 @@ def render(soaked: Soaked, plots: Sequence[Path] | str) -> str:
         f"- machine: 1-minute load average "
         f"{' then '.join(f'{v:.1f}' for v in s.load) or 'not taken'} (start, after the drain)",
         "- inputs per kind: " + ", ".join(f"{k} {n}" for k, n in sorted(s.by_kind.items())),
+        "- the instances logged (warnings, errors and rebalances, by event; each instance "
+        "rebalances as the group forms): "
+        + (", ".join(f"`{k}` {n}" for k, n in s.logged.items()) or "nothing"),
         "",
         f"Violations: **{len(s.verdict.violations)}**",
         "",

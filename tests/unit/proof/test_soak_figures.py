@@ -17,7 +17,7 @@ from tests.proof.checker import check
 from tests.proof.report import latencies
 from tests.proof.run import Plan
 from tests.proof.samples import Sample, listening_ports, read_metrics, slope_per_minute
-from tests.proof.soak import Soaked, soak_plan
+from tests.proof.soak import Soaked, logged, soak_plan
 from tests.unit.proof.story import T0, Story, customer
 
 READ = (
@@ -126,3 +126,27 @@ def test_the_soak_section_has_the_rate_latency_rss_backlog_and_the_plots() -> No
     leaking = soak_report.render(soaked(3.0), "matplotlib is not installed")
     assert "+3.00 MiB/min | NO |" in leaking
     assert "Plots: none (matplotlib is not installed)." in leaking
+
+
+def test_the_instances_warnings_errors_and_rebalances_are_counted_by_event(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "instance-1.1.log"
+    log.write_text(
+        "\n".join(
+            [
+                '{"event":"decided","level":"info"}',
+                '{"partitions":[],"event":"partitions_revoked","level":"info"}',
+                '{"event":"offset_commit_refused","level":"warning"}',
+                '{"event":"offset_commit_refused","level":"warning"}',
+                '{"event":"dead_lettered","level":"warning"}',
+                '{"event":"instance_died","level":"error"}',
+                "Traceback (most recent call last):",
+            ]
+        )
+    )
+    assert logged([log]) == {
+        "instance_died": 1,
+        "offset_commit_refused": 2,
+        "partitions_revoked": 1,
+    }
