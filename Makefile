@@ -25,7 +25,7 @@ help:
 	@echo "make test      start Kafka (one broker and the three-broker cluster) + PostgreSQL, run ruff, mypy and pytest"
 	@echo "make simulate  feed the running service a realistic mixed stream and show outcomes"
 	@echo "make bench     throughput and latency benchmark (prints figures)"
-	@echo "make proof     the service under seeded faults, its whole history checked (SEED=n)"
+	@echo "make proof     the service under seeded faults, then a soak, each history checked (SEED=n)"
 	@echo "make install | up | down | status | up-cluster | down-cluster | migrate | lint | unit | clean"
 	@echo "make up-standby | down-standby | up-ha | down-ha   PostgreSQL replicas (deploy/README.md)"
 
@@ -104,6 +104,8 @@ unit: install tools
 	$(BIN)/pytest tests/unit bench -q
 
 test: install tools up up-cluster lint
+	@# The short proof (tests/fault/test_proof.py) draws its plots with matplotlib, as the bench does.
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra otel --extra bench --locked --quiet
 	$(TEST_ENV) $(BIN)/pytest -q
 
 bench: install up
@@ -112,8 +114,10 @@ bench: install up
 	$(TEST_ENV) $(BIN)/python -m bench.throughput
 
 # Not part of `make test` (tests/fault/test_proof.py is its short seeded version). SEED=n repeats
-# a run; PROOF_ARGS passes more options (python -m tests.proof --help).
+# a run; PROOF_ARGS passes more options (python -m tests.proof --help), e.g. --soak-seconds 0.
+# The fault phase, then the soak; the plots need matplotlib, as the bench's do.
 proof: install up up-cluster
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra otel --extra bench --locked --quiet
 	$(TEST_ENV) $(BIN)/python -m tests.proof --cluster $(if $(SEED),--seed $(SEED)) $(PROOF_ARGS)
 
 clean:

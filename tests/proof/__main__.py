@@ -1,6 +1,7 @@
 """`python -m tests.proof` (what `make proof` runs): the service under a seeded workload and
-seeded faults, its whole history checked against docs/contract.md; report.md in the run
-directory. Exit 0 with no violation, 1 with any, 2 for a bad argument."""
+seeded faults, then a soak at a high rate without faults, each whole history checked against
+docs/contract.md; report.md and plots in the run directory. Exit 0 with no violation, 1 with
+any, 2 for a bad argument."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests import cluster
-from tests.proof.run import Plan, prove
+from tests.proof.run import Plan
+from tests.proof.soak import prove_and_soak
 from tests.servers import NoServers, provide
 
 
@@ -31,10 +33,21 @@ def parse(argv: list[str]) -> Plan:
         action="store_true",
         help="on the three-broker cluster (TEST_KAFKA_CLUSTER_BOOTSTRAP_SERVERS), killing brokers",
     )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=600.0,
+        help="seconds of the soak after the fault phase (0: no soak)",
+    )
+    parser.add_argument(
+        "--soak-rate", type=float, default=1000.0, help="input messages per second in the soak"
+    )
     parser.add_argument("--out", type=Path, default=Path(".local/proof"), help="runs go under it")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.instances < 1 or args.repeats < 1:
         parser.error("--duration and --rate must be positive, --instances and --repeats >= 1")
+    if args.soak_seconds < 0 or args.soak_rate <= 0:
+        parser.error("--soak-seconds must be 0 or more, --soak-rate positive")
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     run_dir = args.out / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-seed{seed}"
     return Plan(
@@ -46,6 +59,8 @@ def parse(argv: list[str]) -> Plan:
         repeats=args.repeats,
         customers=args.customers,
         cluster=cluster.provide() if args.cluster else None,
+        soak_seconds=args.soak_seconds,
+        soak_rate=args.soak_rate,
     )
 
 
@@ -58,7 +73,7 @@ def main(argv: list[str]) -> int:
     print(f"proof: seed {plan.seed}, run directory {plan.run_dir}", flush=True)
     try:
         with provide() as servers:
-            code = asyncio.run(prove(plan, servers))
+            code = asyncio.run(prove_and_soak(plan, servers))
     except NoServers as error:
         print(f"proof: {error}", file=sys.stderr)
         return 2

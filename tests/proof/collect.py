@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -69,3 +70,10 @@ async def database(dsn: str) -> Database:
         outbox_rows=outbox,
         parked_events=parked,
     )
+
+
+def refused_commits(run_dir: Path) -> int:
+    """Offset commits the instances logged as refused (a rebalance gave the partitions away
+    first): the next owner does those batches again, and may letter their inputs again."""
+    marker = b'"event":"offset_commit_refused"'
+    return sum(path.read_bytes().count(marker) for path in run_dir.glob("instance-*.log"))

@@ -103,10 +103,12 @@ class History:
     # Windows in which a fault was in effect (with its recovery): late sweeps inside them are
     # reported apart, not as violations of guarantee 3's deadline.
     faults: list[tuple[datetime, datetime]] = field(default_factory=list)
-    # `dlq redrive --all` runs, and instance crashes (SIGKILL): each may add one letter per
-    # still-failing original (a crash between a letter's produce and the offset commit).
+    # `dlq redrive --all` runs, instance crashes (SIGKILL) and offset commits refused after a
+    # rebalance: each may add one letter per still-failing original (a letter produced, its
+    # offset not committed, the batch done again by the partition's next owner).
     redrives: int = 0
     crashes: int = 0
+    refused_commits: int = 0
 
 
 @dataclass(frozen=True)

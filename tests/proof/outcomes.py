@@ -173,14 +173,15 @@ def dlq_is_the_malformed_inputs(history: History) -> list[Violation]:
             )
         lettered.add(letter.value)
     counts = Counter(letter.value for letter in history.letters)
-    bound = 1 + history.redrives + history.crashes
+    bound = 1 + history.redrives + history.crashes + history.refused_commits
     for value, n in sorted(counts.items()):
         if n > bound:
             found.append(
                 Violation(
                     LETTERS,
                     f"{n} letters of one original after {history.redrives} redrives and "
-                    f"{history.crashes} crashes (at most {bound}): {value[:200]!r}",
+                    f"{history.crashes} crashes, {history.refused_commits} refused offset "
+                    f"commits (at most {bound}): {value[:200]!r}",
                 )
             )
     for value, sent in malformed.items():

@@ -7,14 +7,16 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from statistics import quantiles
 from typing import TYPE_CHECKING
 
 from service.config.settings import Settings
 from tests.proof.checker import Verdict
 from tests.proof.faults import Happened
-from tests.proof.history import History
-from tests.proof.instances import Instance
+from tests.proof.history import History, Sent
+from tests.proof.instances import Instance, now
+from tests.proof.plots import PlotsUnavailable, fault_plots
 
 if TYPE_CHECKING:
     from tests.proof.run import Plan
@@ -30,24 +32,33 @@ def percentile(values: Sequence[float], q: int) -> float | None:
     return quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def latencies(history: History, windows: list[tuple[datetime, datetime]]) -> dict[str, list[float]]:
-    """Seconds from an input's send to its first outcome's publication, split by whether the
-    input was sent inside a fault window (poison payments, held by design, left out)."""
+def latency_points(history: History) -> list[tuple[Sent, float]]:
+    """Each input with an outcome, and the seconds from its send to its first outcome's
+    publication: an input's CreateTime is taken as it is sent, an outcome's publication is its
+    record's CreateTime. Only the first send of an event counts (a redelivery's outcome came
+    before it); poison payments, held by design, are left out."""
     first: dict[tuple[str, str], datetime] = {}
     for record in sorted(history.published, key=lambda r: r.published_at):
         if record.cause is not None:
             first.setdefault(record.cause, record.published_at)
-    split: dict[str, list[float]] = {"outside faults": [], "during faults": []}
+    points, seen = [], set()
     for sent in history.sent:
-        if sent.identity is None or sent.kind == "poison_payment":
+        if sent.identity is None or sent.identity in seen or sent.kind == "poison_payment":
             continue
+        seen.add(sent.identity)
         published = first.get(sent.identity)
-        if published is None:
-            continue
+        if published is not None:
+            points.append((sent, (published - sent.sent_at).total_seconds()))
+    return points
+
+
+def latencies(history: History, windows: list[tuple[datetime, datetime]]) -> dict[str, list[float]]:
+    """Seconds from an input's send to its first outcome's publication, split by whether the
+    input was sent inside a fault window."""
+    split: dict[str, list[float]] = {"outside faults": [], "during faults": []}
+    for sent, seconds in latency_points(history):
         during = any(a <= sent.sent_at <= b for a, b in windows)
-        split["during faults" if during else "outside faults"].append(
-            (published - sent.sent_at).total_seconds()
-        )
+        split["during faults" if during else "outside faults"].append(seconds)
     return split
 
 
@@ -92,6 +103,31 @@ def _database(plan: Plan) -> str:
     )
 
 
+def violations(verdict: Verdict) -> list[str]:
+    """The count per guarantee, then what broke each (up to SHOWN_PER_GUARANTEE of each)."""
+    out = ["| guarantee | violations |", "|---|---|"]
+    for guarantee, n in verdict.per_guarantee().items():
+        out.append(f"| {guarantee} | {n} |")
+    out += [
+        "",
+        f"Late cancellations inside a fault window (excused): {verdict.late_cancellations_excused}",
+        "",
+    ]
+    shown: Counter[str] = Counter()
+    for violation in verdict.violations:
+        shown[violation.guarantee] += 1
+        if shown[violation.guarantee] <= SHOWN_PER_GUARANTEE:
+            out += [f"### {violation.guarantee}", "", "```", violation.detail, "```", ""]
+    return out
+
+
+def plot_links(plots: Sequence[Path] | str) -> list[str]:
+    """The plots as images linked by their names (beside report.md), or why there are none."""
+    if isinstance(plots, str):
+        return [f"Plots: none ({plots}).", ""]
+    return [f"![{path.stem}]({path.name})" for path in plots] + [""]
+
+
 def render(
     plan: Plan,
     settings: Settings,
@@ -100,12 +136,14 @@ def render(
     happened: list[Happened],
     instances: list[Instance],
     load: Sequence[float] = (),
+    plots: Sequence[Path] | str = (),
 ) -> str:
     out = ["# Proof run", ""]
     out += [
         f"- seed: `{plan.seed}` (again: `make proof SEED={plan.seed}` or "
         f"`python -m tests.proof --seed {plan.seed} --duration {plan.duration:g} "
-        f"--rate {plan.rate:g} --repeats {plan.repeats}`)",
+        f"--rate {plan.rate:g} --repeats {plan.repeats} --soak-seconds {plan.soak_seconds:g} "
+        f"--soak-rate {plan.soak_rate:g}`)",
         f"- workload: {plan.duration:g} s at {plan.rate:g} messages/s, {plan.customers} customers",
         f"- topology: {plan.instances} `fulfillment run` instances (subprocesses), each reaching "
         "PostgreSQL through its own TCP proxy; Kafka "
@@ -146,26 +184,14 @@ def render(
     for type_, n in sorted(Counter(r.type for r in history.published).items()):
         out.append(f"- {type_}: {n}")
     out += [f"- DLQ records: {len(history.letters)}", ""]
-    out += ["## Violations per guarantee", "", "| guarantee | violations |", "|---|---|"]
-    for guarantee, n in verdict.per_guarantee().items():
-        out.append(f"| {guarantee} | {n} |")
-    out += [
-        "",
-        f"Late cancellations inside a fault window (excused): {verdict.late_cancellations_excused}",
-        "",
-    ]
-    shown: Counter[str] = Counter()
-    for violation in verdict.violations:
-        shown[violation.guarantee] += 1
-        if shown[violation.guarantee] <= SHOWN_PER_GUARANTEE:
-            out += [f"### {violation.guarantee}", "", "```", violation.detail, "```", ""]
+    out += ["## Violations per guarantee", "", *violations(verdict)]
     windows = [(h.started, h.recovered or h.started) for h in happened]
     out += ["## Latency (input sent to first outcome published)", ""]
-    out += ["| | inputs | p50 | p99 |", "|---|---|---|---|"]
+    out += ["| | inputs | p50 | p99 | max |", "|---|---|---|---|---|"]
     for name, values in latencies(history, windows).items():
         out.append(
             f"| {name} | {len(values)} | {_ms(percentile(values, 50))} | "
-            f"{_ms(percentile(values, 99))} |"
+            f"{_ms(percentile(values, 99))} | {_ms(max(values, default=None))} |"
         )
     out += ["", "## RSS (each instance's processes summed, every second; slope after 15 s)", ""]
     out += [
@@ -180,7 +206,7 @@ def render(
                 f"{rss[-1][1]} KiB | {max(v for _, v in rss)} KiB | "
                 f"{'-' if slope is None else f'{slope:+.0f} KiB/min'} |"
             )
-    out.append("")
+    out += ["", *plot_links(plots)]
     out += [f"Logs: `runner.log`, `instance-N.M.log` (start M of instance N) in {plan.run_dir}."]
     return "\n".join(out) + "\n"
 
@@ -194,5 +220,14 @@ def write(
     instances: list[Instance],
     load: Sequence[float] = (),
 ) -> None:
-    text = render(plan, settings, history, verdict, happened, instances, load)
+    """report.md and the fault phase's plots, in the run directory."""
+    windows = [(h.started, h.recovered or h.started, h.planned.kind) for h in happened]
+    points = [(sent.sent_at, seconds) for sent, seconds in latency_points(history)]
+    since = min((s.sent_at for s in history.sent), default=now())
+    plots: list[Path] | str
+    try:
+        plots = fault_plots(plan.run_dir, since, points, windows, instances)
+    except PlotsUnavailable as error:
+        plots = str(error)
+    text = render(plan, settings, history, verdict, happened, instances, load, plots)
     (plan.run_dir / "report.md").write_text(text)

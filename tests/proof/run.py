@@ -49,6 +49,9 @@ class Plan:
     # PostgreSQL primary with a synchronous hot standby (`stack.sh up ha`, held exclusively and
     # dropped at the end), restarted and failed over; else a database on the shared server.
     ha: bool = True
+    # The soak after the fault phase (tests/proof/soak.py): seconds (0: none) and inputs/s.
+    soak_seconds: float = 0.0
+    soak_rate: float = 1000.0
 
 
 class Run:
@@ -161,19 +164,15 @@ async def prove(plan: Plan, servers: Servers) -> int:
     )
     poison = frozenset(p.customer for p in planned if p.customer is not None)
     async with contextlib.AsyncExitStack() as held:
-        if plan.ha:
-            await held.enter_async_context(ha_pair.exclusive())
-            held.push_async_callback(ha_pair.stack, "down", "ha")  # whatever failed over
-            dsn = await ha_pair.fresh_pair_database()
-        else:
-            dsn = await create_database(servers)
-            held.push_async_callback(drop_database, servers, dsn)
+        dsn = await phase_database(plan, servers, held)
         settings = settings_of(servers, dsn, plan, poison)
         operator = environment_of(settings.model_copy(update={"failpoint_customers": frozenset()}))
         with (plan.run_dir / "runner.log").open("w") as log_file:
             run = Run(plan, settings, log_file)
             try:
-                history, happened, instances = await _run(run, plan, settings, operator, planned)
+                history, happened, instances = await run_phase(
+                    run, plan, settings, operator, planned
+                )
             finally:
                 if plan.cluster is not None:
                     await plan.cluster.ensure_whole()
@@ -182,7 +181,19 @@ async def prove(plan: Plan, servers: Servers) -> int:
     return 1 if verdict.violations else 0
 
 
-async def _run(
+async def phase_database(plan: Plan, servers: Servers, held: contextlib.AsyncExitStack) -> str:
+    """A fresh migrated database for one phase, dropped when `held` closes: on the HA pair
+    (held exclusively, taken down whatever failed over) or on the shared server."""
+    if plan.ha:
+        await held.enter_async_context(ha_pair.exclusive())
+        held.push_async_callback(ha_pair.stack, "down", "ha")
+        return await ha_pair.fresh_pair_database()
+    dsn = await create_database(servers)
+    held.push_async_callback(drop_database, servers, dsn)
+    return dsn
+
+
+async def run_phase(
     run: Run,
     plan: Plan,
     settings: Settings,
@@ -257,5 +268,6 @@ async def _run(
             faults=[(h.started, h.recovered or ended) for h in injector.happened],
             redrives=injector.redrives,
             crashes=injector.crashes,
+            refused_commits=collect.refused_commits(plan.run_dir),
         )
     return history, injector.happened, instances

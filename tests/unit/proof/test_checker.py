@@ -259,3 +259,11 @@ def test_more_letters_of_one_original_than_redrives_and_crashes_allow_are_caught
     assert check(twice).violations == []
     doubled = replace(history, letters=[letter] * 4, redrives=1, crashes=1)
     assert fired(check(doubled)) == {LETTERS}
+
+
+def test_a_letter_again_after_an_offset_commit_refused_by_a_rebalance_is_allowed() -> None:
+    history = good_story().history()
+    [letter] = history.letters
+    again = replace(history, letters=[letter, letter])
+    assert fired(check(again)) == {LETTERS}
+    assert check(replace(again, refused_commits=1)).violations == []
