@@ -12,6 +12,7 @@ parked in the database being replaced are parked again here, not decided, with t
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from service.adapters.postgres import Connection, PostgresStore
 from service.adapters.postgres.pool import connection
 from service.adapters.postgres.target import discard_outbox
 from service.bootstrap.factory import Clients
-from service.bootstrap.service import create_topics
+from service.bootstrap.service import create_topics, tune_garbage_collector
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.parking import EventKey
@@ -97,13 +98,20 @@ async def _rebuild(
     progress_of: Callable[[int], Progress],
     publishing: bool,
 ) -> Outcome:
+    # The live service's collector settings; and the history, read whole and kept to the end,
+    # is frozen out of the collections, which would otherwise traverse it again and again (a
+    # third of a 200,000-output rebuild's time before).
+    tune_garbage_collector()
     changelog = await read_changelog(clients)
+    gc.freeze()
     inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
+    gc.freeze()
     plan: Plan
     if order == "published":
         plan = in_published_order(inputs.partitions, changelog)
     else:
         plan = in_arrival_order(inputs.partitions)
+    gc.freeze()
     total = sum(len(p) for p in inputs.partitions)
     progress = progress_of(total)
     remade: list[Published] = []
