@@ -5,9 +5,10 @@ store as the service, every re-made output set against the published one.
 any difference is a real one. `order="arrival"` ignores the changelog and meets the inputs as
 they arrived, for "what would this code decide differently?" before a deploy.
 
-Nothing is published, unless to a shadow topic; the re-made outputs are discarded from the
-database's outbox, so the service started on it later publishes nothing again. The events
-parked in the database being replaced are parked again here, not decided, with their reasons.
+Nothing is published, unless to a shadow topic; the re-made outputs are kept for the comparison
+and reach the database's outbox only to be published to that topic, so the service started on
+it later publishes nothing again. The events parked in the database being replaced are parked
+again here, not decided, with their reasons.
 """
 
 from __future__ import annotations
