@@ -112,6 +112,7 @@ bench: install up
 	@# The plots need matplotlib, kept out of the service's own dependencies.
 	UV_PYTHON_DOWNLOADS=never $(UV) sync --extra dev --extra otel --extra bench --locked --quiet
 	$(TEST_ENV) $(BIN)/python -m bench.throughput
+	$(TEST_ENV) $(BIN)/python -m bench.reprocess
 
 # Not part of `make test` (tests/fault/test_proof.py is its short seeded version). SEED=n repeats
 # a run; PROOF_ARGS passes more options (python -m tests.proof --help), e.g. --soak-seconds 0.

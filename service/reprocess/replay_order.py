@@ -26,6 +26,7 @@ Pure: plain data in, a list of steps out.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -91,6 +92,20 @@ def in_arrival_order(partitions: Sequence[Sequence[InputRecord]]) -> Plan:
     return Plan(steps=[Decide(r) for r in merged])
 
 
+@dataclass(frozen=True, slots=True)
+class _Head:
+    index: int  # of its partition
+    record: InputRecord
+    key: tuple[str, str]
+    out: Published | None  # what it caused, by the changelog
+    creates: str | None  # the session its output creates, for a payment that created one
+    decider: tuple[str, str] | None  # for a payment without output: who decided its payment id
+
+    @property
+    def place(self) -> tuple[int, str, int]:
+        return (self.record.timestamp, self.record.partition, self.index)
+
+
 class _Walk:
     def __init__(
         self, partitions: Sequence[Sequence[InputRecord]], changelog: Sequence[Published]
@@ -109,13 +124,14 @@ class _Walk:
             if out.id in seen:
                 continue  # at-least-once: a copy published again after a relay's restart
             seen.add(out.id)
-            if not out.timer and out.causation not in present:
+            timer = out.timer
+            if not timer and out.causation not in present:
                 self.plan.unreachable.append(out)
                 continue
             self.queues[out.key].append(out)
             self.serial[out.id] = len(self.serial)
             heapq.heappush(self.pending, (out.timestamp, self.serial[out.id]))
-            if out.timer:
+            if timer:
                 continue
             self.output_of[out.causation] = out
             if out.type in (schemas.SESSION_CREATED, schemas.SESSION_REJECTED):
@@ -135,22 +151,53 @@ class _Walk:
         self.timer_heads = {key for key, queue in self.queues.items() if queue[0].timer}
 
     def run(self) -> Plan:
-        while any(self.partitions):
+        heads = {i: h for i in range(len(self.partitions)) if (h := self._head(i)) is not None}
+        # The heads by (timestamp, partition): the first ready one is the earliest ready one,
+        # and usually the first looked at.
+        order = sorted(h.place for h in heads.values())
+        while order:
             self._close_due_timers()
-            ready = [p for p in self.partitions if p and self._ready(p[0], strict=True)]
-            if not ready:
+            place = next((p for p in order if self._ready(heads[p[2]], strict=True)), None)
+            if place is None:
                 # Clocks disagree by a little: an input without output may go before an output
                 # stamped a moment earlier.
-                ready = [p for p in self.partitions if p and self._ready(p[0], strict=False)]
-            if not ready:
+                place = next((p for p in order if self._ready(heads[p[2]], strict=False)), None)
+            if place is None:
                 # The changelog contradicts the inputs (a lost record, a copy out of order):
                 # decide the earliest head anyway, and let the comparison show what differs.
-                ready = [p for p in self.partitions if p]
+                place = order[0]
                 self.plan.forced += 1
-            earliest = min(ready, key=lambda p: (p[0].timestamp, p[0].partition))
-            self._decide(earliest.popleft())
+            order.remove(place)
+            index = place[2]
+            head = heads.pop(index)
+            self.partitions[index].popleft()
+            following = self._head(index)
+            if following is not None:
+                heads[index] = following
+                bisect.insort(order, following.place)
+            self._decide(head)
         self._close_due_timers()
         return self.plan
+
+    def _head(self, index: int) -> _Head | None:
+        """What is known of a partition's next record before the walk reaches it, worked out
+        once rather than at every step it waits."""
+        partition = self.partitions[index]
+        if not partition:
+            return None
+        record = partition[0]
+        key = record.identity
+        out = self.output_of.get(key)
+        event = record.event
+        creates = decider = None
+        if out is not None:
+            if out.type == schemas.SESSION_CREATED and isinstance(
+                event, schemas.PaymentCompletedEvent
+            ):
+                creates = str(schemas.session_id_for_payment(event.data.payment_id))
+        elif isinstance(event, schemas.PaymentCompletedEvent):
+            decider = self.decider_of_payment.get(event.data.payment_id)
+        return _Head(index, record, key, out, creates, decider)
 
     def _close_due_timers(self) -> None:
         while self.timer_heads:
@@ -162,42 +209,36 @@ class _Walk:
                 customer = UUID(str(out.data["customer_id"]))
                 self.plan.steps.append(Close(customer, datetime.fromisoformat(str(at)), out))
 
-    def _ready(self, record: InputRecord, *, strict: bool) -> bool:
-        key = record.identity
-        if key in self.decided:
+    def _ready(self, head: _Head, *, strict: bool) -> bool:
+        if head.key in self.decided:
             return True
-        out = self.output_of.get(key)
-        event = record.event
+        out = head.out
         if out is not None:
             queue = self.queues[out.key]
             if not queue or queue[0] is not out:
                 return False
             if out.type == schemas.SESSION_ACCEPTED:
                 return not self.ended_first.get(str(out.data["session_id"]))
-            if out.type == schemas.SESSION_CREATED and isinstance(
-                event, schemas.PaymentCompletedEvent
-            ):
+            if head.creates is not None:
                 # Only the payment that creates the session makes it known; a rejected one
                 # does not, and may come before the acceptances refused as unknown.
-                session = str(schemas.session_id_for_payment(event.data.payment_id))
-                return not self.unknown_first.get(session)
+                return not self.unknown_first.get(head.creates)
             return True
-        if isinstance(event, schemas.PaymentCompletedEvent):
-            decider = self.decider_of_payment.get(event.data.payment_id)
-            if decider is not None and decider not in self.decided:
-                return False
+        if head.decider is not None and head.decider not in self.decided:
+            return False
+        event = head.record.event
         if isinstance(event, schemas.SessionEndedEvent) and str(event.data.session_id) in self.live:
             return False
-        return not strict or self._published_before_consumed(record.timestamp)
+        return not strict or self._published_before_consumed(head.record.timestamp)
 
     def _published_before_consumed(self, timestamp: int) -> bool:
         while self.pending and self.pending[0][1] in self.consumed:
             heapq.heappop(self.pending)
         return not self.pending or self.pending[0][0] > timestamp
 
-    def _decide(self, record: InputRecord) -> None:
+    def _decide(self, head: _Head) -> None:
+        record, key = head.record, head.key
         self.plan.steps.append(Decide(record))
-        key = record.identity
         if key in self.decided:
             return
         self.decided.add(key)
@@ -205,7 +246,7 @@ class _Walk:
             self.decided_payments.add(record.event.data.payment_id)
         if isinstance(record.event, schemas.SessionEndedEvent):
             self.ended_first.get(str(record.event.data.session_id), set()).discard(key)
-        out = self.output_of.get(key)
+        out = head.out
         if out is None:
             return
         queue = self.queues[out.key]

@@ -14,12 +14,14 @@ When it cannot, what the input topics still hold that was consumed without any o
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 from service.adapters import postgres
 from service.bootstrap.factory import Clients
+from service.bootstrap.service import tune_garbage_collector
 from service.config.settings import Settings
 from service.core.batch import BatchResult
 from service.core.ports import Store
@@ -51,7 +53,11 @@ async def restore(
     being replaced. Raises what reading the changelog raises (`history.MissingTopic`,
     `changelog.UnreadableOutput`, `restore_state.Inconsistent`, aiokafka's KafkaError) and
     asyncpg's errors."""
+    # As the rebuild: the live service's collector settings, and what is read whole and kept
+    # to the end frozen out of the collections.
+    tune_garbage_collector()
     state = restore_state(await read_changelog(clients))
+    gc.freeze()
     parked = await read_live_parked(settings)
     unpublished = await _from_inputs(clients, state) if parked.unknown else None
     if unpublished is not None:

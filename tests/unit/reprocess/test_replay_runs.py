@@ -1,0 +1,106 @@
+"""The rebuild's batches: steps of different customers commute, so a rebuild groups them into
+few transactions, and what it re-makes is what the steps one at a time re-make."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.reprocess.changelog import Published
+from service.reprocess.replay_order import Close, Decide, InputRecord, Plan, in_published_order
+from service.reprocess.replay_runs import CloseRun, DecideRun, Run, runs, touches
+from tests.unit.core.builders import ALICE, BOB, CAROL, T0, minutes, payment
+from tests.unit.reprocess.test_replay_order import live_run, rebuilt
+
+# More closings than the order's own tests: the sweeper is what splits batches.
+histories = st.lists(
+    st.tuples(
+        st.sampled_from(["pay", "repay", "accept", "end", "sweep", "sweep"]),
+        st.integers(0, 11),
+        st.integers(0, 300),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(histories, st.integers(1, 12))
+def test_batched_runs_re_make_what_the_steps_one_at_a_time_re_make(
+    actions: list[tuple[str, int, int]], size: int
+) -> None:
+    live = live_run(actions)
+
+    assert rebuilt(live, size=size) == rebuilt(live)
+
+
+def _steps_by_thing(plan: Plan, found: list[Run]) -> tuple[dict[object, list[object]], ...]:
+    """Each customer's (and payment id's, input's) steps, as the plan orders them and as the
+    runs apply them."""
+    planned: dict[object, list[object]] = defaultdict(list)
+    applied: dict[object, list[object]] = defaultdict(list)
+    for step in plan.steps:
+        if isinstance(step, Close):
+            planned[step.customer_id.int].append(("close", step.customer_id))
+        else:
+            for thing in touches(step.record.event, plan.owners):
+                planned[thing].append(step.record.event.id)
+    for run in found:
+        if isinstance(run, CloseRun):
+            for customer in run.customers:
+                applied[customer.int].append(("close", customer))
+        else:
+            for event in run.events:
+                for thing in touches(event, plan.owners):
+                    applied[thing].append(event.id)
+    return planned, applied
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.integers(1, 12))
+def test_each_customer_s_steps_keep_their_order_in_the_runs(
+    actions: list[tuple[str, int, int]], size: int
+) -> None:
+    live = live_run(actions)
+    plan = in_published_order(list(live.partitions.values()), live.changelog)
+
+    planned, applied = _steps_by_thing(plan, runs(plan, size=size))
+
+    assert applied == planned
+
+
+def _closing(customer: UUID, minute: int) -> Close:
+    stub = Published("x", "session.cancelled", "", b"", ("", ""), {}, 0, 0, 0)
+    return Close(customer, T0 + minutes(minute), stub)
+
+
+def _decision(pid: str, customer: UUID, minute: int) -> Decide:
+    event = payment(pid, customer, at=T0 + minutes(minute))
+    return Decide(InputRecord(event, minute, "payments:0", minute))
+
+
+def test_a_customer_s_closing_does_not_split_other_customers_decisions() -> None:
+    # Each customer: a closing, then a decision. One at a time that alternates six times; the
+    # closings commute with the other customers' steps, so: the decisions before any closing,
+    # one sweep, the decisions after.
+    steps: list[Decide | Close] = [_decision("first", CAROL, 0)]
+    for minute, customer in enumerate((ALICE, BOB, CAROL), start=1):
+        steps += [_closing(customer, minute), _decision(f"pay-{minute}", customer, minute)]
+    plan = Plan(steps=steps)
+
+    found = runs(plan)
+
+    assert [type(r) for r in found] == [DecideRun, CloseRun, DecideRun]
+    assert found[1] == CloseRun((ALICE, BOB, CAROL), T0 + minutes(3))
+    assert [e.data.payment_id for e in found[0].events] == ["first"]  # type: ignore[union-attr]
+    assert [e.data.payment_id for e in found[2].events] == ["pay-1", "pay-2", "pay-3"]  # type: ignore[union-attr]
+
+
+def test_a_customer_closed_twice_without_a_decision_between_is_swept_twice() -> None:
+    plan = Plan(steps=[_closing(ALICE, 1), _closing(ALICE, 2), _closing(BOB, 3)])
+
+    found = runs(plan)
+
+    assert found == [CloseRun((ALICE, BOB), T0 + minutes(3)), CloseRun((ALICE,), T0 + minutes(2))]
