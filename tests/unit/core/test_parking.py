@@ -4,7 +4,6 @@ aside with their later events, in order, and a release decides the parked events
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 import pytest
@@ -13,41 +12,17 @@ from hypothesis import strategies as st
 
 import schemas
 from service.adapters.memory_store import MemoryDatabase
-from service.core.batch import BatchResult
 from service.core.parking import (
-    EventKey,
     key_of,
     owners_in_batch,
     set_aside,
 )
-from service.core.ports import DecideBatch, Store
-from service.handlers.consume import handle_batch
 from service.handlers.release import release_parked
 from tests.unit.core.builders import ALICE, BOB, CAROL, POLICY, T0, acceptance, minutes, payment
 from tests.unit.core.builders import session_of as session_for
+from tests.unit.handlers.memory_decider import decider
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def decider(store: Store, failpoint: frozenset[UUID] = frozenset()) -> DecideBatch:
-    async def decide(
-        events: Sequence[schemas.InputEvent],
-        *,
-        traces: Mapping[str, str] | None = None,
-        poison: Mapping[EventKey, str] | None = None,
-        trial: bool = False,
-    ) -> BatchResult:
-        return await handle_batch(
-            store,
-            events,
-            policy=POLICY,
-            traces=traces or {},
-            poison=poison,
-            trial=trial,
-            failpoint=failpoint,
-        )
-
-    return decide
 
 
 def stream() -> list[schemas.InputEvent]:

@@ -18,40 +18,20 @@ from service.adapters.memory_store import MemoryDatabase
 from service.core.batch import BatchResult
 from service.core.owners import customer_of
 from service.core.parking import BEHIND_PARKED, EventKey, key_of, owners_in_batch
-from service.core.ports import DecideBatch, Store
-from service.handlers.consume import FailpointHit, handle_batch
+from service.core.ports import DecideBatch
+from service.handlers.consume import FailpointHit
 from service.handlers.poison import MAX_NEW_POISON, PoisonGuard, PoisonPolicy, find_poison
 from service.handlers.release import release_parked
 from service.observe.metrics import REGISTRY
 from service.observe.poison_watch import PoisonWatch
 from tests.unit.core.builders import ALICE, BOB, CAROL, POLICY, T0, acceptance, minutes, payment
 from tests.unit.core.builders import session_of as session_for
+from tests.unit.handlers.memory_decider import decider
 from tests.unit.test_failure_classes import FAILOVER_CLASS
 
 pytestmark = pytest.mark.timeout(30)
 
 NO_TRACES: Mapping[str, str] = {}
-
-
-def decider(store: Store, failpoint: frozenset[UUID] = frozenset()) -> DecideBatch:
-    async def decide(
-        events: Sequence[schemas.InputEvent],
-        *,
-        traces: Mapping[str, str] | None = None,
-        poison: Mapping[EventKey, str] | None = None,
-        trial: bool = False,
-    ) -> BatchResult:
-        return await handle_batch(
-            store,
-            events,
-            policy=POLICY,
-            traces=traces or {},
-            poison=poison,
-            trial=trial,
-            failpoint=failpoint,
-        )
-
-    return decide
 
 
 def guard(
