@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests import cluster
+from tests.proof.faults import CLUSTER_KINDS, HA_KINDS, KINDS
 from tests.proof.run import Plan, prove
 from tests.servers import NoServers, provide
 
@@ -31,6 +32,11 @@ def parse(argv: list[str]) -> Plan:
         action="store_true",
         help="on the three-broker cluster (TEST_KAFKA_CLUSTER_BOOTSTRAP_SERVERS), killing brokers",
     )
+    parser.add_argument(
+        "--faults",
+        type=_kinds,
+        help=f"only these fault kinds, comma-separated (of {','.join(EVERY_KIND)}); all if absent",
+    )
     parser.add_argument("--out", type=Path, default=Path(".local/proof"), help="runs go under it")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.instances < 1 or args.repeats < 1:
@@ -45,8 +51,22 @@ def parse(argv: list[str]) -> Plan:
         instances=args.instances,
         repeats=args.repeats,
         customers=args.customers,
+        kinds=args.faults,
         cluster=cluster.provide() if args.cluster else None,
     )
+
+
+EVERY_KIND = KINDS + HA_KINDS + CLUSTER_KINDS
+
+
+def _kinds(value: str) -> frozenset[str]:
+    """`--faults`: known kinds only, so a typo cannot make a run without its faults."""
+    kinds = frozenset(kind.strip() for kind in value.split(",") if kind.strip())
+    unknown = sorted(kinds - set(EVERY_KIND))
+    if not kinds or unknown:
+        named = ",".join(unknown) if unknown else repr(value)
+        raise argparse.ArgumentTypeError(f"unknown fault kind(s): {named}")
+    return kinds
 
 
 def main(argv: list[str]) -> int:

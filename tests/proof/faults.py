@@ -51,12 +51,16 @@ def schedule(
     *,
     cluster: bool = False,
     ha: bool = False,
+    only: frozenset[str] | None = None,
 ) -> list[Planned]:
     """Every kind `repeats` times, in a seeded order, spread over the first 80% of the run.
-    A broker fault's `instance` is the broker's index (node `instance + 1`)."""
+    A broker fault's `instance` is the broker's index (node `instance + 1`). `only`, when
+    given, keeps those of the kinds the topology allows (a run aimed at one kind of fault)."""
     rng = random.Random(f"{seed}|faults")
     every = KINDS + (HA_KINDS if ha else ()) + (CLUSTER_KINDS if cluster else ())
-    kinds = [kind for kind in every for _ in range(repeats)]
+    kinds = [kind for kind in every if only is None or kind in only for _ in range(repeats)]
+    if not kinds:
+        return []
     rng.shuffle(kinds)
     slot = 0.75 * duration / len(kinds)
     planned = []

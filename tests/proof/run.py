@@ -49,6 +49,8 @@ class Plan:
     # PostgreSQL primary with a synchronous hot standby (`stack.sh up ha`, held exclusively and
     # dropped at the end), restarted and failed over; else a database on the shared server.
     ha: bool = True
+    # The fault kinds injected (faults.KINDS and the topology's); None for every one.
+    kinds: frozenset[str] | None = None
 
 
 class Run:
@@ -158,6 +160,7 @@ async def prove(plan: Plan, servers: Servers) -> int:
         plan.repeats,
         cluster=plan.cluster is not None,
         ha=plan.ha,
+        only=plan.kinds,
     )
     poison = frozenset(p.customer for p in planned if p.customer is not None)
     async with contextlib.AsyncExitStack() as held:
