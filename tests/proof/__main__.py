@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests import cluster
-from tests.proof.faults import CLUSTER_KINDS, HA_KINDS, KINDS
+from tests.proof.faults import ASKED_KINDS, CLUSTER_KINDS, HA_KINDS, KINDS
 from tests.proof.run import Plan, prove
 from tests.servers import NoServers, provide
 
@@ -56,7 +56,7 @@ def parse(argv: list[str]) -> Plan:
     )
 
 
-EVERY_KIND = KINDS + HA_KINDS + CLUSTER_KINDS
+EVERY_KIND = KINDS + HA_KINDS + CLUSTER_KINDS + ASKED_KINDS
 
 
 def _kinds(value: str) -> frozenset[str]:

@@ -46,3 +46,10 @@ def test_only_the_kinds_asked_for_are_scheduled_and_as_often_as_ever() -> None:
 
 def test_kinds_the_topology_cannot_inject_are_not_scheduled_even_when_asked_for() -> None:
     assert schedule(3, 90, 2, 2, only=frozenset({"broker_kill", "pg_restart"})) == []
+
+
+def test_a_read_only_primary_comes_only_when_asked_for_and_only_on_the_ha_pair() -> None:
+    assert not any(p.kind == "read_only" for p in schedule(3, 300, 2, 2, cluster=True, ha=True))
+    asked = frozenset({"read_only"})
+    assert [p.kind for p in schedule(3, 90, 2, 2, ha=True, only=asked)] == ["read_only"] * 2
+    assert schedule(3, 90, 2, 2, only=asked) == []

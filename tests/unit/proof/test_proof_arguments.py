@@ -22,3 +22,7 @@ def test_an_unknown_fault_kind_is_refused_with_exit_2(capsys: pytest.CaptureFixt
         parse(["--faults", "failover,reboot"])
     assert ended.value.code == 2
     assert "unknown fault kind(s): reboot" in capsys.readouterr().err
+
+
+def test_a_kind_injected_only_when_asked_for_can_be_named() -> None:
+    assert parse(["--faults", "read_only"]).kinds == frozenset({"read_only"})
