@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from service.config.settings import Settings
 from tests.proof.checker import Verdict
 from tests.proof.faults import Happened
-from tests.proof.history import History
+from tests.proof.history import History, distinct
 from tests.proof.instances import Instance
 
 if TYPE_CHECKING:
@@ -145,7 +145,13 @@ def render(
     out += ["Outputs on sessions.events (records, copies included):", ""]
     for type_, n in sorted(Counter(r.type for r in history.published).items()):
         out.append(f"- {type_}: {n}")
-    out += [f"- DLQ records: {len(history.letters)}", ""]
+    copies = len(history.published) - len(distinct(history.published))
+    out += [
+        f"- copies (an id published again: allowed by the contract, ignored by the checks, "
+        f"counted here as the cost of a fault): {copies}",
+        f"- DLQ records: {len(history.letters)}",
+        "",
+    ]
     out += ["## Violations per guarantee", "", "| guarantee | violations |", "|---|---|"]
     for guarantee, n in verdict.per_guarantee().items():
         out.append(f"| {guarantee} | {n} |")
