@@ -214,10 +214,12 @@ class Injector:
 
     async def _read_only(self, planned: Planned, event: Happened) -> None:
         """The proof's database, on the primary, made to refuse writes for `hold` s (its default
-        transactions read-only) and its sessions ended: statements in flight fail with 57P01,
-        and no host takes the service's read-write connections (the primary is read-only, the
-        standby in recovery), as while a demoted primary keeps answering. Then writable again,
-        its sessions ended once more so that new ones take the setting."""
+        transactions read-only) and its sessions ended: statements in flight lose their
+        connection, and no host takes the service's read-write connections (the primary is
+        read-only, the standby in recovery: TargetServerAttributeNotMatched), as while a demoted
+        primary keeps answering. Then writable again, its sessions ended once more so that new
+        ones take the setting. Sessions that outlive the change would see 25006; ending them is
+        what a non-superuser can do, so this fault does not show the service 25006."""
         name = self.dsn.rsplit("/", 1)[1].split("?")[0]
         terminate = (
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
