@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests import cluster
+from tests.proof.faults import ASKED_KINDS, CLUSTER_KINDS, HA_KINDS, KINDS
 from tests.proof.run import Plan
 from tests.proof.soak import prove_and_soak
 from tests.servers import NoServers, provide
@@ -42,6 +43,11 @@ def parse(argv: list[str]) -> Plan:
     parser.add_argument(
         "--soak-rate", type=float, default=1000.0, help="input messages per second in the soak"
     )
+    parser.add_argument(
+        "--faults",
+        type=_kinds,
+        help=f"only these fault kinds, comma-separated (of {','.join(EVERY_KIND)}); all if absent",
+    )
     parser.add_argument("--out", type=Path, default=Path(".local/proof"), help="runs go under it")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.instances < 1 or args.repeats < 1:
@@ -58,10 +64,24 @@ def parse(argv: list[str]) -> Plan:
         instances=args.instances,
         repeats=args.repeats,
         customers=args.customers,
+        kinds=args.faults,
         cluster=cluster.provide() if args.cluster else None,
         soak_seconds=args.soak_seconds,
         soak_rate=args.soak_rate,
     )
+
+
+EVERY_KIND = KINDS + HA_KINDS + CLUSTER_KINDS + ASKED_KINDS
+
+
+def _kinds(value: str) -> frozenset[str]:
+    """`--faults`: known kinds only, so a typo cannot make a run without its faults."""
+    kinds = frozenset(kind.strip() for kind in value.split(",") if kind.strip())
+    unknown = sorted(kinds - set(EVERY_KIND))
+    if not kinds or unknown:
+        named = ",".join(unknown) if unknown else repr(value)
+        raise argparse.ArgumentTypeError(f"unknown fault kind(s): {named}")
+    return kinds
 
 
 def main(argv: list[str]) -> int:

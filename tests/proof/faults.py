@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+import asyncpg
+
 from tests.cluster import Cluster
 from tests.commands import fulfillment
 from tests.fault import ha_pair
@@ -25,6 +27,9 @@ from tests.proof.instances import Instance, now
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
 # On the PostgreSQL primary with its synchronous standby (`stack.sh up ha`) only.
 HA_KINDS: Final = ("pg_restart", "failover")
+# On the HA pair too, but only when asked for (`--faults read_only`): the primary answering
+# while it takes no writes, as one demoted without being stopped does.
+ASKED_KINDS: Final = ("read_only",)
 # On the three-broker cluster only.
 CLUSTER_KINDS: Final = ("broker_kill", "leader_stall", "kafka_cut")
 # A stalled leader is fenced after the brokers' session timeout (9 s): hold it longer.
@@ -51,12 +56,17 @@ def schedule(
     *,
     cluster: bool = False,
     ha: bool = False,
+    only: frozenset[str] | None = None,
 ) -> list[Planned]:
     """Every kind `repeats` times, in a seeded order, spread over the first 80% of the run.
-    A broker fault's `instance` is the broker's index (node `instance + 1`)."""
+    A broker fault's `instance` is the broker's index (node `instance + 1`). `only`, when
+    given, keeps those of the kinds the topology allows (a run aimed at one kind of fault)."""
     rng = random.Random(f"{seed}|faults")
     every = KINDS + (HA_KINDS if ha else ()) + (CLUSTER_KINDS if cluster else ())
-    kinds = [kind for kind in every for _ in range(repeats)]
+    every += ASKED_KINDS if ha and only is not None else ()
+    kinds = [kind for kind in every if only is None or kind in only for _ in range(repeats)]
+    if not kinds:
+        return []
     rng.shuffle(kinds)
     slot = 0.75 * duration / len(kinds)
     planned = []
@@ -201,6 +211,31 @@ class Injector:
         await ha_pair.stack("rejoin", "ha")
         rejoin = (now() - began).total_seconds()
         event.note = f"promoted port {port}; the old primary its standby again {rejoin:.0f} s on"
+
+    async def _read_only(self, planned: Planned, event: Happened) -> None:
+        """The proof's database, on the primary, made to refuse writes for `hold` s (its default
+        transactions read-only) and its sessions ended: statements in flight lose their
+        connection, and no host takes the service's read-write connections (the primary is
+        read-only, the standby in recovery: TargetServerAttributeNotMatched), as while a demoted
+        primary keeps answering. Then writable again, its sessions ended once more so that new
+        ones take the setting. Sessions that outlive the change would see 25006; ending them is
+        what a non-superuser can do, so this fault does not show the service 25006."""
+        name = self.dsn.rsplit("/", 1)[1].split("?")[0]
+        terminate = (
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()"
+        )
+        admin = await asyncpg.connect(self.dsn)  # before it is read-only: the URL wants writes
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            ended = await admin.fetchval(terminate, name)
+            await asyncio.sleep(planned.hold)
+            await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            ended += await admin.fetchval(terminate, name)
+        finally:
+            await admin.close()
+        event.note = f"{ended} sessions ended"
+        await self._recovered(event)
 
     async def _poison(self, planned: Planned, event: Happened) -> None:
         """A poison customer parked twice: first with a payment dated so that, once released,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from service.config.settings import Settings
 from tests.proof.checker import Verdict
 from tests.proof.faults import Happened
-from tests.proof.history import History, Sent
+from tests.proof.history import History, Sent, distinct
 from tests.proof.instances import Instance, now
 from tests.proof.plots import PlotsUnavailable, fault_plots
 
@@ -183,7 +183,13 @@ def render(
     out += ["Outputs on sessions.events (records, copies included):", ""]
     for type_, n in sorted(Counter(r.type for r in history.published).items()):
         out.append(f"- {type_}: {n}")
-    out += [f"- DLQ records: {len(history.letters)}", ""]
+    copies = len(history.published) - len(distinct(history.published))
+    out += [
+        f"- copies (an id published again: allowed by the contract, ignored by the checks, "
+        f"counted here as the cost of a fault): {copies}",
+        f"- DLQ records: {len(history.letters)}",
+        "",
+    ]
     out += ["## Violations per guarantee", "", *violations(verdict)]
     windows = [(h.started, h.recovered or h.started) for h in happened]
     out += ["## Latency (input sent to first outcome published)", ""]

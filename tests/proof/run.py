@@ -52,6 +52,8 @@ class Plan:
     # The soak after the fault phase (tests/proof/soak.py): seconds (0: none) and inputs/s.
     soak_seconds: float = 0.0
     soak_rate: float = 1000.0
+    # The fault kinds injected (faults.KINDS and the topology's); None for every one.
+    kinds: frozenset[str] | None = None
 
 
 class Run:
@@ -161,6 +163,7 @@ async def prove(plan: Plan, servers: Servers) -> int:
         plan.repeats,
         cluster=plan.cluster is not None,
         ha=plan.ha,
+        only=plan.kinds,
     )
     poison = frozenset(p.customer for p in planned if p.customer is not None)
     async with contextlib.AsyncExitStack() as held:

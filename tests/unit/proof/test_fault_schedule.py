@@ -36,3 +36,20 @@ def test_restarts_and_failovers_only_on_the_ha_pair_and_kafka_cuts_only_on_the_c
     everything = schedule(3, 300, 2, 2, cluster=True, ha=True)
     assert Counter(p.kind for p in everything) == dict.fromkeys(KINDS + HA_KINDS + CLUSTER_KINDS, 2)
     assert "kafka_cut" in CLUSTER_KINDS and {"pg_restart", "failover"} == set(HA_KINDS)
+
+
+def test_only_the_kinds_asked_for_are_scheduled_and_as_often_as_ever() -> None:
+    planned = schedule(3, 90, 2, 2, cluster=True, ha=True, only=frozenset({"failover", "sigkill"}))
+    assert Counter(p.kind for p in planned) == {"failover": 2, "sigkill": 2}
+    assert [p.at for p in planned] == sorted(p.at for p in planned)
+
+
+def test_kinds_the_topology_cannot_inject_are_not_scheduled_even_when_asked_for() -> None:
+    assert schedule(3, 90, 2, 2, only=frozenset({"broker_kill", "pg_restart"})) == []
+
+
+def test_a_read_only_primary_comes_only_when_asked_for_and_only_on_the_ha_pair() -> None:
+    assert not any(p.kind == "read_only" for p in schedule(3, 300, 2, 2, cluster=True, ha=True))
+    asked = frozenset({"read_only"})
+    assert [p.kind for p in schedule(3, 90, 2, 2, ha=True, only=asked)] == ["read_only"] * 2
+    assert schedule(3, 90, 2, 2, only=asked) == []

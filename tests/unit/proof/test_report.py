@@ -51,3 +51,19 @@ def test_the_report_names_every_guarantee_and_prints_the_history_that_broke_one(
     assert "| G1 exactly one outcome per payment | 1 |" in text
     assert "payment p2 has 0 distinct outcomes" in text and "session.created" in text
     assert "--seed 7" in text
+
+
+def test_the_report_counts_the_copies_of_an_id_published_again() -> None:
+    story = Story()
+    story.pay(customer(1), "p1")
+    story.pay(customer(2), "p2")
+    history = story.history()
+    again = replace(history.published[0], offset=history.published[0].offset + 100)
+    copied = replace(history, published=[*history.published, again])
+    plan = Plan(seed=7, duration=10, rate=5, run_dir=Path("/nonexistent"))
+    settings = Settings(database_url="postgresql://u:p@127.0.0.1:5432/x")
+    assert "counted here as the cost of a fault): 0" in render(
+        plan, settings, history, check(history), [], []
+    )
+    text = render(plan, settings, copied, check(copied), [], [])
+    assert "counted here as the cost of a fault): 1" in text
