@@ -10,6 +10,7 @@ with its container's limits); the garbage-collector metrics, per process, are le
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -58,6 +59,13 @@ def shared_registry(directory: Path, pids: Callable[[], Sequence[int]]) -> Colle
     return registry
 
 
+# prometheus-client lists an instance's files, then removes each: the supervisor's watch and its
+# shutdown may both mark one instance gone, and the second would remove a file the first did.
+_GONE = threading.Lock()
+
+
 def instance_gone(pid: int, directory: Path) -> None:
-    """After an instance exits: its `live*` gauges leave the sums, its counters stay."""
-    mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+    """After an instance exits: its `live*` gauges leave the sums, its counters stay. Safe to
+    call again, and from several threads at once."""
+    with _GONE:
+        mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]

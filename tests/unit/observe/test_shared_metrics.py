@@ -4,15 +4,19 @@ leave the sums, its counts stay."""
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.observe import shared_metrics
 from service.observe.shared_metrics import ProcessTree, instance_gone, shared_registry
 
 INSTANCE = """
@@ -86,3 +90,37 @@ def test_the_build_and_the_processes_are_served_once_the_processes_summed() -> N
     )
     assert twice["process_start_time_seconds"] == once["process_start_time_seconds"]
     assert twice["process_max_fds"] == once["process_max_fds"]
+
+
+def test_an_instance_marked_gone_twice_at_once_ends_the_run_without_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's watch and its shutdown may both mark one child gone at the same time.
+    prometheus-client lists the files, then removes them: a slow listing stands in for the
+    moment between the two, so a second caller would remove what the first already did."""
+    pid = 4242
+    for mode in ("livesum", "livemostrecent", "livemin"):
+        (tmp_path / f"gauge_{mode}_{pid}.db").write_bytes(b"")
+
+    def listed_then_removed(gone: int, path: str) -> None:
+        found = glob.glob(os.path.join(path, f"gauge_live*_{gone}.db"))
+        time.sleep(0.1)
+        for name in found:
+            os.remove(name)
+
+    monkeypatch.setattr(shared_metrics, "mark_process_dead", listed_then_removed)
+    errors: list[BaseException] = []
+
+    def mark() -> None:
+        try:
+            instance_gone(pid, tmp_path)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=mark) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert list(tmp_path.iterdir()) == []
