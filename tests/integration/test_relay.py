@@ -15,7 +15,9 @@ import pytest
 
 import schemas
 from service.adapters import postgres
-from service.adapters.kafka.relay import partition_for
+from service.adapters.kafka.relay import Relay, partition_for
+from service.bootstrap.factory import Clients
+from service.bootstrap.service import create_topics
 from service.observe.metrics import REGISTRY
 from tests.fault.tools import wait_until, wall_now
 from tests.harness import Outcomes, Producer, running
@@ -142,16 +144,59 @@ async def test_a_decision_in_the_leading_relay_s_own_process_wakes_it_without_a_
 
 
 @pytest.mark.timeout(60)
-async def test_another_instance_s_commit_wakes_the_relay_and_is_timed_from_its_notification(
+async def test_a_commit_told_after_its_row_already_left_is_still_timed(
     make_settings: Any, pool: postgres.Pool
 ) -> None:
+    # The store tells the relay of its commit once PostgreSQL answers; a round that began in
+    # between reads the row and sends it first. The commit is timed all the same.
     settings = make_settings(relay_poll_interval_seconds=30)
+    await create_topics(Clients(settings))
+    producer = Clients(settings).producer()
+    await producer.start()
+    relay = Relay(settings, pool, producer)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with Outcomes(settings) as outcomes:
+            await wait_until(lambda: _leads(relay))  # and has read the empty outbox
+            committed = time.time()
+            await pool.execute(
+                "INSERT INTO outbox (event_id, key, value) VALUES ($1, $2, $3)", *_cancelled()
+            )
+            before = _wakes()
+            relay.wake()  # a round that began before the store told its commit
+            await outcomes.wait_count(1, within=10)
+            relay.committed(committed)
+            await wait_until(lambda: _counted(before), within=5)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 30)
+        await producer.stop()
+
+
+def _cancelled() -> tuple[uuid.UUID, bytes, bytes]:
+    """An outbox row as a store writes it: a session's cancellation."""
     customer, now = uuid.uuid4(), wall_now()
     data = schemas.SessionCancelled(
         session_id=uuid.uuid4(), customer_id=customer, payment_id="pi_0", cancelled_at=now
     )
     event = schemas.output_event(data, causation_id="manual-0", time=now)
-    row = (uuid.UUID(event.id), str(customer).encode(), schemas.encode(event))
+    return uuid.UUID(event.id), str(customer).encode(), schemas.encode(event)
+
+
+async def _leads(relay: Relay) -> bool:
+    return relay.leads
+
+
+async def _counted(before: tuple[float, float]) -> bool:
+    return _wakes()[0] > before[0]
+
+
+@pytest.mark.timeout(60)
+async def test_another_instance_s_commit_wakes_the_relay_and_is_timed_from_its_notification(
+    make_settings: Any, pool: postgres.Pool
+) -> None:
+    settings = make_settings(relay_poll_interval_seconds=30)
+    now, row = wall_now(), _cancelled()
     async with Outcomes(settings) as outcomes, Producer(settings) as producer, running(settings):
         await producer.pay(uuid.uuid4(), "pi_warmup", time=now)
         await outcomes.wait_count(1)

@@ -45,6 +45,7 @@ from aiokafka import AIOKafkaProducer
 from service.adapters.kafka.deliveries import Deliveries, Delivery
 from service.adapters.kafka.outbox_batches import RoundBatches, partition_for, read_pages
 from service.adapters.kafka.producer_owner import PRODUCER_BROKEN, ProducerOwner
+from service.adapters.kafka.wake_times import WakeTimes
 from service.adapters.postgres import outbox, sql
 from service.adapters.postgres.pool import Connection, Pool, connection
 from service.adapters.retry import retrying
@@ -61,7 +62,6 @@ LATE_CHECK = 0.5  # how often batches past their deadline are looked for
 # Beyond the produce timeout, what a new leader waits after another's unclean end: finding a
 # late batch (LATE_CHECK), replacing the producer, and a request already in the broker's queue.
 TAKEOVER_MARGIN = 2.0
-MAX_COMMITS_TIMED = 10_000  # commit times kept for the wake-up histogram while none is sent
 
 
 class LostLeadership(ConnectionError):
@@ -97,7 +97,7 @@ class Relay:
         self._id = uuid.uuid4()  # this relay in the leader record
         self._wake = asyncio.Event()
         self._leads = False
-        self._commits: list[float] = []  # times of the commits not yet followed by a send
+        self._wakes = WakeTimes()
         self._backlog = False  # the last round's first page was full
         hold = min(settings.retry_backoff_max_seconds, 5.0)
         self._deliveries = Deliveries(hold=hold, on_end=self._wake.set)
@@ -117,8 +117,7 @@ class Relay:
 
     def committed(self, at: float) -> None:
         """Outbox rows committed at `at` (Unix seconds): look now."""
-        if len(self._commits) < MAX_COMMITS_TIMED:
-            self._commits.append(at)
+        self._wakes.committed(at)
         self._wake.set()
 
     def stop(self) -> None:
@@ -183,7 +182,7 @@ class Relay:
                         self._leads = True
                     self._wake.clear()
                     if not leader:
-                        self._commits.clear()  # the leader elsewhere times them
+                        self._wakes.clear()
                     sent = await self._publish(conn) if leader else 0
                     if sent == self._settings.relay_batch_size:
                         continue  # more is waiting
@@ -281,7 +280,7 @@ class Relay:
         late = self._deliveries.any_late() and self._producers.replaceable
         if late or self._producers.replacing:
             return 0  # until the late batches are abandoned and the producer replaced
-        commits, self._commits = self._commits, []  # this round's read sees their rows
+        commits = self._wakes.take()
         batches = RoundBatches(producer, count, blocked, binary=self._binary)
         fenced = time.monotonic()  # each batch's deadline counts from the fence
         fence: tuple[bool, bool] | None = None
@@ -298,8 +297,10 @@ class Relay:
         # Acknowledged while this round read: deleted before the send, not a round later.
         await self._delete(conn, self._deliveries.acknowledged())
         if not batches.taken:
-            if batches.seen:  # their rows wait for a batch's end or a hold's end
-                self._commits[:0] = commits
+            if batches.seen:
+                self._wakes.waiting(commits)
+            else:
+                self._wakes.sent_before(commits)
             return 0  # what is blocked waits for a batch's end, a hold's end or a poll
         leads, read_only = fence or await outbox.fence(conn, sql.RELAY_LOCK_KEY)
         if read_only:
@@ -311,10 +312,5 @@ class Relay:
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
         filled = {p: batch for p, batch in batches.by_partition.items() if batch[1]}
         self._deliveries.send(producer, topic, filled, fenced + timeout)
-        _observe_wake(commits, time.time())
+        self._wakes.sent(commits)
         return limit if batches.more else batches.taken
-
-
-def _observe_wake(commits: list[float], sent: float) -> None:
-    for at in commits:
-        metrics.relay_wake_seconds.observe(max(0.0, sent - at))
