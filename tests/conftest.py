@@ -4,6 +4,7 @@ each test gets its own database, topics and consumer group."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from service.adapters import postgres
 from service.adapters.postgres import migrate
+from service.bootstrap.factory import Clients
 from service.config.settings import Settings
 from tests import cluster as three_brokers
 from tests.servers import Servers, provide
@@ -109,11 +111,27 @@ def settings_for(servers: Servers, dsn: str, suffix: str, **overrides: Any) -> S
 
 
 @pytest.fixture
-def make_settings(servers: Servers, fresh_dsn: str) -> Any:
-    """Settings for one test: its own database, topics and group; overrides by field name."""
+async def make_settings(servers: Servers, fresh_dsn: str) -> AsyncIterator[Any]:
+    """Settings for one test: its own database, topics and group; overrides by field name.
+    The topics are deleted afterwards."""
     suffix = uuid.uuid4().hex[:10]
+    made: list[Settings] = []
 
     def make(**overrides: Any) -> Settings:
-        return settings_for(servers, fresh_dsn, suffix, **overrides)
+        settings = settings_for(servers, fresh_dsn, suffix, **overrides)
+        made.append(settings)
+        return settings
 
-    return make
+    yield make
+    await delete_topics(made)
+
+
+async def delete_topics(made: list[Settings]) -> None:
+    """Deletes a test's topics from each cluster its settings named (best effort: a test that
+    stopped a broker may leave them). A broker holds files open for every partition it keeps,
+    so a long-lived local broker would otherwise run out of them after a few whole runs."""
+    clusters = {s.kafka_bootstrap_servers: s for s in made}
+    for settings in clusters.values():
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10), Clients(settings).started_admin() as admin:
+                await admin.delete_topics(settings.topics.all())
