@@ -53,10 +53,10 @@ async def retried(
     The first attempt runs before any `AsyncRetrying` exists: tenacity's state is a web of
     reference cycles (the retrying object and its call state name each other, its actions are
     its own bound methods), which reference counting never frees. Made per batch, they filled
-    the cyclic collector's young generation (50,000 objects, service.py) with garbage: a service
-    instance's heap grew by about 15 MiB over its first minutes before any collection, and kept
-    that much once collected. A first failure is handed to tenacity as its first attempt, so it is
-    counted, logged and backed off exactly as before."""
+    the cyclic collector's young generation (50,000 objects, service.py) with garbage: 10 to
+    13 MiB a process between collections, whose high-water mark the interpreter's arenas kept
+    (bench/README.md, RSS over a soak at 1,000/s). A first failure is handed to tenacity as its
+    first attempt, so it is counted, logged and backed off exactly as before."""
     try:
         return await action()
     except Exception as error:
