@@ -39,7 +39,7 @@ import schemas
 from service.adapters.kafka import offsets, trace_context
 from service.adapters.kafka.producer_owner import ProducerOwner
 from service.adapters.kafka.sizes import DLQ_MAX_MESSAGE_BYTES
-from service.adapters.retry import retrying
+from service.adapters.retry import retried
 from service.config.settings import Settings
 from service.core.ports import ContainBatch
 from service.observe import batch_metrics
@@ -262,13 +262,11 @@ class ConsumerLoop:
         """
         cap = self._settings.retry_backoff_max_seconds
         key = f"{self.name} {what}"
-        retries = retrying(what, cap=cap, sleep=self._backoff, health=self._health, health_key=key)
-        async for attempt in retries:
-            with attempt:
-                result = await action()
-                self._health.recovered(key)
-                return result
-        raise AssertionError("unreachable")
+        result = await retried(
+            what, action, cap=cap, sleep=self._backoff, health=self._health, health_key=key
+        )
+        self._health.recovered(key)
+        return result
 
     async def _backoff(self, seconds: float) -> None:
         stop = asyncio.ensure_future(_first(self._stopping, self.revoking))

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -83,8 +84,9 @@ def test_a_redelivery_s_outcome_is_not_counted_as_its_latency() -> None:
     assert len(split["outside faults"]) == 1 and split["outside faults"][0] > 0
 
 
-def soaked(leak_mib_per_minute: float) -> Soaked:
-    """A 10-minute soak at 1,000/s: RSS climbs 100 MiB in its first minute, then by `leak`."""
+def soaked(leak_mib_per_minute: float, warming_minutes: float = 1.0) -> Soaked:
+    """A 10-minute soak at 1,000/s: RSS climbs 100 MiB over its first `warming_minutes`, then by
+    `leak`."""
     plan = soak_plan(
         Plan(seed=7, duration=60, rate=20, run_dir=Path("/nonexistent"), soak_seconds=600)
     )
@@ -92,7 +94,8 @@ def soaked(leak_mib_per_minute: float) -> Soaked:
     for i in range(0, 121):
         at = T0 + timedelta(seconds=5 * i)
         minutes = 5 * i / 60
-        mib = 40 + 100 * min(minutes, 1) + leak_mib_per_minute * max(0, minutes - 1)
+        warming = min(minutes / warming_minutes, 1)
+        mib = 40 + 100 * warming + leak_mib_per_minute * max(0, minutes - warming_minutes)
         samples.append(Sample(at, {"instance-1": int(mib * 1024)}, 3.0 * (i % 4), 0.5, 10.0))
     history = Story().history()
     return Soaked(
@@ -112,6 +115,17 @@ def test_the_slope_leaves_out_the_warm_up_minute() -> None:
     flat, leaking = soaked(0.0).rss_slope("instance-1"), soaked(3.0).rss_slope("instance-1")
     assert flat is not None and abs(flat) < 0.1
     assert leaking is not None and abs(leaking - 3.0) < 0.1
+
+
+@pytest.mark.parametrize("warming_minutes", [3.0, 4.5])
+def test_a_warm_up_of_minutes_that_then_levels_off_is_flat_and_a_leak_still_shows(
+    warming_minutes: float,
+) -> None:
+    """As measured at 1,000/s: the processes grow for three to five minutes, then stay flat."""
+    flat = soaked(0.0, warming_minutes).rss_slope("instance-1")
+    leaking = soaked(1.5, warming_minutes).rss_slope("instance-1")
+    assert flat is not None and abs(flat) < 0.1
+    assert leaking is not None and abs(leaking - 1.5) < 0.1
 
 
 def test_the_soak_section_has_the_rate_latency_rss_backlog_and_the_plots() -> None:
