@@ -88,6 +88,15 @@ class MemoryStore:
                 self._in_transaction = False
 
     @asynccontextmanager
+    async def locked(
+        self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
+    ) -> AsyncIterator[None]:
+        await self.ensure_customers(ensure)
+        async with self._transaction():
+            await self.lock_customers(customer_ids)
+            yield
+
+    @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[None]:
         """A write outside a transaction waits for the running one (inside: it is part of it)."""
         if self._in_transaction:

@@ -51,6 +51,15 @@ class Store(Protocol):
         own: raises RuntimeError inside a transaction."""
         ...
 
+    def locked(
+        self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
+    ) -> AbstractAsyncContextManager[None]:
+        """A `transaction()` that begins by locking the customers, as `lock_customers` does;
+        `ensure`: customers first given their rows, as `ensure_customers` does, in a commit of
+        their own that stays whatever the transaction does. What a deciding transaction starts
+        with, in one step (for PostgreSQL, one round trip where the three took three)."""
+        ...
+
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         """Session id -> customer id, for the sessions that exist."""
         ...

@@ -60,16 +60,15 @@ async def handle_batch(
         )
     )
     payers = {p.customer_id for p in payments}
-    if payers:
-        await store.ensure_customers(payers)
     owners = set((await store.customers_of_sessions(named)).values())
     released = {p.customer_id for p in releasing if p.customer_id is not None}
+    ensure: set[UUID] = payers  # their lock rows, committed on their own before the locks
     while True:
         # By the integer, which is how UUIDs order, without uuid.UUID's Python-level __lt__.
         customers = sorted(payers | owners | released, key=_AS_INT)
         try:
-            async with store.transaction():
-                await store.lock_customers(customers)
+            async with store.locked(customers, ensure=ensure):
+                ensure = set()
                 snapshot = await store.load_snapshot(
                     customers, named, [p.payment_id for p in payments]
                 )

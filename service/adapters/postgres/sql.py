@@ -8,6 +8,9 @@ partitions, topics and instances, the sweeper included (it takes the same locks 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from uuid import UUID
+
 OUTBOX_CHANNEL = "fulfillment_outbox"
 # Advisory lock keys (arbitrary constants, in this service's own range).
 RELAY_LOCK_KEY = 0x5F_0F_1E_00_00_00_00_01
@@ -23,6 +26,8 @@ _TYPES = (
 )
 _ARGS = ", ".join(f"${i}::{t.strip()}" for i, t in enumerate(_TYPES.split(","), start=1))
 
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
 # Customers get their lock row in a short transaction of its own, committed before the deciding
 # transaction starts: inserting rows inside it would lock them in insertion order, not id order.
 # That commit does not wait for the WAL flush (set_config(..., true) lasts to the end of this
@@ -36,6 +41,25 @@ ENSURE_CUSTOMERS = (
     "ON CONFLICT DO NOTHING"
 )
 LOCK_CUSTOMERS = "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+
+
+def begin_locked(customer_ids: Sequence[UUID], ensure: Sequence[UUID]) -> str:
+    """The start of a deciding transaction in one simple query, one round trip: ENSURE_CUSTOMERS
+    and its own COMMIT (when `ensure` is not empty), BEGIN, LOCK_CUSTOMERS. A simple query takes
+    no parameters, so the ids are written into it, as literals of UUIDs rebuilt from their
+    integers: nothing but hex digits and dashes reaches the text. The server runs the statements
+    one after the other, each with its own snapshot, and stops at the first that fails; the
+    statements before that COMMIT stay in the implicit transaction it ends."""
+    lock = f"BEGIN; {LOCK_CUSTOMERS.replace('$1::uuid[]', _uuid_array(customer_ids))}"
+    if not ensure:
+        return lock
+    return f"{ENSURE_CUSTOMERS.replace('$1::uuid[]', _uuid_array(ensure))}; COMMIT; {lock}"
+
+
+def _uuid_array(ids: Iterable[UUID]) -> str:
+    return "'{" + ",".join(str(UUID(int=i.int)) for i in ids) + "}'::uuid[]"
+
+
 CUSTOMERS_OF_SESSIONS = "SELECT id, customer_id FROM sessions WHERE id = ANY($1::uuid[])"
 CLAIM_EVENTS = (
     "INSERT INTO processed_events (source, event_id) "
@@ -79,6 +103,22 @@ PAYMENTS_TABLE = "payments"
 PAYMENT_COPY_COLUMNS = ("payment_id", "customer_id", "event_id", "outcome", "session_id")
 OUTBOX_TABLE = "outbox"
 OUTBOX_COPY_COLUMNS = ("event_id", "key", "value", "traceparent")
+# A small batch's inserts (up to WRITE_ROWS_MAX rows) in one statement instead: one round trip
+# where the three COPYs took three, and the client's extra CPU is a few microseconds. The
+# tables have no foreign keys and no index spans two of them, so the order in which the three
+# inserts run does not matter; the outbox rows still draw their `seq` in the batch's order.
+WRITE_ROWS_MAX = 100
+_PAYMENT_TYPES = ("text", "uuid", "text", "text", "uuid")
+_OUTBOX_TYPES = ("uuid", "bytea", "bytea", "text")
+_PAYMENT_ARGS = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_PAYMENT_TYPES, start=14))
+_OUTBOX_ARGS = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_OUTBOX_TYPES, start=19))
+INSERT_ROWS = (
+    f"WITH s AS (INSERT INTO sessions ({_COLUMNS}) SELECT * FROM unnest({_ARGS})), "
+    f"p AS (INSERT INTO payments ({', '.join(PAYMENT_COPY_COLUMNS)}) "
+    f"SELECT * FROM unnest({_PAYMENT_ARGS})) "
+    f"INSERT INTO outbox ({', '.join(OUTBOX_COPY_COLUMNS)}) SELECT e, k, v, t "
+    f"FROM unnest({_OUTBOX_ARGS}) WITH ORDINALITY AS o(e, k, v, t, n) ORDER BY n"
+)
 # Its own transaction, committed without waiting for the WAL flush. Inside the deciding
 # transaction, NOTIFY takes a database-wide lock that is held through the commit's flush, so
 # concurrent commits would queue behind each other's fsync instead of sharing one. A lost

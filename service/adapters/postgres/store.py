@@ -51,6 +51,23 @@ class PostgresStore:
             raise RuntimeError("ensure_customers commits on its own: not inside a transaction")
         await self.conn.execute(sql.ENSURE_CUSTOMERS, list(customer_ids))
 
+    @asynccontextmanager
+    async def locked(
+        self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
+    ) -> AsyncIterator[None]:
+        # BEGIN and COMMIT by hand, as asyncpg's transaction() sends them, but the BEGIN in the
+        # same round trip as the ensure and the lock (sql.begin_locked).
+        if self.conn.is_in_transaction():
+            raise RuntimeError("locked() begins a transaction: not inside one")
+        try:
+            await self.conn.execute(sql.begin_locked(customer_ids, list(ensure)))
+            yield
+        except BaseException:
+            if not self.conn.is_closed() and self.conn.is_in_transaction():
+                await self.conn.execute(sql.ROLLBACK)
+            raise
+        await self.conn.execute(sql.COMMIT)
+
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         if not session_ids:
             return {}
@@ -91,6 +108,17 @@ class PostgresStore:
         try:
             if result.updated:
                 await self.conn.execute(sql.UPDATE_SESSIONS, *_columns(result.updated))
+            rows = len(result.inserted) + len(result.payments) + len(outbox)
+            if not rows:
+                return
+            if rows <= sql.WRITE_ROWS_MAX:
+                await self.conn.execute(
+                    sql.INSERT_ROWS,
+                    *_columns(result.inserted),
+                    *_by_column(result.payments, len(sql.PAYMENT_COPY_COLUMNS)),
+                    *_by_column(outbox, len(sql.OUTBOX_COPY_COLUMNS)),
+                )
+                return
             if result.inserted:
                 await self.conn.copy_records_to_table(
                     sql.SESSIONS_TABLE,
@@ -215,6 +243,10 @@ def _columns(sessions: Sequence[Session]) -> list[list[Any]]:
         [s.closed_at for s in sessions],
         [s.close_reason for s in sessions],
     ]
+
+
+def _by_column(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
