@@ -130,6 +130,21 @@ class MemoryStore:
                     fresh.add(key)
             return fresh
 
+    async def claim_and_load(
+        self,
+        keys: Sequence[tuple[str, str]],
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> tuple[set[tuple[str, str]], Snapshot]:
+        snapshot = await self.load_snapshot(customer_ids, session_ids, payment_ids)
+        return await self.claim_events(keys), snapshot
+
+    async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        async with self._autocommit():
+            for key in keys:
+                self.tables.processed.pop(key, None)
+
     async def load_snapshot(
         self,
         customer_ids: Sequence[UUID],

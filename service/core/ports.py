@@ -82,6 +82,21 @@ class Store(Protocol):
         already, and which of the customers have parked events."""
         ...
 
+    async def claim_and_load(
+        self,
+        keys: Sequence[tuple[str, str]],
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> tuple[set[tuple[str, str]], Snapshot]:
+        """`claim_events(keys)` and `load_snapshot(...)` in one step (for PostgreSQL, one round
+        trip): the keys claimed fresh, and the snapshot as `load_snapshot` reads it."""
+        ...
+
+    async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Take back claims this transaction made (events claimed, then set aside)."""
+        ...
+
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
         """Sessions (updates before inserts), payment outcomes and outbox rows."""
         ...

@@ -342,3 +342,23 @@ async def test_a_transaction_begins_locked_only_outside_another(open_store: Open
             async with store.transaction():
                 async with store.locked([ALICE]):
                     pass
+
+
+async def test_claims_read_with_a_snapshot_are_the_fresh_ones_and_a_claim_taken_back_is_undone(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        await write(store, decide(payment("pay-1", ALICE)))
+        async with store.transaction():
+            await store.claim_events([("s", "old")])
+        async with store.locked([ALICE]):
+            fresh, loaded = await store.claim_and_load(
+                [("s", "old"), ("s", "new"), ("s", "aside")], [ALICE], [], ["pay-1"]
+            )
+            await store.unclaim_events([("s", "aside")])
+        assert fresh == {("s", "new"), ("s", "aside")}
+        assert loaded.sessions == {session_of("pay-1"): waiting("pay-1", ALICE)}
+        assert loaded.decided_payments == frozenset({"pay-1"})
+        async with store.transaction():
+            again = await store.claim_events([("s", "old"), ("s", "new"), ("s", "aside")])
+        assert again == {("s", "aside")}

@@ -84,6 +84,22 @@ LOAD_SNAPSHOT = (
     f"UNION ALL SELECT DISTINCT {_NOTHING.format(customer='customer_id', payment='NULL')}, 'c' "
     "FROM parked_events WHERE customer_id = ANY($1::uuid[])"
 )
+# The claim (CLAIM_EVENTS, of $4 and $5) and the snapshot in one statement, one round trip, the
+# claimed keys tagged 'e' with source and id in payment_id's and session_type's places. Run
+# after the locks, like the two it replaces: the snapshot is the statement's, taken once the
+# locks are held, and a claim that waits for a concurrent copy of its event finds it claimed.
+LOAD_AND_CLAIM = (
+    "WITH claimed AS ("
+    + CLAIM_EVENTS.replace("$1::", "$4::").replace("$2::", "$5::")
+    + f") {LOAD_SNAPSHOT} UNION ALL SELECT NULL::uuid, NULL::uuid, source, event_id, "
+    "NULL, NULL::timestamptz, NULL::timestamptz, NULL::uuid, NULL::uuid, NULL::timestamptz, "
+    "NULL::uuid, NULL::timestamptz, NULL, 'e' FROM claimed"
+)
+# Claims of events that were set aside (parked) once claimed, in the same transaction.
+UNCLAIM_EVENTS = (
+    "DELETE FROM processed_events WHERE (source, event_id) IN "
+    "(SELECT * FROM unnest($1::text[], $2::text[]))"
+)
 # Updates run before inserts so that a customer's old session leaves the one-active index
 # before the new one enters it.
 UPDATE_SESSIONS = (

@@ -87,22 +87,29 @@ class PostgresStore:
         session_ids: Sequence[UUID],
         payment_ids: Sequence[str],
     ) -> Snapshot:
-        sessions: dict[UUID, Session] = {}
-        decided: list[str] = []
-        parked: list[UUID] = []
-        for row in await self.conn.fetch(sql.LOAD_SNAPSHOT, customer_ids, session_ids, payment_ids):
-            tag = row[13]
-            if tag == "s":
-                sessions[row[0]] = session_of(row)
-            elif tag == "p":
-                decided.append(row[2])
-            else:
-                parked.append(row[1])
-        return Snapshot(
-            sessions=sessions,
-            decided_payments=frozenset(decided),
-            parked_customers=frozenset(parked),
+        rows = await self.conn.fetch(sql.LOAD_SNAPSHOT, customer_ids, session_ids, payment_ids)
+        return _snapshot_of(rows)
+
+    async def claim_and_load(
+        self,
+        keys: Sequence[tuple[str, str]],
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> tuple[set[tuple[str, str]], Snapshot]:
+        rows = await self.conn.fetch(
+            sql.LOAD_AND_CLAIM,
+            customer_ids,
+            session_ids,
+            payment_ids,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
         )
+        claimed = {(r[2], r[3]) for r in rows if r[13] == "e"}
+        return claimed, _snapshot_of(r for r in rows if r[13] != "e")
+
+    async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        await self.conn.execute(sql.UNCLAIM_EVENTS, [k[0] for k in keys], [k[1] for k in keys])
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
         try:
@@ -200,6 +207,25 @@ async def store_of(pool: Pool, relay: LocalRelay | None = None) -> AsyncIterator
     """A store on one pooled connection, for one unit of work."""
     async with connection(pool) as conn:
         yield PostgresStore(conn, relay)
+
+
+def _snapshot_of(rows: Iterable[asyncpg.Record]) -> Snapshot:
+    sessions: dict[UUID, Session] = {}
+    decided: list[str] = []
+    parked: list[UUID] = []
+    for row in rows:
+        tag = row[13]
+        if tag == "s":
+            sessions[row[0]] = session_of(row)
+        elif tag == "p":
+            decided.append(row[2])
+        else:
+            parked.append(row[1])
+    return Snapshot(
+        sessions=sessions,
+        decided_payments=frozenset(decided),
+        parked_customers=frozenset(parked),
+    )
 
 
 def session_of(row: asyncpg.Record) -> Session:
