@@ -144,6 +144,14 @@ NOTIFY_OUTBOX = (
     "BEGIN; SET LOCAL synchronous_commit TO off; "
     f"SELECT pg_notify('{OUTBOX_CHANNEL}', '{{at:.6f}}'); COMMIT"
 )
+# The deciding transaction's COMMIT followed, in the same round trip, by that notification, its
+# payload the server's clock just after the commit (same meaning as the caller's time above).
+# The COMMIT runs first and alone decides the transaction's fate; the notification's own
+# transaction commits after it.
+COMMIT_AND_NOTIFY = (
+    "COMMIT; BEGIN; SET LOCAL synchronous_commit TO off; "
+    f"SELECT pg_notify('{OUTBOX_CHANNEL}', extract(epoch FROM clock_timestamp())::text); COMMIT"
+)
 # For the relay's own connection: a delete lost in a server crash only means those rows are
 # published again, with the same ids, which the relay's at-least-once contract allows anyway.
 RELAY_SESSION = "SET synchronous_commit TO off"

@@ -35,11 +35,14 @@ class PostgresStore:
     """Raises asyncpg's errors for outages (see `pool`); ConstraintViolated from writes.
 
     With `relay`, a commit that wrote outbox rows wakes this process's relay at once; the
-    notification to the other instances' relays is left out while this one leads."""
+    notification to the other instances' relays is left out while this one leads, and goes
+    with the COMMIT of `locked` otherwise."""
 
     def __init__(self, conn: Connection, relay: LocalRelay | None = None) -> None:
         self.conn = conn
         self._relay = relay
+        self._outbox_written = False  # by the transaction `locked` holds open
+        self._notified = False  # its commit carried the notification (sql.COMMIT_AND_NOTIFY)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return self.conn.transaction()  # asyncpg's own: it rolls back on an exception
@@ -59,6 +62,7 @@ class PostgresStore:
         # same round trip as the ensure and the lock (sql.begin_locked).
         if self.conn.is_in_transaction():
             raise RuntimeError("locked() begins a transaction: not inside one")
+        self._outbox_written = self._notified = False
         try:
             await self.conn.execute(sql.begin_locked(customer_ids, list(ensure)))
             yield
@@ -66,7 +70,11 @@ class PostgresStore:
             if not self.conn.is_closed() and self.conn.is_in_transaction():
                 await self.conn.execute(sql.ROLLBACK)
             raise
-        await self.conn.execute(sql.COMMIT)
+        # Outbox rows that this process's relay will not be told of directly: the notification
+        # for the leading relay goes with the COMMIT, not a round trip later.
+        notify = self._outbox_written and not (self._relay is not None and self._relay.leads)
+        await self.conn.execute(sql.COMMIT_AND_NOTIFY if notify else sql.COMMIT)
+        self._notified = notify
 
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         if not session_ids:
@@ -115,6 +123,7 @@ class PostgresStore:
         try:
             if result.updated:
                 await self.conn.execute(sql.UPDATE_SESSIONS, *_columns(result.updated))
+            self._outbox_written = self._outbox_written or bool(outbox)
             rows = len(result.inserted) + len(result.payments) + len(outbox)
             if not rows:
                 return
@@ -153,6 +162,9 @@ class PostgresStore:
             self._relay.committed(at)
             if self._relay.leads:
                 return
+        if self._notified:  # with the commit
+            self._notified = False
+            return
         await self.conn.execute(sql.NOTIFY_OUTBOX.format(at=at))
 
     async def active_sessions(self, customer_ids: Sequence[UUID]) -> list[Session]:
