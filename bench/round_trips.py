@@ -7,8 +7,9 @@ Each batch takes a connection from a pool with the service's settings, calls `ha
 gives the connection back (the pool's reset included), as `build_decider` does. asyncpg's
 protocol object of that one connection is wrapped to count and time each request that waits for
 an answer: `bind_execute` (a statement with parameters), `query` (a simple query, named by its
-first word), `copy_in` (a COPY). Without a local relay, every commit that wrote outbox rows is
-announced by `NOTIFY` (the service leaves it out in the instance whose relay leads). The first
+first word), `copy_in` (a COPY). The store is given a local relay that does not lead, as in the
+instance whose relay is another's: every commit that wrote outbox rows is announced by `NOTIFY`
+(the service leaves it out in the instance whose relay leads). The first
 50 batches warm up and are not counted. Prints the wall time per batch (p50, p90, p99) and the
 requests per batch with their mean time. Needs the servers of `make up`; asserts nothing.
 """
@@ -34,6 +35,18 @@ from service.config.settings import Settings
 
 WARM_UP = 50
 TIMED = ("query", "bind_execute", "copy_in", "bind_execute_many")
+
+
+class Follower:
+    """A local relay that does not lead: the commits it is told of are only counted."""
+
+    leads = False
+
+    def __init__(self) -> None:
+        self.commits = 0
+
+    def committed(self, at: float) -> None:
+        self.commits += 1
 
 
 class Counted:
@@ -79,6 +92,7 @@ async def run(n: int, repeat: bool) -> None:
             raw: Any = conn._con  # type: ignore[attr-defined]  # the proxy's connection
             raw._protocol = Counted(raw._protocol, calls, seconds)
         walls = []
+        relay = Follower()
         for i, message in enumerate(messages):
             if i == WARM_UP:
                 calls.clear()
@@ -86,7 +100,7 @@ async def run(n: int, repeat: bool) -> None:
             events = [decoder.decode(message.value, topic)]
             began = time.perf_counter()
             async with pool.acquire() as conn:
-                await handle_batch(PostgresStore(conn), events, policy=settings.policy)
+                await handle_batch(PostgresStore(conn, relay), events, policy=settings.policy)
             walls.append(time.perf_counter() - began)
         await pool.close()
     finally:

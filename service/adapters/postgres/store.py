@@ -36,7 +36,7 @@ class PostgresStore:
 
     With `relay`, a commit that wrote outbox rows wakes this process's relay at once; the
     notification to the other instances' relays is left out while this one leads, and goes
-    with the COMMIT of `locked` otherwise."""
+    with the COMMIT of `locked` otherwise. Without `relay`, `announce_outbox` notifies."""
 
     def __init__(self, conn: Connection, relay: LocalRelay | None = None) -> None:
         self.conn = conn
@@ -45,6 +45,7 @@ class PostgresStore:
         self._notified = False  # its commit carried the notification (sql.COMMIT_AND_NOTIFY)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
+        self._notified = False  # a commit of this one is announced by `announce_outbox`
         return self.conn.transaction()  # asyncpg's own: it rolls back on an exception
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
@@ -70,9 +71,10 @@ class PostgresStore:
             if not self.conn.is_closed() and self.conn.is_in_transaction():
                 await self.conn.execute(sql.ROLLBACK)
             raise
-        # Outbox rows that this process's relay will not be told of directly: the notification
-        # for the leading relay goes with the COMMIT, not a round trip later.
-        notify = self._outbox_written and not (self._relay is not None and self._relay.leads)
+        # Outbox rows in the service (a relay of its own) whose relay does not lead: the
+        # notification for the leading relay goes with the COMMIT, not a round trip later.
+        # Without a relay (the commands, a rebuild), `announce_outbox` alone says what is sent.
+        notify = self._outbox_written and self._relay is not None and not self._relay.leads
         await self.conn.execute(sql.COMMIT_AND_NOTIFY if notify else sql.COMMIT)
         self._notified = notify
 
