@@ -1,11 +1,13 @@
-"""What a batch writes reaches PostgreSQL the same way whatever its size: a small batch in one
-statement (sql.INSERT_ROWS), a larger one by COPY, each table's rows complete and the outbox in
-the batch's order."""
+"""A batch reaches PostgreSQL the same way whatever its size: its start (customers ensured and
+locked) in one simple query or with the ids as parameters, its rows in one statement
+(sql.INSERT_ROWS) or by COPY, each table's rows complete and the outbox in the batch's order."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -77,3 +79,35 @@ async def test_a_batch_that_breaks_a_rule_is_refused_whole(pool: postgres.Pool, 
     async with pool.acquire() as conn:
         outbox = await conn.fetchval("SELECT count(*) FROM outbox")
     assert outbox == count
+
+
+@pytest.mark.parametrize(
+    "count", [1, sql.LITERAL_IDS_MAX // 2 + 1], ids=["one-round-trip", "ids-as-parameters"]
+)
+async def test_a_transaction_begun_locked_ensures_and_locks_every_one_of_its_customers(
+    pool: postgres.Pool, count: int
+) -> None:
+    customers = sorted((uuid4() for _ in range(count)), key=lambda c: c.int)
+    released = asyncio.Event()
+    async with postgres.store_of(pool) as holder, postgres.store_of(pool) as waiter:
+
+        async def hold() -> None:
+            async with holder.locked(customers, ensure=customers):
+                await released.wait()
+
+        async def wait_for(customer: UUID) -> None:
+            async with waiter.locked([customer]):
+                pass
+
+        holding = asyncio.create_task(hold())
+        await asyncio.sleep(0.2)
+        for customer in (customers[0], customers[-1]):
+            waiting = asyncio.create_task(wait_for(customer))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the row exists and is locked
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+        released.set()
+        await asyncio.wait_for(holding, timeout=5)
+        await asyncio.wait_for(wait_for(customers[-1]), timeout=5)

@@ -60,15 +60,25 @@ class PostgresStore:
         self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
     ) -> AsyncIterator[None]:
         # BEGIN and COMMIT by hand, as asyncpg's transaction() sends them, but the BEGIN in the
-        # same round trip as the ensure and the lock (sql.begin_locked).
+        # same round trip as the ensure and the lock (sql.begin_locked) for a small batch.
         if self.conn.is_in_transaction():
             raise RuntimeError("locked() begins a transaction: not inside one")
         self._outbox_written = self._notified = False
+        ensured = list(ensure)
         try:
-            await self.conn.execute(sql.begin_locked(customer_ids, list(ensure)))
+            if len(customer_ids) + len(ensured) <= sql.LITERAL_IDS_MAX:
+                await self.conn.execute(sql.begin_locked(customer_ids, ensured))
+            else:
+                if ensured:
+                    await self.conn.execute(sql.ENSURE_CUSTOMERS, ensured)
+                await self.conn.execute(sql.BEGIN)
+                await self.conn.execute(sql.LOCK_CUSTOMERS, customer_ids)
             yield
         except BaseException:
-            if not self.conn.is_closed() and self.conn.is_in_transaction():
+            # Whatever the state: a cancelled `begin_locked` may have begun the transaction
+            # without the client knowing yet (asyncpg waits out the cancellation first; a
+            # ROLLBACK outside a transaction only draws a warning).
+            if not self.conn.is_closed():
                 await self.conn.execute(sql.ROLLBACK)
             raise
         # Outbox rows in the service (a relay of its own) whose relay does not lead: the
