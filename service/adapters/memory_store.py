@@ -88,6 +88,15 @@ class MemoryStore:
                 self._in_transaction = False
 
     @asynccontextmanager
+    async def locked(
+        self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
+    ) -> AsyncIterator[None]:
+        await self.ensure_customers(ensure)
+        async with self._transaction():
+            await self.lock_customers(customer_ids)
+            yield
+
+    @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[None]:
         """A write outside a transaction waits for the running one (inside: it is part of it)."""
         if self._in_transaction:
@@ -120,6 +129,21 @@ class MemoryStore:
                     processed[key] = now
                     fresh.add(key)
             return fresh
+
+    async def claim_and_load(
+        self,
+        keys: Sequence[tuple[str, str]],
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> tuple[set[tuple[str, str]], Snapshot]:
+        snapshot = await self.load_snapshot(customer_ids, session_ids, payment_ids)
+        return await self.claim_events(keys), snapshot
+
+    async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        async with self._autocommit():
+            for key in keys:
+                self.tables.processed.pop(key, None)
 
     async def load_snapshot(
         self,

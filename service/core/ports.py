@@ -51,6 +51,15 @@ class Store(Protocol):
         own: raises RuntimeError inside a transaction."""
         ...
 
+    def locked(
+        self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
+    ) -> AbstractAsyncContextManager[None]:
+        """A `transaction()` that begins by locking the customers, as `lock_customers` does;
+        `ensure`: customers first given their rows, as `ensure_customers` does, in a commit of
+        their own that stays whatever the transaction does. What a deciding transaction starts
+        with, in one step (for PostgreSQL, one round trip where the three took three)."""
+        ...
+
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         """Session id -> customer id, for the sessions that exist."""
         ...
@@ -71,6 +80,21 @@ class Store(Protocol):
     ) -> Snapshot:
         """The customers' active sessions, the named sessions, which payments have an outcome
         already, and which of the customers have parked events."""
+        ...
+
+    async def claim_and_load(
+        self,
+        keys: Sequence[tuple[str, str]],
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> tuple[set[tuple[str, str]], Snapshot]:
+        """`claim_events(keys)` and `load_snapshot(...)` in one step (for PostgreSQL, one round
+        trip): the keys claimed fresh, and the snapshot as `load_snapshot` reads it."""
+        ...
+
+    async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Take back claims this transaction made (events claimed, then set aside)."""
         ...
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:

@@ -32,6 +32,10 @@ class _Trial(Exception):
         self.result = result
 
 
+class _Relock(Exception):
+    """Rolls the transaction back, to begin again with more customers locked."""
+
+
 async def handle_batch(
     store: Store,
     events: Sequence[schemas.InputEvent],
@@ -60,35 +64,43 @@ async def handle_batch(
         )
     )
     payers = {p.customer_id for p in payments}
-    if payers:
-        await store.ensure_customers(payers)
     owners = set((await store.customers_of_sessions(named)).values())
     released = {p.customer_id for p in releasing if p.customer_id is not None}
+    ensure: set[UUID] = payers  # their lock rows, committed on their own before the locks
     while True:
         # By the integer, which is how UUIDs order, without uuid.UUID's Python-level __lt__.
         customers = sorted(payers | owners | released, key=_AS_INT)
         try:
-            async with store.transaction():
-                await store.lock_customers(customers)
-                snapshot = await store.load_snapshot(
-                    customers, named, [p.payment_id for p in payments]
+            async with store.locked(customers, ensure=ensure):
+                ensure = set()
+                # Every event claimed with the snapshot's read, in one step; those set aside
+                # below give their fresh claims back.
+                fresh, snapshot = await store.claim_and_load(
+                    [(e.source, e.id) for e in events],
+                    customers,
+                    named,
+                    [p.payment_id for p in payments],
                 )
                 # A named session committed after `owners` was read belongs to a customer not
-                # locked yet: lock the larger set and load again before deciding anything.
+                # locked yet: roll back (the claims too), lock the larger set and load again
+                # before deciding anything.
                 late = {s.customer_id for s in snapshot.sessions.values()} - set(customers)
                 if late:
                     owners |= late
-                    continue
+                    raise _Relock
                 held = snapshot.parked_customers - released
                 session_owners = owners_in_batch(events, snapshot.sessions)
                 deciding, parked = set_aside(events, session_owners, held=held, poison=poison or {})
+                aside = fresh & ({p.key for p in parked} - {(e.source, e.id) for e in deciding})
+                if aside:
+                    await store.unclaim_events(sorted(aside))
+                    fresh -= aside
                 if releasing:
                     # What stays parked keeps its place (its seq), so the order holds for the next
                     # release; only what is decided now leaves the table.
                     staying = {p.key for p in parked}
                     await store.unpark([p.seq for p in releasing if p.key not in staying])
                     parked = [p for p in parked if p.key not in {r.key for r in releasing}]
-                fresh = await store.claim_events([(e.source, e.id) for e in deciding])
                 todo = []
                 for event in deciding:
                     key = (event.source, event.id)
@@ -105,6 +117,8 @@ async def handle_batch(
                     raise _Trial(result)
         except _Trial as done:  # raised out of the transaction, which rolls back
             return done.result
+        except _Relock:
+            continue
         if result.emitted:
             await store.announce_outbox()
         return result

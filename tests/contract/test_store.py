@@ -298,3 +298,67 @@ async def test_an_event_claimed_by_a_transaction_that_rolls_back_is_fresh_for_th
     open_store: OpenStore,
 ) -> None:
     assert await _overlapping(open_store, [("s", "a")], [("s", "a")]) == {("s", "a")}
+
+
+async def test_a_transaction_begun_locked_holds_the_customers_it_ensured_until_it_ends(
+    open_store: OpenStore,
+) -> None:
+    carol = uuid4()
+    async with open_store() as holder, open_store() as waiter:
+        released = asyncio.Event()
+
+        async def hold(fail: bool) -> None:
+            async with holder.locked([carol], ensure=[carol]):
+                await holder.claim_events([("s", "held")])
+                await released.wait()
+                if fail:
+                    raise RuntimeError("rolled back")
+
+        async def wait_for_lock() -> None:
+            async with waiter.locked(sorted([ALICE, carol], key=lambda c: c.int)):
+                pass
+
+        for fail in (True, False):  # the ensured row outlives a rollback: it still locks
+            released.clear()
+            holding = asyncio.create_task(hold(fail))
+            await asyncio.sleep(0.1)
+            waiting_task = asyncio.create_task(wait_for_lock())
+            await asyncio.sleep(0.3)
+            assert not waiting_task.done()
+            released.set()
+            held, waited = await asyncio.wait_for(
+                asyncio.gather(holding, waiting_task, return_exceptions=True), timeout=5
+            )
+            assert isinstance(held, RuntimeError) if fail else held is None
+            assert waited is None
+        async with holder.transaction():
+            # The rolled-back claim went with its transaction, the committed one stayed.
+            assert await holder.claim_events([("s", "held")]) == set()
+
+
+async def test_a_transaction_begins_locked_only_outside_another(open_store: OpenStore) -> None:
+    async with open_store() as store:
+        with pytest.raises(RuntimeError):
+            async with store.transaction():
+                async with store.locked([ALICE]):
+                    pass
+
+
+async def test_claims_read_with_a_snapshot_are_the_fresh_ones_and_a_claim_taken_back_is_undone(
+    open_store: OpenStore,
+) -> None:
+    async with open_store() as store:
+        await write(store, decide(payment("pay-1", ALICE)))
+        async with store.transaction():
+            await store.claim_events([("s", "old")])
+        async with store.locked([ALICE]):
+            fresh, loaded = await store.claim_and_load(
+                [("s", "old"), ("s", "new"), ("s", "aside")], [ALICE], [], ["pay-1"]
+            )
+            await store.unclaim_events([("s", "aside")])
+        assert fresh == {("s", "new"), ("s", "aside")}
+        assert loaded.sessions == {session_of("pay-1"): waiting("pay-1", ALICE)}
+        assert loaded.decided_payments == frozenset({"pay-1"})
+        async with store.transaction():
+            again = await store.claim_events([("s", "old"), ("s", "new"), ("s", "aside")])
+        assert again == {("s", "aside")}

@@ -3,7 +3,8 @@ leader's batch, handed to its producer but not yet on the broker, never lands af
 new leader sent since, so a customer's outputs keep their order across the change.
 
 The batch in flight is made deterministic: the former leader's producer lingers 20 s before
-it sends (`linger_ms`), as a batch held up by a slow network or a broker retrying would; its
+it sends (`linger_ms`, its batches kept open although the relay closes them to be sent at
+once), as a batch held up by a slow network or a broker retrying would; its
 PostgreSQL session is ended by `pg_terminate_backend`, which frees the leader's lock at once,
 and its pool closed, so that it stays cut off from the database (as an instance partitioned
 from it would) and the other relay is the one that takes over.
@@ -45,7 +46,16 @@ async def test_a_former_leader_s_batch_in_flight_never_lands_after_the_new_leade
     customer = keys_by_partition(settings.topic_partitions)[0][0]
 
     def slow() -> AIOKafkaProducer:
-        return Clients(settings).producer(linger_ms=int(LINGER * 1000))
+        producer = Clients(settings).producer(linger_ms=int(LINGER * 1000))
+        create = producer.create_batch
+
+        def open_batch() -> Any:
+            batch = create()
+            batch.close = lambda: None  # aiokafka sends a closed batch without its linger
+            return batch
+
+        producer.create_batch = open_batch
+        return producer
 
     former_producer, new_producer = slow(), Clients(settings).producer()
     await former_producer.start()

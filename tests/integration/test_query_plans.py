@@ -35,8 +35,13 @@ async def test_a_batchs_snapshot_read_uses_indexes_in_tables_never_analyzed(
             payments = await conn.fetchval(
                 "SELECT array_agg('pi_' || i)::text FROM generate_series(1, 83) AS i"
             )
-            await conn.execute(f"PREPARE probe(uuid[], uuid[], text[]) AS {sql.LOAD_SNAPSHOT}")
-            rows = await conn.fetch(f"EXPLAIN EXECUTE probe('{customers}', '{{}}', '{payments}')")
+            # The deciding transaction's read, which claims its events in the same statement.
+            await conn.execute(
+                f"PREPARE probe(uuid[], uuid[], text[], text[], text[]) AS {sql.LOAD_AND_CLAIM}"
+            )
+            rows = await conn.fetch(
+                f"EXPLAIN EXECUTE probe('{customers}', '{{}}', '{payments}', '{{s}}', '{{e}}')"
+            )
             analyzed = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
                 "OR last_autoanalyze IS NOT NULL"

@@ -141,7 +141,11 @@ class Deliveries:
 
 
 async def _deliver(producer: AIOKafkaProducer, topic: str, partition: int, builder: Any) -> None:
-    """Hands the batch to aiokafka and waits for the broker's acknowledgement."""
+    """Hands the batch to aiokafka and waits for the broker's acknowledgement. The batch is
+    closed first: aiokafka sends a closed batch at once, while an open one waits out the
+    producer's `linger_ms` (read in its accumulator, `MessageBatch.remaining_linger`) for more
+    records that never come, the round having filled it already."""
+    builder.close()
     acknowledged = await producer.send_batch(builder, topic, partition=partition)
     await acknowledged
 

@@ -8,6 +8,9 @@ partitions, topics and instances, the sweeper included (it takes the same locks 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from uuid import UUID
+
 OUTBOX_CHANNEL = "fulfillment_outbox"
 # Advisory lock keys (arbitrary constants, in this service's own range).
 RELAY_LOCK_KEY = 0x5F_0F_1E_00_00_00_00_01
@@ -23,6 +26,8 @@ _TYPES = (
 )
 _ARGS = ", ".join(f"${i}::{t.strip()}" for i, t in enumerate(_TYPES.split(","), start=1))
 
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
 # Customers get their lock row in a short transaction of its own, committed before the deciding
 # transaction starts: inserting rows inside it would lock them in insertion order, not id order.
 # That commit does not wait for the WAL flush (set_config(..., true) lasts to the end of this
@@ -36,6 +41,33 @@ ENSURE_CUSTOMERS = (
     "ON CONFLICT DO NOTHING"
 )
 LOCK_CUSTOMERS = "SELECT id FROM customers WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+
+
+BEGIN = "BEGIN"
+# Up to this many ids (customers to lock and to ensure), `begin_locked`; above it, the three
+# statements with the ids bound as parameters (encoded by asyncpg in C), three round trips that
+# do not count beside a batch that large, where writing the ids into the text would cost the
+# client about a microsecond each.
+LITERAL_IDS_MAX = 100
+
+
+def begin_locked(customer_ids: Sequence[UUID], ensure: Sequence[UUID]) -> str:
+    """The start of a deciding transaction in one simple query, one round trip: ENSURE_CUSTOMERS
+    and its own COMMIT (when `ensure` is not empty), BEGIN, LOCK_CUSTOMERS. A simple query takes
+    no parameters, so the ids are written into it, each as the 32 hex digits of its integer:
+    nothing else reaches the text. The server runs the statements one after the other, each
+    with its own snapshot, and stops at the first that fails; the statements before that
+    COMMIT stay in the implicit transaction it ends."""
+    lock = f"BEGIN; {LOCK_CUSTOMERS.replace('$1::uuid[]', _uuid_array(customer_ids))}"
+    if not ensure:
+        return lock
+    return f"{ENSURE_CUSTOMERS.replace('$1::uuid[]', _uuid_array(ensure))}; COMMIT; {lock}"
+
+
+def _uuid_array(ids: Iterable[UUID]) -> str:
+    return "'{" + ",".join(f"{i.int:032x}" for i in ids) + "}'::uuid[]"
+
+
 CUSTOMERS_OF_SESSIONS = "SELECT id, customer_id FROM sessions WHERE id = ANY($1::uuid[])"
 CLAIM_EVENTS = (
     "INSERT INTO processed_events (source, event_id) "
@@ -60,6 +92,22 @@ LOAD_SNAPSHOT = (
     f"UNION ALL SELECT DISTINCT {_NOTHING.format(customer='customer_id', payment='NULL')}, 'c' "
     "FROM parked_events WHERE customer_id = ANY($1::uuid[])"
 )
+# The claim (CLAIM_EVENTS, of $4 and $5) and the snapshot in one statement, one round trip, the
+# claimed keys tagged 'e' with source and id in payment_id's and session_type's places. Run
+# after the locks, like the two it replaces: the snapshot is the statement's, taken once the
+# locks are held, and a claim that waits for a concurrent copy of its event finds it claimed.
+LOAD_AND_CLAIM = (
+    "WITH claimed AS ("
+    + CLAIM_EVENTS.replace("$1::", "$4::").replace("$2::", "$5::")
+    + f") {LOAD_SNAPSHOT} UNION ALL SELECT NULL::uuid, NULL::uuid, source, event_id, "
+    "NULL, NULL::timestamptz, NULL::timestamptz, NULL::uuid, NULL::uuid, NULL::timestamptz, "
+    "NULL::uuid, NULL::timestamptz, NULL, 'e' FROM claimed"
+)
+# Claims of events that were set aside (parked) once claimed, in the same transaction.
+UNCLAIM_EVENTS = (
+    "DELETE FROM processed_events WHERE (source, event_id) IN "
+    "(SELECT * FROM unnest($1::text[], $2::text[]))"
+)
 # Updates run before inserts so that a customer's old session leaves the one-active index
 # before the new one enters it.
 UPDATE_SESSIONS = (
@@ -79,6 +127,22 @@ PAYMENTS_TABLE = "payments"
 PAYMENT_COPY_COLUMNS = ("payment_id", "customer_id", "event_id", "outcome", "session_id")
 OUTBOX_TABLE = "outbox"
 OUTBOX_COPY_COLUMNS = ("event_id", "key", "value", "traceparent")
+# A small batch's inserts (up to WRITE_ROWS_MAX rows) in one statement instead: one round trip
+# where the three COPYs took three, and the client's extra CPU is a few microseconds. The
+# tables have no foreign keys and no index spans two of them, so the order in which the three
+# inserts run does not matter; the outbox rows still draw their `seq` in the batch's order.
+WRITE_ROWS_MAX = 100
+_PAYMENT_TYPES = ("text", "uuid", "text", "text", "uuid")
+_OUTBOX_TYPES = ("uuid", "bytea", "bytea", "text")
+_PAYMENT_ARGS = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_PAYMENT_TYPES, start=14))
+_OUTBOX_ARGS = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_OUTBOX_TYPES, start=19))
+INSERT_ROWS = (
+    f"WITH s AS (INSERT INTO sessions ({_COLUMNS}) SELECT * FROM unnest({_ARGS})), "
+    f"p AS (INSERT INTO payments ({', '.join(PAYMENT_COPY_COLUMNS)}) "
+    f"SELECT * FROM unnest({_PAYMENT_ARGS})) "
+    f"INSERT INTO outbox ({', '.join(OUTBOX_COPY_COLUMNS)}) SELECT e, k, v, t "
+    f"FROM unnest({_OUTBOX_ARGS}) WITH ORDINALITY AS o(e, k, v, t, n) ORDER BY n"
+)
 # Its own transaction, committed without waiting for the WAL flush. Inside the deciding
 # transaction, NOTIFY takes a database-wide lock that is held through the commit's flush, so
 # concurrent commits would queue behind each other's fsync instead of sharing one. A lost
@@ -87,6 +151,14 @@ OUTBOX_COPY_COLUMNS = ("event_id", "key", "value", "traceparent")
 NOTIFY_OUTBOX = (
     "BEGIN; SET LOCAL synchronous_commit TO off; "
     f"SELECT pg_notify('{OUTBOX_CHANNEL}', '{{at:.6f}}'); COMMIT"
+)
+# The deciding transaction's COMMIT followed, in the same round trip, by that notification, its
+# payload the server's clock just after the commit (same meaning as the caller's time above).
+# The COMMIT runs first and alone decides the transaction's fate; the notification's own
+# transaction commits after it.
+COMMIT_AND_NOTIFY = (
+    "COMMIT; BEGIN; SET LOCAL synchronous_commit TO off; "
+    f"SELECT pg_notify('{OUTBOX_CHANNEL}', extract(epoch FROM clock_timestamp())::text); COMMIT"
 )
 # For the relay's own connection: a delete lost in a server crash only means those rows are
 # published again, with the same ids, which the relay's at-least-once contract allows anyway.

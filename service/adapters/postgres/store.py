@@ -35,13 +35,17 @@ class PostgresStore:
     """Raises asyncpg's errors for outages (see `pool`); ConstraintViolated from writes.
 
     With `relay`, a commit that wrote outbox rows wakes this process's relay at once; the
-    notification to the other instances' relays is left out while this one leads."""
+    notification to the other instances' relays is left out while this one leads, and goes
+    with the COMMIT of `locked` otherwise. Without `relay`, `announce_outbox` notifies."""
 
     def __init__(self, conn: Connection, relay: LocalRelay | None = None) -> None:
         self.conn = conn
         self._relay = relay
+        self._outbox_written = False  # by the transaction `locked` holds open
+        self._notified = False  # its commit carried the notification (sql.COMMIT_AND_NOTIFY)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
+        self._notified = False  # a commit of this one is announced by `announce_outbox`
         return self.conn.transaction()  # asyncpg's own: it rolls back on an exception
 
     async def ensure_customers(self, customer_ids: Iterable[UUID]) -> None:
@@ -50,6 +54,39 @@ class PostgresStore:
         if self.conn.is_in_transaction():
             raise RuntimeError("ensure_customers commits on its own: not inside a transaction")
         await self.conn.execute(sql.ENSURE_CUSTOMERS, list(customer_ids))
+
+    @asynccontextmanager
+    async def locked(
+        self, customer_ids: Sequence[UUID], *, ensure: Iterable[UUID] = ()
+    ) -> AsyncIterator[None]:
+        # BEGIN and COMMIT by hand, as asyncpg's transaction() sends them, but the BEGIN in the
+        # same round trip as the ensure and the lock (sql.begin_locked) for a small batch.
+        if self.conn.is_in_transaction():
+            raise RuntimeError("locked() begins a transaction: not inside one")
+        self._outbox_written = self._notified = False
+        ensured = list(ensure)
+        try:
+            if len(customer_ids) + len(ensured) <= sql.LITERAL_IDS_MAX:
+                await self.conn.execute(sql.begin_locked(customer_ids, ensured))
+            else:
+                if ensured:
+                    await self.conn.execute(sql.ENSURE_CUSTOMERS, ensured)
+                await self.conn.execute(sql.BEGIN)
+                await self.conn.execute(sql.LOCK_CUSTOMERS, customer_ids)
+            yield
+        except BaseException:
+            # Whatever the state: a cancelled `begin_locked` may have begun the transaction
+            # without the client knowing yet (asyncpg waits out the cancellation first; a
+            # ROLLBACK outside a transaction only draws a warning).
+            if not self.conn.is_closed():
+                await self.conn.execute(sql.ROLLBACK)
+            raise
+        # Outbox rows in the service (a relay of its own) whose relay does not lead: the
+        # notification for the leading relay goes with the COMMIT, not a round trip later.
+        # Without a relay (the commands, a rebuild), `announce_outbox` alone says what is sent.
+        notify = self._outbox_written and self._relay is not None and not self._relay.leads
+        await self.conn.execute(sql.COMMIT_AND_NOTIFY if notify else sql.COMMIT)
+        self._notified = notify
 
     async def customers_of_sessions(self, session_ids: Sequence[UUID]) -> dict[UUID, UUID]:
         if not session_ids:
@@ -70,27 +107,46 @@ class PostgresStore:
         session_ids: Sequence[UUID],
         payment_ids: Sequence[str],
     ) -> Snapshot:
-        sessions: dict[UUID, Session] = {}
-        decided: list[str] = []
-        parked: list[UUID] = []
-        for row in await self.conn.fetch(sql.LOAD_SNAPSHOT, customer_ids, session_ids, payment_ids):
-            tag = row[13]
-            if tag == "s":
-                sessions[row[0]] = session_of(row)
-            elif tag == "p":
-                decided.append(row[2])
-            else:
-                parked.append(row[1])
-        return Snapshot(
-            sessions=sessions,
-            decided_payments=frozenset(decided),
-            parked_customers=frozenset(parked),
+        rows = await self.conn.fetch(sql.LOAD_SNAPSHOT, customer_ids, session_ids, payment_ids)
+        return _snapshot_of(rows)
+
+    async def claim_and_load(
+        self,
+        keys: Sequence[tuple[str, str]],
+        customer_ids: Sequence[UUID],
+        session_ids: Sequence[UUID],
+        payment_ids: Sequence[str],
+    ) -> tuple[set[tuple[str, str]], Snapshot]:
+        rows = await self.conn.fetch(
+            sql.LOAD_AND_CLAIM,
+            customer_ids,
+            session_ids,
+            payment_ids,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
         )
+        claimed = {(r[2], r[3]) for r in rows if r[13] == "e"}
+        return claimed, _snapshot_of(r for r in rows if r[13] != "e")
+
+    async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
+        await self.conn.execute(sql.UNCLAIM_EVENTS, [k[0] for k in keys], [k[1] for k in keys])
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
         try:
             if result.updated:
                 await self.conn.execute(sql.UPDATE_SESSIONS, *_columns(result.updated))
+            self._outbox_written = self._outbox_written or bool(outbox)
+            rows = len(result.inserted) + len(result.payments) + len(outbox)
+            if not rows:
+                return
+            if rows <= sql.WRITE_ROWS_MAX:
+                await self.conn.execute(
+                    sql.INSERT_ROWS,
+                    *_columns(result.inserted),
+                    *_by_column(result.payments, len(sql.PAYMENT_COPY_COLUMNS)),
+                    *_by_column(outbox, len(sql.OUTBOX_COPY_COLUMNS)),
+                )
+                return
             if result.inserted:
                 await self.conn.copy_records_to_table(
                     sql.SESSIONS_TABLE,
@@ -118,6 +174,9 @@ class PostgresStore:
             self._relay.committed(at)
             if self._relay.leads:
                 return
+        if self._notified:  # with the commit
+            self._notified = False
+            return
         await self.conn.execute(sql.NOTIFY_OUTBOX.format(at=at))
 
     async def active_sessions(self, customer_ids: Sequence[UUID]) -> list[Session]:
@@ -174,6 +233,25 @@ async def store_of(pool: Pool, relay: LocalRelay | None = None) -> AsyncIterator
         yield PostgresStore(conn, relay)
 
 
+def _snapshot_of(rows: Iterable[asyncpg.Record]) -> Snapshot:
+    sessions: dict[UUID, Session] = {}
+    decided: list[str] = []
+    parked: list[UUID] = []
+    for row in rows:
+        tag = row[13]
+        if tag == "s":
+            sessions[row[0]] = session_of(row)
+        elif tag == "p":
+            decided.append(row[2])
+        else:
+            parked.append(row[1])
+    return Snapshot(
+        sessions=sessions,
+        decided_payments=frozenset(decided),
+        parked_customers=frozenset(parked),
+    )
+
+
 def session_of(row: asyncpg.Record) -> Session:
     # By position, in the order of sql's session columns (Session's own field order), which
     # may be followed by others: a row per session a batch touches, no dict, no Enum() call.
@@ -215,6 +293,10 @@ def _columns(sessions: Sequence[Session]) -> list[list[Any]]:
         [s.closed_at for s in sessions],
         [s.close_reason for s in sessions],
     ]
+
+
+def _by_column(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
