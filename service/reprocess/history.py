@@ -166,17 +166,19 @@ async def read_input_records(clients: Clients) -> InputRecords:
     try:
         ends = await consumer.end_offsets(tps)
         async for batch in read_until(consumer, ends):
+            # One partition's records: its list and name looked up once.
+            first = batch[0]
+            into, name = read[TopicPartition(first.topic, first.partition)], first.topic
+            where = f"{name}:{first.partition}"
+            decode = decoder.decode
             for r in batch:
                 try:
                     # Either content mode, as the consumer decodes it: with the headers.
-                    event = decoder.decode(r.value, r.topic, r.headers)
+                    event = decode(r.value, name, r.headers)
                 except schemas.DecodeError:
                     undecodable += 1
                     continue
-                tp = TopicPartition(r.topic, r.partition)
-                read[tp].append(
-                    InputRecord(event, r.timestamp, f"{r.topic}:{r.partition}", r.offset)
-                )
+                into.append(InputRecord(event, r.timestamp, where, r.offset))
     finally:
         await consumer.stop()
     return InputRecords(read, committed, undecodable)
