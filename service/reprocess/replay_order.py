@@ -191,9 +191,9 @@ class _Walk:
         event = record.event
         creates = decider = None
         if out is not None:
-            if out.type == schemas.SESSION_CREATED and isinstance(
-                event, schemas.PaymentCompletedEvent
-            ):
+            # Only looked at while some acceptance refused as unknown waits (_ready).
+            created = out.type == schemas.SESSION_CREATED and bool(self.unknown_first)
+            if created and isinstance(event, schemas.PaymentCompletedEvent):
                 creates = str(schemas.session_id_for_payment(event.data.payment_id))
         elif isinstance(event, schemas.PaymentCompletedEvent):
             decider = self.decider_of_payment.get(event.data.payment_id)
@@ -218,7 +218,8 @@ class _Walk:
             if not queue or queue[0] is not out:
                 return False
             if out.type == schemas.SESSION_ACCEPTED:
-                return not self.ended_first.get(str(out.data["session_id"]))
+                ended = self.ended_first
+                return not ended or not ended.get(str(out.data["session_id"]))
             if head.creates is not None:
                 # Only the payment that creates the session makes it known; a rejected one
                 # does not, and may come before the acceptances refused as unknown.
@@ -242,7 +243,7 @@ class _Walk:
         if key in self.decided:
             return
         self.decided.add(key)
-        if isinstance(record.event, schemas.SessionEndedEvent):
+        if self.ended_first and isinstance(record.event, schemas.SessionEndedEvent):
             self.ended_first.get(str(record.event.data.session_id), set()).discard(key)
         out = head.out
         if out is None:
