@@ -106,7 +106,7 @@ async def _rebuild(
     # third of a 200,000-output rebuild's time before).
     tune_garbage_collector()
     # Both at once: one's fetches are in flight while the other's records are decoded.
-    changelog, records = await _together(read_changelog(clients), read_input_records(clients))
+    changelog, records = await together(read_changelog(clients), read_input_records(clients))
     gc.freeze()
     inputs = records.bounded({p.causation for p in changelog if not p.timer})
     gc.freeze()
@@ -152,7 +152,7 @@ async def _rebuild(
     )
 
 
-async def _together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+async def together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
     """Both, concurrently; when one fails the other is cancelled, and its error is raised (the
     first's when both failed, as reading them one after the other would)."""
     tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
