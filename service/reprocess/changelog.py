@@ -3,10 +3,11 @@ rebuild (which re-decides in the order these record) and the restore (which fold
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 import schemas
 
@@ -64,7 +65,8 @@ def published(
         if schemas.is_binary_mode(headers):
             value = schemas.structured_from_binary(headers, value)
         value = value or b""
-        event = json.loads(value)
+        # orjson: what wrote it, and a few times faster than json on a whole changelog.
+        event = orjson.loads(value)
         data = event["data"]
         cause = (str(event["causationsource"]), str(event["causationid"]))
         id_, type_ = str(event["id"]), str(event["type"])

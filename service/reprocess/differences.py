@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 import schemas
-from service.reprocess.changelog import Published
+from service.reprocess.changelog import Published, published
 
 
 class Explanation(StrEnum):
@@ -23,6 +24,18 @@ class Explanation(StrEnum):
     UNEXPLAINED = "unexplained"  # none of those: a changed rule, or a bug
 
 
+class Remade(NamedTuple):
+    """A re-made output as the handlers encoded it, with the cause they decided it for: read
+    back (`read`) only where it differs, as most of a history's outputs do not."""
+
+    causation: tuple[str, str]
+    key: bytes
+    value: bytes
+
+    def read(self) -> Published:
+        return published(self.key, self.value, timestamp=0, partition=-1, offset=-1)
+
+
 @dataclass(frozen=True, slots=True)
 class Difference:
     id: str
@@ -31,16 +44,24 @@ class Difference:
     explanation: Explanation
 
 
-def differences(published: Iterable[Published], remade: Iterable[Published]) -> list[Difference]:
+def differences(changelog: Iterable[Published], remade: Iterable[Remade]) -> list[Difference]:
     """Each cause whose output (its key and bytes) differs, is missing, or is new; in the
     published order, then the new ones in the order they were made."""
-    expected = _by_cause(published)
-    got = _by_cause(remade)
+    expected = _by_cause(changelog)
+    got: dict[tuple[str, str], Remade] = {}
+    for made in remade:
+        got.setdefault(made.causation, made)
     found = []
     for cause in list(expected) + [c for c in got if c not in expected]:
-        old, new = expected.get(cause), got.get(cause)
-        if old is not None and new is not None and (old.key, old.value) == (new.key, new.value):
+        old, made_now = expected.get(cause), got.get(cause)
+        if (
+            old is not None
+            and made_now is not None
+            and old.value == made_now.value
+            and old.key == made_now.key.decode(errors="replace")
+        ):
             continue
+        new = None if made_now is None else made_now.read()
         shown = old or new
         assert shown is not None
         found.append(Difference(shown.id, old, new, explain(old, new)))

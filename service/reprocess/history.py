@@ -121,6 +121,34 @@ async def read_inputs(clients: Clients, causes: Collection[tuple[str, str]]) -> 
     input with a published output (decided live, its offset not yet committed): exactly what
     the live service decided, so that the service, started on the rebuilt database, continues
     from the committed offsets with nothing decided twice."""
+    return (await read_input_records(clients)).bounded(causes)
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecords:
+    """The input topics read whole, not yet bounded by what was decided (`bounded`): so they
+    can be read while the changelog, which says how far, is read too."""
+
+    read: dict[TopicPartition, list[InputRecord]]
+    committed: dict[TopicPartition, int | None]
+    undecodable: int
+
+    def bounded(self, causes: Collection[tuple[str, str]]) -> Inputs:
+        """`causes`: the inputs with a published output (a set, for the lookups)."""
+        partitions, beyond = [], 0
+        for tp, records in self.read.items():
+            bound = self.committed[tp] or 0
+            for record in records:
+                if record.identity in causes:
+                    bound = max(bound, record.offset + 1)
+            kept = [r for r in records if r.offset < bound]
+            beyond += len(records) - len(kept)
+            partitions.append(sorted(kept, key=lambda r: r.offset))
+        return Inputs(partitions, self.committed, self.undecodable, beyond)
+
+
+async def read_input_records(clients: Clients) -> InputRecords:
+    """Raises MissingTopic, aiokafka's KafkaError."""
     settings = clients.settings
     types = settings.topics.input_types()
     tps = await _partitions(clients, list(types))
@@ -138,29 +166,22 @@ async def read_inputs(clients: Clients, causes: Collection[tuple[str, str]]) -> 
     try:
         ends = await consumer.end_offsets(tps)
         async for batch in read_until(consumer, ends):
+            # One partition's records: its list and name looked up once.
+            first = batch[0]
+            into, name = read[TopicPartition(first.topic, first.partition)], first.topic
+            where = f"{name}:{first.partition}"
+            decode = decoder.decode
             for r in batch:
                 try:
                     # Either content mode, as the consumer decodes it: with the headers.
-                    event = decoder.decode(r.value, r.topic, r.headers)
+                    event = decode(r.value, name, r.headers)
                 except schemas.DecodeError:
                     undecodable += 1
                     continue
-                tp = TopicPartition(r.topic, r.partition)
-                read[tp].append(
-                    InputRecord(event, r.timestamp, f"{r.topic}:{r.partition}", r.offset)
-                )
+                into.append(InputRecord(event, r.timestamp, where, r.offset))
     finally:
         await consumer.stop()
-    partitions, beyond = [], 0
-    for tp, records in read.items():
-        bound = committed[tp] or 0
-        for record in records:
-            if record.identity in causes:
-                bound = max(bound, record.offset + 1)
-        kept = [r for r in records if r.offset < bound]
-        beyond += len(records) - len(kept)
-        partitions.append(sorted(kept, key=lambda r: r.offset))
-    return Inputs(partitions, committed, undecodable, beyond)
+    return InputRecords(read, committed, undecodable)
 
 
 PARKED_LIMIT = 1_000_000

@@ -13,11 +13,12 @@ again here, not decided, with their reasons.
 
 from __future__ import annotations
 
+import asyncio
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from service.adapters import postgres
 from service.adapters.kafka.relay import Relay
@@ -33,13 +34,14 @@ from service.core.ports import OutboxRow, Store
 from service.core.sessions import Policy
 from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
-from service.reprocess.changelog import Published, published
-from service.reprocess.differences import Difference, differences
-from service.reprocess.history import LiveParked, read_changelog, read_inputs, replaced
+from service.reprocess.differences import Difference, Remade, differences
+from service.reprocess.history import LiveParked, read_changelog, read_input_records, replaced
 from service.reprocess.replay_order import Plan, in_arrival_order, in_published_order
 from service.reprocess.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
 
 Order = Literal["published", "arrival"]
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class Progress(Protocol):
@@ -59,7 +61,7 @@ class Progress(Protocol):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     events: int
-    remade: list[Published]
+    remade: list[Remade]
     found: list[Difference]
     seconds: float
     forced: int
@@ -103,9 +105,10 @@ async def _rebuild(
     # is frozen out of the collections, which would otherwise traverse it again and again (a
     # third of a 200,000-output rebuild's time before).
     tune_garbage_collector()
-    changelog = await read_changelog(clients)
+    # Both at once: one's fetches are in flight while the other's records are decoded.
+    changelog, records = await together(read_changelog(clients), read_input_records(clients))
     gc.freeze()
-    inputs = await read_inputs(clients, {p.causation for p in changelog if not p.timer})
+    inputs = records.bounded({p.causation for p in changelog if not p.timer})
     gc.freeze()
     plan: Plan
     if order == "published":
@@ -115,7 +118,7 @@ async def _rebuild(
     gc.freeze()
     total = sum(len(p) for p in inputs.partitions)
     progress = progress_of(total)
-    remade: list[Published] = []
+    remade: list[Remade] = []
     parked = LiveParked([])
     policy = clients.settings.policy
     poison = {p.key: p.reason for p in live_parked.events}
@@ -123,7 +126,7 @@ async def _rebuild(
         store = _Remaking(conn, publishing=publishing)
         for run in runs(plan):
             result = await _apply(store, run, policy, poison)
-            remade += [_as_published(r) for r in store.made]
+            remade += store.made
             store.made.clear()
             parked.events.extend(result.parked)
             decided = len(run.events) if isinstance(run, DecideRun) else 0
@@ -131,7 +134,7 @@ async def _rebuild(
         if order == "arrival":
             # Without the changelog, the closings are the sweeper's, as it would act by now.
             await _sweep_all(store, clients.settings)
-            remade += [_as_published(r) for r in store.made]
+            remade += store.made
     progress.finish()
     parked_here = {p.key for p in parked.events}
     return Outcome(
@@ -149,6 +152,22 @@ async def _rebuild(
     )
 
 
+async def together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both, concurrently; when one fails the other is cancelled, and its error is raised (the
+    first's when both failed, as reading them one after the other would)."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
+    return tasks[0].result(), tasks[1].result()
+
+
 class _Remaking(PostgresStore):
     """The service's store, except that the outbox rows the handlers write are kept here, as
     the re-made outputs, and go to the database's outbox only when they are to be published
@@ -157,11 +176,16 @@ class _Remaking(PostgresStore):
     def __init__(self, conn: Connection, *, publishing: bool) -> None:
         super().__init__(conn)
         self.publishing = publishing
-        self.made: list[OutboxRow] = []
+        self.made: list[Remade] = []
 
     async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
         await super().write_result(result, outbox if self.publishing else [])
-        self.made += outbox
+        # One row per output, in order (`outbox_rows`): the cause from the decision itself,
+        # not parsed back out of the bytes.
+        self.made += [
+            Remade((e.causation_source, e.causation_id), row.key, row.value)
+            for e, row in zip(result.emitted, outbox, strict=True)
+        ]
 
     async def announce_outbox(self) -> None:
         pass
@@ -183,10 +207,6 @@ async def _sweep_all(store: Store, settings: Settings) -> None:
     now = datetime.now(UTC)
     while due := await store.due_customers(now=now, max_live=settings.max_live, limit=BATCH):
         await sweep_customers(store, due, now=now, policy=settings.policy)
-
-
-def _as_published(row: OutboxRow) -> Published:
-    return published(row.key, row.value, timestamp=0, partition=-1, offset=-1)
 
 
 async def _publish(clients: Clients, pool: postgres.Pool, topic: str) -> None:

@@ -111,7 +111,7 @@ class _Walk:
         self, partitions: Sequence[Sequence[InputRecord]], changelog: Sequence[Published]
     ) -> None:
         self.partitions = [deque(p) for p in partitions]
-        present = {r.identity for p in partitions for r in p}
+        present = {(r.event.source, r.event.id) for p in partitions for r in p}
         self.plan = Plan()
         self.queues: dict[str, deque[Published]] = defaultdict(deque)
         self.output_of: dict[tuple[str, str], Published] = {}
@@ -129,8 +129,8 @@ class _Walk:
                 self.plan.unreachable.append(out)
                 continue
             self.queues[out.key].append(out)
-            self.serial[out.id] = len(self.serial)
-            heapq.heappush(self.pending, (out.timestamp, self.serial[out.id]))
+            number = self.serial[out.id] = len(self.serial)
+            self.pending.append((out.timestamp, number))
             if timer:
                 continue
             self.output_of[out.causation] = out
@@ -141,11 +141,11 @@ class _Walk:
                 self.plan.owners[UUID(str(out.data["session_id"]))] = owner
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
+        heapq.heapify(self.pending)  # at once: its keys are unique, so it pops the same
         self.ended_first = _ended_first(partitions, changelog, self.output_of)
         self.live: set[str] = set()  # sessions accepted and not yet closed, as far as consumed
         self.consumed: set[int] = set()
         self.decided: set[tuple[str, str]] = set()
-        self.decided_payments: set[str] = set()
         # Keys whose next output is a timer: checked after every step, so kept as a set
         # rather than found by scanning every customer's queue.
         self.timer_heads = {key for key, queue in self.queues.items() if queue[0].timer}
@@ -191,9 +191,9 @@ class _Walk:
         event = record.event
         creates = decider = None
         if out is not None:
-            if out.type == schemas.SESSION_CREATED and isinstance(
-                event, schemas.PaymentCompletedEvent
-            ):
+            # Only looked at while some acceptance refused as unknown waits (_ready).
+            created = out.type == schemas.SESSION_CREATED and bool(self.unknown_first)
+            if created and isinstance(event, schemas.PaymentCompletedEvent):
                 creates = str(schemas.session_id_for_payment(event.data.payment_id))
         elif isinstance(event, schemas.PaymentCompletedEvent):
             decider = self.decider_of_payment.get(event.data.payment_id)
@@ -218,7 +218,8 @@ class _Walk:
             if not queue or queue[0] is not out:
                 return False
             if out.type == schemas.SESSION_ACCEPTED:
-                return not self.ended_first.get(str(out.data["session_id"]))
+                ended = self.ended_first
+                return not ended or not ended.get(str(out.data["session_id"]))
             if head.creates is not None:
                 # Only the payment that creates the session makes it known; a rejected one
                 # does not, and may come before the acceptances refused as unknown.
@@ -242,9 +243,7 @@ class _Walk:
         if key in self.decided:
             return
         self.decided.add(key)
-        if isinstance(record.event, schemas.PaymentCompletedEvent):
-            self.decided_payments.add(record.event.data.payment_id)
-        if isinstance(record.event, schemas.SessionEndedEvent):
+        if self.ended_first and isinstance(record.event, schemas.SessionEndedEvent):
             self.ended_first.get(str(record.event.data.session_id), set()).discard(key)
         out = head.out
         if out is None:
@@ -287,12 +286,13 @@ def _ended_first(
     for records in partitions:
         ahead: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for record in records:
-            session = str(getattr(record.event.data, "session_id", ""))
-            if record.identity in closing_at:
+            identity = (record.event.source, record.event.id)
+            if identity in closing_at:
+                session = str(getattr(record.event.data, "session_id", ""))
                 found[session] |= ahead.pop(session, set())
             elif isinstance(record.event, schemas.SessionEndedEvent):
-                if record.identity not in output_of:
-                    ahead[session].add(record.identity)
+                if identity not in output_of:
+                    ahead[str(record.event.data.session_id)].add(identity)
         for session, ends in ahead.items():
             if session not in closed:
                 found[session] |= ends

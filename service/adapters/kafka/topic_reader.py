@@ -24,8 +24,9 @@ async def partition_ends(
 async def read_until(
     consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]
 ) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
-    """Batches of records of every partition of `ends`, each partition in offset order, from
-    its beginning up to (not including) its end offset. `consumer` is started, in no group."""
+    """Batches of records of every partition of `ends`, each batch of one partition, each
+    partition in offset order, from its beginning up to (not including) its end offset.
+    `consumer` is started, in no group."""
     todo = {tp: end for tp, end in ends.items() if end > 0}
     if not todo:
         return
