@@ -10,7 +10,8 @@
 #            role and database "fulfillment" as on main) and cluster "ha_b" on 5435, its hot
 #            standby (slot "ha_b"), replicating synchronously (synchronous_standby_names = '*').
 #            `promote ha` promotes ha_b, `demote ha` leaves ha_a running read-only
-#            (default_transaction_read_only, a reload), `stop-primary ha` stops ha_a. `up ha`
+#            (default_transaction_read_only, a reload), `read-only ha on|off` does so to (or
+#            undoes it on) whichever is the primary, `stop-primary ha` stops ha_a. `up ha`
 #            rebuilds the pair from scratch whenever it is not primary + streaming standby.
 #            Whichever of the two is the primary: `restart-primary ha [SECONDS]` restarts it, `failover
 #            ha [SECONDS]` stops it and promotes its standby, `rejoin ha` makes the stopped one
@@ -171,6 +172,30 @@ ha_demote() {
   sql_on "$HA_PRIMARY_PORT" -c "ALTER SYSTEM SET default_transaction_read_only = on" >/dev/null
   sql_on "$HA_PRIMARY_PORT" -c "SELECT pg_reload_conf()" >/dev/null
   log "postgres: $PG_VERSION/$HA_PRIMARY on port $HA_PRIMARY_PORT runs read-only"
+}
+
+# `read-only ha on|off`: whichever of the pair is the primary (not in recovery) made to refuse
+# writes, or writable again: default_transaction_read_only by ALTER SYSTEM and a reload, so its
+# open sessions stay open and their next transactions are read-only (a write fails with 25006),
+# as a primary demoted without being stopped; new read-write connections find no host.
+ha_read_only() {
+  pg_detect_version
+  local entry port change
+  case ${1:-} in
+    on) change="ALTER SYSTEM SET default_transaction_read_only = on" ;;
+    off) change="ALTER SYSTEM RESET default_transaction_read_only" ;;
+    *) die "read-only ha on|off" ;;
+  esac
+  for entry in "$HA_PRIMARY:$HA_PRIMARY_PORT" "$HA_STANDBY:$HA_STANDBY_PORT"; do
+    port=${entry#*:}
+    if [[ $(sql_on "$port" -c "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]]; then
+      sql_on "$port" -c "$change" >/dev/null
+      sql_on "$port" -c "SELECT pg_reload_conf()" >/dev/null
+      log "postgres: $PG_VERSION/${entry%:*} on port $port read-only $1"
+      return 0
+    fi
+  done
+  die "postgres: no server of the HA pair is a primary"
 }
 
 # synchronous_standby_names on ha_a: '*' (on) or empty (off), for measuring what it costs.

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-import asyncpg
-
 from tests.cluster import Cluster
 from tests.commands import fulfillment
 from tests.fault import ha_pair
@@ -213,28 +211,18 @@ class Injector:
         event.note = f"promoted port {port}; the old primary its standby again {rejoin:.0f} s on"
 
     async def _read_only(self, planned: Planned, event: Happened) -> None:
-        """The proof's database, on the primary, made to refuse writes for `hold` s (its default
-        transactions read-only) and its sessions ended: statements in flight lose their
-        connection, and no host takes the service's read-write connections (the primary is
-        read-only, the standby in recovery: TargetServerAttributeNotMatched), as while a demoted
-        primary keeps answering. Then writable again, its sessions ended once more so that new
-        ones take the setting. Sessions that outlive the change would see 25006; ending them is
-        what a non-superuser can do, so this fault does not show the service 25006."""
-        name = self.dsn.rsplit("/", 1)[1].split("?")[0]
-        terminate = (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()"
-        )
-        admin = await asyncpg.connect(self.dsn)  # before it is read-only: the URL wants writes
+        """The pair's primary made to refuse writes for `hold` s, its sessions left open
+        (`stack.sh read-only ha on`: default_transaction_read_only by ALTER SYSTEM and a reload),
+        as a primary demoted without being stopped: the service's open connections see 25006 on
+        their next write and no host takes new read-write connections (the primary is
+        read-only, the standby in recovery: TargetServerAttributeNotMatched). Then writable
+        again, on the same sessions."""
+        await ha_pair.stack("read-only", "ha", "on")
         try:
-            await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-            ended = await admin.fetchval(terminate, name)
             await asyncio.sleep(planned.hold)
-            await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-            ended += await admin.fetchval(terminate, name)
         finally:
-            await admin.close()
-        event.note = f"{ended} sessions ended"
+            await ha_pair.stack("read-only", "ha", "off")
+        event.note = "the primary read-only, its sessions kept"
         await self._recovered(event)
 
     async def _poison(self, planned: Planned, event: Happened) -> None:
