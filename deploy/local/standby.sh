@@ -15,7 +15,8 @@
 #            rebuilds the pair from scratch whenever it is not primary + streaming standby.
 #            Whichever of the two is the primary: `restart-primary ha [SECONDS]` restarts it, `failover
 #            ha [SECONDS]` stops it and promotes its standby, `rejoin ha` makes the stopped one
-#            a synchronous standby of the new primary again (the proof's faults, tests/proof).
+#            a synchronous standby of the new primary again, `switchover ha [SECONDS]` promotes
+#            the standby of a primary left running read-only (the proof's faults, tests/proof).
 #
 # Replicas are made with pg_basebackup -R over the Unix socket as the postgres OS user
 # (Debian's pg_hba.conf allows `local replication all peer`), so no role or password is added.
@@ -272,6 +273,30 @@ ha_failover() {
     die "postgres: stopping $PG_VERSION/$old failed"
   log "postgres: $PG_VERSION/$old on port $old_port stopped"
   sleep "$wait"
+  promote_cluster "$new" "$new_port"
+}
+
+# `switchover ha [SECONDS]`: the primary demoted without being stopped (read-only, its sessions
+# left open, as `read-only ha on`), SECONDS (default 0) without a primary, then its standby
+# promoted once it has replayed all the old one wrote; the old one keeps answering read-only
+# until `rejoin ha` makes it the new primary's standby. Whichever of the two is the primary.
+ha_switchover() {
+  pg_detect_version
+  local wait=${1:-0} old old_port new new_port lsn
+  [[ $wait =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "switchover ha [SECONDS]"
+  read -r old old_port < <(ha_primary) || die "postgres: no server of the HA pair takes writes"
+  read -r new new_port < <(ha_other "$old")
+  wait_streaming "$new" "$new_port"
+  sql_on "$old_port" -c "ALTER SYSTEM SET default_transaction_read_only = on" >/dev/null
+  sql_on "$old_port" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$old on port $old_port runs read-only"
+  sleep "$wait"
+  lsn=$(sql_on "$old_port" -c "SELECT pg_current_wal_lsn()")
+  local deadline=$((SECONDS + PG_READY_TIMEOUT))
+  until [[ $(sql_on "$new_port" -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null) == t ]]; do
+    ((SECONDS < deadline)) || die "postgres: $PG_VERSION/$new did not replay up to $lsn"
+    sleep 0.1
+  done
   promote_cluster "$new" "$new_port"
 }
 

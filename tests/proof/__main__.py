@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests import cluster
-from tests.proof.faults import ASKED_KINDS, CLUSTER_KINDS, HA_KINDS, KINDS
+from tests.proof.faults import CLUSTER_KINDS, HA_KINDS, KINDS
 from tests.proof.run import Plan
 from tests.proof.soak import prove_and_soak
 from tests.servers import NoServers, provide
@@ -71,7 +71,7 @@ def parse(argv: list[str]) -> Plan:
     )
 
 
-EVERY_KIND = KINDS + HA_KINDS + CLUSTER_KINDS + ASKED_KINDS
+EVERY_KIND = KINDS + HA_KINDS + CLUSTER_KINDS
 
 
 def _kinds(value: str) -> frozenset[str]:
