@@ -24,8 +24,8 @@ from tests.proof.instances import Instance, now
 
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
 # On the PostgreSQL primary with its synchronous standby (`stack.sh up ha`) only.
-# `read_only`: the primary refusing writes a while, its sessions open; `switchover`: the primary
-# demoted without being stopped (read-only, answering) and its standby promoted.
+# `read_only`: the primary refusing writes, on and off, its sessions open; `switchover`: the
+# primary demoted without being stopped (read-only, answering) and its standby promoted.
 HA_KINDS: Final = ("pg_restart", "failover", "read_only", "switchover")
 # On the three-broker cluster only.
 CLUSTER_KINDS: Final = ("broker_kill", "leader_stall", "kafka_cut")
@@ -219,18 +219,28 @@ class Injector:
         event.note = f"promoted port {port}; the old primary its standby again {rejoin:.0f} s on"
 
     async def _read_only(self, planned: Planned, event: Happened) -> None:
-        """The pair's primary made to refuse writes for `hold` s, its sessions left open
-        (`stack.sh read-only ha on`: default_transaction_read_only by ALTER SYSTEM and a reload),
-        as a primary demoted without being stopped: the service's open connections see 25006 on
-        their next write and no host takes new read-write connections (the primary is
-        read-only, the standby in recovery: TargetServerAttributeNotMatched). Then writable
-        again, on the same sessions."""
-        await ha_pair.stack("read-only", "ha", "on")
+        """The pair's primary refusing writes, on and off, for `hold` s, its sessions left open
+        (`stack.sh read-only ha on|off`: default_transaction_read_only by ALTER SYSTEM and a
+        reload), as a primary demoted without being stopped, and one whose demotion flaps:
+        the service's open connections see 25006 on their next write, no host takes new
+        read-write connections (the primary read-only, the standby in recovery:
+        TargetServerAttributeNotMatched), and a retry may meet a writable primary again. Read-
+        only spells of 1-3 s, writable gaps of 0.2-1 s (seeded), writable at the end."""
+        rng = random.Random(f"{planned.at}|{planned.instance}|read_only")
+        loop = asyncio.get_running_loop()
+        until, spells = loop.time() + planned.hold, 0
         try:
-            await asyncio.sleep(planned.hold)
+            while True:
+                await ha_pair.stack("read-only", "ha", "on")
+                spells += 1
+                await asyncio.sleep(max(0.0, min(rng.uniform(1.0, 3.0), until - loop.time())))
+                await ha_pair.stack("read-only", "ha", "off")
+                if loop.time() >= until:
+                    break
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
         finally:
             await ha_pair.stack("read-only", "ha", "off")
-        event.note = "the primary read-only, its sessions kept"
+        event.note = f"the primary read-only {spells} times, its sessions kept"
         await self._recovered(event)
 
     async def _switchover(self, planned: Planned, event: Happened) -> None:
