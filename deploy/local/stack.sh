@@ -28,6 +28,7 @@
 #        bash deploy/local/stack.sh promote [standby]|ha | demote ha | stop-primary ha
 #        bash deploy/local/stack.sh synchronous ha on|off
 #        bash deploy/local/stack.sh restart-primary ha [SECONDS] | failover ha [SECONDS] | rejoin ha
+#        bash deploy/local/stack.sh switchover ha [SECONDS] | read-only ha on|off
 #   (whichever of ha's two servers is the primary; deploy/local/standby.sh)
 #
 # No Docker: Kafka's jars come from Maven Central (deploy/local/kafka/pom.xml)
@@ -529,6 +530,7 @@ usage() {
   echo "       $0 broker stop|start|kill N   (node N of the cluster: 1, 2 or 3)" >&2
   echo "       $0 promote [standby]|ha | demote ha | stop-primary ha | synchronous ha on|off" >&2
   echo "       $0 restart-primary ha [SECONDS] | failover ha [SECONDS] | rejoin ha" >&2
+  echo "       $0 switchover ha [SECONDS] | read-only ha on|off" >&2
   exit 2
 }
 
@@ -552,7 +554,9 @@ main() {
     restart-primary:ha) ha_restart_primary "${3:-0}" ;;
     failover:ha) ha_failover "${3:-0}" ;;
     rejoin:ha) ha_rejoin ;;
+    switchover:ha) ha_switchover "${3:-0}" ;;
     synchronous:ha) ha_synchronous "${3:-}" ;;
+    read-only:ha) ha_read_only "${3:-}" ;;
     up: | up:kafka | up:postgres | up:cluster) cmd_up "$part" ;;
     down: | down:kafka | down:postgres | down:cluster) cmd_down "$part" ;;
     status: | status:kafka | status:postgres | status:cluster) cmd_status "$part" ;;

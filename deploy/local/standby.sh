@@ -10,11 +10,13 @@
 #            role and database "fulfillment" as on main) and cluster "ha_b" on 5435, its hot
 #            standby (slot "ha_b"), replicating synchronously (synchronous_standby_names = '*').
 #            `promote ha` promotes ha_b, `demote ha` leaves ha_a running read-only
-#            (default_transaction_read_only, a reload), `stop-primary ha` stops ha_a. `up ha`
+#            (default_transaction_read_only, a reload), `read-only ha on|off` does so to (or
+#            undoes it on) whichever is the primary, `stop-primary ha` stops ha_a. `up ha`
 #            rebuilds the pair from scratch whenever it is not primary + streaming standby.
 #            Whichever of the two is the primary: `restart-primary ha [SECONDS]` restarts it, `failover
 #            ha [SECONDS]` stops it and promotes its standby, `rejoin ha` makes the stopped one
-#            a synchronous standby of the new primary again (the proof's faults, tests/proof).
+#            a synchronous standby of the new primary again, `switchover ha [SECONDS]` promotes
+#            the standby of a primary left running read-only (the proof's faults, tests/proof).
 #
 # Replicas are made with pg_basebackup -R over the Unix socket as the postgres OS user
 # (Debian's pg_hba.conf allows `local replication all peer`), so no role or password is added.
@@ -173,6 +175,30 @@ ha_demote() {
   log "postgres: $PG_VERSION/$HA_PRIMARY on port $HA_PRIMARY_PORT runs read-only"
 }
 
+# `read-only ha on|off`: whichever of the pair is the primary (not in recovery) made to refuse
+# writes, or writable again: default_transaction_read_only by ALTER SYSTEM and a reload, so its
+# open sessions stay open and their next transactions are read-only (a write fails with 25006),
+# as a primary demoted without being stopped; new read-write connections find no host.
+ha_read_only() {
+  pg_detect_version
+  local entry port change
+  case ${1:-} in
+    on) change="ALTER SYSTEM SET default_transaction_read_only = on" ;;
+    off) change="ALTER SYSTEM RESET default_transaction_read_only" ;;
+    *) die "read-only ha on|off" ;;
+  esac
+  for entry in "$HA_PRIMARY:$HA_PRIMARY_PORT" "$HA_STANDBY:$HA_STANDBY_PORT"; do
+    port=${entry#*:}
+    if [[ $(sql_on "$port" -c "SELECT NOT pg_is_in_recovery()" 2>/dev/null) == t ]]; then
+      sql_on "$port" -c "$change" >/dev/null
+      sql_on "$port" -c "SELECT pg_reload_conf()" >/dev/null
+      log "postgres: $PG_VERSION/${entry%:*} on port $port read-only $1"
+      return 0
+    fi
+  done
+  die "postgres: no server of the HA pair is a primary"
+}
+
 # synchronous_standby_names on ha_a: '*' (on) or empty (off), for measuring what it costs.
 ha_synchronous() {
   pg_detect_version
@@ -247,6 +273,30 @@ ha_failover() {
     die "postgres: stopping $PG_VERSION/$old failed"
   log "postgres: $PG_VERSION/$old on port $old_port stopped"
   sleep "$wait"
+  promote_cluster "$new" "$new_port"
+}
+
+# `switchover ha [SECONDS]`: the primary demoted without being stopped (read-only, its sessions
+# left open, as `read-only ha on`), SECONDS (default 0) without a primary, then its standby
+# promoted once it has replayed all the old one wrote; the old one keeps answering read-only
+# until `rejoin ha` makes it the new primary's standby. Whichever of the two is the primary.
+ha_switchover() {
+  pg_detect_version
+  local wait=${1:-0} old old_port new new_port lsn
+  [[ $wait =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "switchover ha [SECONDS]"
+  read -r old old_port < <(ha_primary) || die "postgres: no server of the HA pair takes writes"
+  read -r new new_port < <(ha_other "$old")
+  wait_streaming "$new" "$new_port"
+  sql_on "$old_port" -c "ALTER SYSTEM SET default_transaction_read_only = on" >/dev/null
+  sql_on "$old_port" -c "SELECT pg_reload_conf()" >/dev/null
+  log "postgres: $PG_VERSION/$old on port $old_port runs read-only"
+  sleep "$wait"
+  lsn=$(sql_on "$old_port" -c "SELECT pg_current_wal_lsn()")
+  local deadline=$((SECONDS + PG_READY_TIMEOUT))
+  until [[ $(sql_on "$new_port" -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null) == t ]]; do
+    ((SECONDS < deadline)) || die "postgres: $PG_VERSION/$new did not replay up to $lsn"
+    sleep 0.1
+  done
   promote_cluster "$new" "$new_port"
 }
 

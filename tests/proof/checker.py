@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from tests.proof import database, outcomes, replay
 from tests.proof.history import History, Violation
 
+RECOVERED = "the service recovers from every fault"
+
 GUARANTEES = (
     outcomes.G1,
     replay.G2,
@@ -22,6 +24,7 @@ GUARANTEES = (
     outcomes.LETTERS,
     database.KNOWN,
     database.INVARIANTS,
+    RECOVERED,
 )
 
 
@@ -53,5 +56,15 @@ def check(history: History) -> Verdict:
         *outcomes.nothing_while_parked(history),
         *database.decisions_known(history, replayed),
         *database.invariants(history),
+        *recovered(history),
     ]
     return Verdict(found, excused)
+
+
+def recovered(history: History) -> list[Violation]:
+    """Each fault after which a probe payment on every partition had no outcome within the
+    bound: the service stayed down (e.g. kept asking a demoted primary)."""
+    return [
+        Violation(RECOVERED, f"no probe decided within the bound after the fault {fault}")
+        for fault in history.unrecovered
+    ]

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-import asyncpg
-
 from tests.cluster import Cluster
 from tests.commands import fulfillment
 from tests.fault import ha_pair
@@ -26,10 +24,9 @@ from tests.proof.instances import Instance, now
 
 KINDS: Final = ("sigkill", "sigstop", "db_cut", "poison", "redrive")
 # On the PostgreSQL primary with its synchronous standby (`stack.sh up ha`) only.
-HA_KINDS: Final = ("pg_restart", "failover")
-# On the HA pair too, but only when asked for (`--faults read_only`): the primary answering
-# while it takes no writes, as one demoted without being stopped does.
-ASKED_KINDS: Final = ("read_only",)
+# `read_only`: the primary refusing writes, on and off, its sessions open; `switchover`: the
+# primary demoted without being stopped (read-only, answering) and its standby promoted.
+HA_KINDS: Final = ("pg_restart", "failover", "read_only", "switchover")
 # On the three-broker cluster only.
 CLUSTER_KINDS: Final = ("broker_kill", "leader_stall", "kafka_cut")
 # A stalled leader is fenced after the brokers' session timeout (9 s): hold it longer.
@@ -37,6 +34,10 @@ LEADER_STALL_MIN: Final = 12.0
 BROKERS: Final = 3
 # `dlq redrive --all` runs per redrive fault: a defect doubling letters shows after a few.
 REDRIVES: Final = 3
+# Seconds after a fault's end within which a probe payment on every partition must have its
+# outcome (recoveries on a loaded machine take up to a minute): past it the service did not
+# recover from that fault, a violation; the fault goes on (a switchover's old primary rebuilt).
+RECOVERY_BOUND: Final = 180.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,6 @@ def schedule(
     given, keeps those of the kinds the topology allows (a run aimed at one kind of fault)."""
     rng = random.Random(f"{seed}|faults")
     every = KINDS + (HA_KINDS if ha else ()) + (CLUSTER_KINDS if cluster else ())
-    every += ASKED_KINDS if ha and only is not None else ()
     kinds = [kind for kind in every if only is None or kind in only for _ in range(repeats)]
     if not kinds:
         return []
@@ -86,6 +86,7 @@ class Happened:
     lifted: datetime | None = None  # restarted, continued, restored, released, commands done
     recovered: datetime | None = None  # every partition decided a probe payment again
     note: str = ""
+    unrecovered: bool = False  # no probe came back within RECOVERY_BOUND of `lifted`
 
     @property
     def recovery_seconds(self) -> float | None:
@@ -135,7 +136,12 @@ class Injector:
 
     async def _recovered(self, event: Happened) -> None:
         event.lifted = now()
-        await self.probe()
+        try:
+            await asyncio.wait_for(self.probe(), RECOVERY_BOUND)
+        except TimeoutError:
+            event.unrecovered = True
+            self.log(f"fault {event.planned.kind}: not recovered within {RECOVERY_BOUND:g} s")
+            return
         event.recovered = now()
 
     async def _sigkill(self, planned: Planned, event: Happened) -> None:
@@ -213,29 +219,45 @@ class Injector:
         event.note = f"promoted port {port}; the old primary its standby again {rejoin:.0f} s on"
 
     async def _read_only(self, planned: Planned, event: Happened) -> None:
-        """The proof's database, on the primary, made to refuse writes for `hold` s (its default
-        transactions read-only) and its sessions ended: statements in flight lose their
-        connection, and no host takes the service's read-write connections (the primary is
-        read-only, the standby in recovery: TargetServerAttributeNotMatched), as while a demoted
-        primary keeps answering. Then writable again, its sessions ended once more so that new
-        ones take the setting. Sessions that outlive the change would see 25006; ending them is
-        what a non-superuser can do, so this fault does not show the service 25006."""
-        name = self.dsn.rsplit("/", 1)[1].split("?")[0]
-        terminate = (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()"
-        )
-        admin = await asyncpg.connect(self.dsn)  # before it is read-only: the URL wants writes
+        """The pair's primary refusing writes, on and off, for `hold` s, its sessions left open
+        (`stack.sh read-only ha on|off`: default_transaction_read_only by ALTER SYSTEM and a
+        reload), as a primary demoted without being stopped, and one whose demotion flaps:
+        the service's open connections see 25006 on their next write, no host takes new
+        read-write connections (the primary read-only, the standby in recovery:
+        TargetServerAttributeNotMatched), and a retry may meet a writable primary again. Read-
+        only spells of 1-3 s, writable gaps of 0.2-1 s (seeded), writable at the end."""
+        rng = random.Random(f"{planned.at}|{planned.instance}|read_only")
+        loop = asyncio.get_running_loop()
+        until, spells = loop.time() + planned.hold, 0
         try:
-            await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-            ended = await admin.fetchval(terminate, name)
-            await asyncio.sleep(planned.hold)
-            await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-            ended += await admin.fetchval(terminate, name)
+            while True:
+                await ha_pair.stack("read-only", "ha", "on")
+                spells += 1
+                await asyncio.sleep(max(0.0, min(rng.uniform(1.0, 3.0), until - loop.time())))
+                await ha_pair.stack("read-only", "ha", "off")
+                if loop.time() >= until:
+                    break
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
         finally:
-            await admin.close()
-        event.note = f"{ended} sessions ended"
+            await ha_pair.stack("read-only", "ha", "off")
+        event.note = f"the primary read-only {spells} times, its sessions kept"
         await self._recovered(event)
+
+    async def _switchover(self, planned: Planned, event: Happened) -> None:
+        """The primary demoted without being stopped (read-only, its sessions open), `hold` s
+        without a primary, then its standby promoted (`stack.sh switchover ha`): the service's
+        connections to the old one must go, new ones find the new primary. Once it decides
+        again (or RECOVERY_BOUND passed), the old primary is rebuilt as the new one's
+        synchronous standby, as after a failover."""
+        await ha_pair.stack("switchover", "ha", f"{planned.hold:g}")
+        port = await fetchval(self.dsn, "SELECT inet_server_port()")
+        try:
+            await self._recovered(event)
+        finally:
+            began = now()
+            await ha_pair.stack("rejoin", "ha")
+        rejoin = (now() - began).total_seconds()
+        event.note = f"promoted port {port}; the old primary its standby again {rejoin:.0f} s on"
 
     async def _poison(self, planned: Planned, event: Happened) -> None:
         """A poison customer parked twice: first with a payment dated so that, once released,

@@ -109,6 +109,9 @@ class History:
     redrives: int = 0
     crashes: int = 0
     refused_commits: int = 0
+    # Faults after which no probe came back within the bound (faults.RECOVERY_BOUND): "kind at
+    # HH:MM:SS" each. A service that never recovers breaks every guarantee that needs an outcome.
+    unrecovered: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

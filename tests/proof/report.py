@@ -171,8 +171,9 @@ def render(
     out += [
         "",
         "Recovery: from the fault's end (restart, SIGCONT, proxy restored, last redrive, "
-        "release, primary started again or standby promoted) until a probe payment on every "
-        "input partition has its outcome published.",
+        "release, primary started again, writable again or standby promoted) until a probe "
+        "payment on every input partition has its outcome published; '-' when none had it "
+        "within the bound (a violation: the service recovers from every fault).",
     ]
     by_kind = Counter(h.planned.kind for h in happened)
     out += ["", "By kind: " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())), ""]

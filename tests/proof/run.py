@@ -272,5 +272,10 @@ async def run_phase(
             redrives=injector.redrives,
             crashes=injector.crashes,
             refused_commits=collect.refused_commits(plan.run_dir),
+            unrecovered=[
+                f"{h.planned.kind} at {h.started:%H:%M:%S}"
+                for h in injector.happened
+                if h.unrecovered
+            ],
         )
     return history, injector.happened, instances

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from tests.proof.checker import Verdict, check
+from tests.proof.checker import RECOVERED, Verdict, check
 from tests.proof.database import INVARIANTS, KNOWN
 from tests.proof.history import History, Letter, Parking, Published
 from tests.proof.outcomes import G1, G5, G6, G7, LETTERS, ONE_PER_ACCEPTANCE, ONE_PER_END
@@ -267,3 +267,10 @@ def test_a_letter_again_after_an_offset_commit_refused_by_a_rebalance_is_allowed
     again = replace(history, letters=[letter, letter])
     assert fired(check(again)) == {LETTERS}
     assert check(replace(again, refused_commits=1)).violations == []
+
+
+def test_a_fault_the_service_never_recovered_from_is_a_violation_of_its_own() -> None:
+    history = good_story().history()
+    stuck = check(replace(history, unrecovered=["switchover at 22:50:01"]))
+    assert fired(stuck) == {RECOVERED}
+    assert "switchover at 22:50:01" in stuck.violations[0].detail

@@ -35,7 +35,8 @@ def test_restarts_and_failovers_only_on_the_ha_pair_and_kafka_cuts_only_on_the_c
     assert not any(p.kind in HA_KINDS + CLUSTER_KINDS for p in alone)
     everything = schedule(3, 300, 2, 2, cluster=True, ha=True)
     assert Counter(p.kind for p in everything) == dict.fromkeys(KINDS + HA_KINDS + CLUSTER_KINDS, 2)
-    assert "kafka_cut" in CLUSTER_KINDS and {"pg_restart", "failover"} == set(HA_KINDS)
+    assert "kafka_cut" in CLUSTER_KINDS
+    assert {"pg_restart", "failover", "read_only", "switchover"} == set(HA_KINDS)
 
 
 def test_only_the_kinds_asked_for_are_scheduled_and_as_often_as_ever() -> None:
@@ -48,8 +49,8 @@ def test_kinds_the_topology_cannot_inject_are_not_scheduled_even_when_asked_for(
     assert schedule(3, 90, 2, 2, only=frozenset({"broker_kill", "pg_restart"})) == []
 
 
-def test_a_read_only_primary_comes_only_when_asked_for_and_only_on_the_ha_pair() -> None:
-    assert not any(p.kind == "read_only" for p in schedule(3, 300, 2, 2, cluster=True, ha=True))
-    asked = frozenset({"read_only"})
-    assert [p.kind for p in schedule(3, 90, 2, 2, ha=True, only=asked)] == ["read_only"] * 2
+def test_a_read_only_primary_and_a_switchover_only_on_the_ha_pair() -> None:
+    asked = frozenset({"read_only", "switchover"})
+    planned = schedule(3, 90, 2, 2, ha=True, only=asked)
+    assert Counter(p.kind for p in planned) == {"read_only": 2, "switchover": 2}
     assert schedule(3, 90, 2, 2, only=asked) == []

@@ -24,5 +24,18 @@ def test_an_unknown_fault_kind_is_refused_with_exit_2(capsys: pytest.CaptureFixt
     assert "unknown fault kind(s): reboot" in capsys.readouterr().err
 
 
-def test_a_kind_injected_only_when_asked_for_can_be_named() -> None:
-    assert parse(["--faults", "read_only"]).kinds == frozenset({"read_only"})
+def test_the_new_primary_faults_can_be_named() -> None:
+    assert parse(["--faults", "read_only,switchover"]).kinds == frozenset(
+        {"read_only", "switchover"}
+    )
+
+
+def test_relay_page_sets_the_relay_s_batch_size_and_nothing_else_by_default() -> None:
+    assert parse(["--seed", "1"]).overrides == {}
+    assert parse(["--seed", "1", "--relay-page", "3"]).overrides == {"relay_batch_size": 3}
+
+
+def test_a_relay_page_below_one_is_refused_with_exit_2() -> None:
+    with pytest.raises(SystemExit) as ended:
+        parse(["--relay-page", "0"])
+    assert ended.value.code == 2
