@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.proof.checker import check
 from tests.proof.history import History
 from tests.proof.outcomes import G1
-from tests.unit.proof.story import Story, customer
+from tests.unit.proof.story import SWEEP, Story, customer
 
 Step = tuple[str, int]
 steps = st.lists(
@@ -45,6 +45,9 @@ def play(script: list[Step]) -> History:
         elif action == "junk":
             story.malformed(f"junk {len(story.sent)}".encode())
         story.tick()
+        # The sweeper runs as time passes: no session stays waiting a sweep past its expiry
+        # (the `expire` action moves the clock on to one customer's expiry, past others').
+        story.sweep(story.clock - SWEEP)
     return story.history()
 
 
