@@ -43,6 +43,16 @@ class TcpProxy:
     async def __aexit__(self, *_: object) -> None:
         await self.cut()
 
+    @property
+    def state(self) -> str:
+        """ "cut", "following" (its target refused: not listening until it accepts),
+        "listening", or "closed" (none of these: it should be listening and is not)."""
+        if self._cut:
+            return "cut"
+        if self._following is not None:
+            return "following"
+        return "listening" if self._server is not None else "closed"
+
     async def restore(self) -> None:
         self._cut = False
         await self._listen()

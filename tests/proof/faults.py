@@ -19,6 +19,7 @@ from tests.commands import fulfillment
 from tests.fault import ha_pair
 from tests.fault.tools import fetchval, wait_until
 from tests.observability.tcp_proxy import TcpProxy
+from tests.proof import diagnose
 from tests.proof.history import Parking
 from tests.proof.instances import Instance, now
 
@@ -141,6 +142,8 @@ class Injector:
         except TimeoutError:
             event.unrecovered = True
             self.log(f"fault {event.planned.kind}: not recovered within {RECOVERY_BOUND:g} s")
+            for line in await diagnose.stalled(self.instances, self.dsn):
+                self.log(f"  {line}")
             return
         event.recovered = now()
 
