@@ -137,7 +137,7 @@ class MemoryStore:
         session_ids: Sequence[UUID],
         payment_ids: Sequence[str],
     ) -> tuple[set[tuple[str, str]], Snapshot]:
-        snapshot = await self.load_snapshot(customer_ids, session_ids, payment_ids)
+        snapshot = await self._snapshot(customer_ids, session_ids, payment_ids)
         return await self.claim_events(keys), snapshot
 
     async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:
@@ -145,7 +145,7 @@ class MemoryStore:
             for key in keys:
                 self.tables.processed.pop(key, None)
 
-    async def load_snapshot(
+    async def _snapshot(
         self,
         customer_ids: Sequence[UUID],
         session_ids: Sequence[UUID],

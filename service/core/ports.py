@@ -72,16 +72,6 @@ class Store(Protocol):
         """Record (source, id) pairs as processed; returns the ones not processed before."""
         ...
 
-    async def load_snapshot(
-        self,
-        customer_ids: Sequence[UUID],
-        session_ids: Sequence[UUID],
-        payment_ids: Sequence[str],
-    ) -> Snapshot:
-        """The customers' active sessions, the named sessions, which payments have an outcome
-        already, and which of the customers have parked events."""
-        ...
-
     async def claim_and_load(
         self,
         keys: Sequence[tuple[str, str]],
@@ -89,8 +79,9 @@ class Store(Protocol):
         session_ids: Sequence[UUID],
         payment_ids: Sequence[str],
     ) -> tuple[set[tuple[str, str]], Snapshot]:
-        """`claim_events(keys)` and `load_snapshot(...)` in one step (for PostgreSQL, one round
-        trip): the keys claimed fresh, and the snapshot as `load_snapshot` reads it."""
+        """`claim_events(keys)` and the snapshot read in one step (for PostgreSQL, one round
+        trip): the keys claimed fresh, and the customers' active sessions, the named sessions,
+        which payments have an outcome already, and which of the customers have parked events."""
         ...
 
     async def unclaim_events(self, keys: Sequence[tuple[str, str]]) -> None:

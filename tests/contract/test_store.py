@@ -7,16 +7,16 @@ index under concurrent instances, the plans of its statements) stays in tests/in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
 from service.adapters import postgres
 from service.adapters.memory_store import MemoryDatabase
-from service.core.batch import BatchResult
+from service.core.batch import BatchResult, Snapshot
 from service.core.parking import ParkedEvent
 from service.core.ports import ConstraintViolated, OutboxRow, Store
 from service.handlers.outbox import outbox_row
@@ -64,6 +64,14 @@ def rows(result: BatchResult) -> list[OutboxRow]:
     return [outbox_row(e) for e in result.emitted]
 
 
+async def read(
+    store: Store, customers: Sequence[UUID], sessions: Sequence[UUID], payments: Sequence[str]
+) -> Snapshot:
+    """The snapshot as a deciding transaction reads it, claiming nothing."""
+    _, loaded = await store.claim_and_load([], customers, sessions, payments)
+    return loaded
+
+
 async def write(store: Store, result: BatchResult) -> None:
     customers = {s.customer_id for s in (*result.inserted, *result.updated)}
     await store.ensure_customers(customers)
@@ -109,9 +117,7 @@ async def test_a_snapshot_holds_the_customers_active_sessions_the_named_ones_and
         )
         await write(store, expired)
         async with store.transaction():
-            loaded = await store.load_snapshot(
-                [ALICE], [session_of("pay-2"), uuid4()], ["pay-1", "pay-9"]
-            )
+            loaded = await read(store, [ALICE], [session_of("pay-2"), uuid4()], ["pay-1", "pay-9"])
     assert set(loaded.sessions) == {session_of("pay-1"), session_of("pay-2")}
     assert loaded.sessions[session_of("pay-1")] == waiting("pay-1", ALICE)
     assert loaded.sessions[session_of("pay-2")].status == "cancelled"
@@ -128,8 +134,8 @@ async def test_a_snapshot_names_those_of_its_customers_who_have_parked_events(
             await store.lock_customers(sorted([ALICE, BOB]))
             await store.park([parked])
         async with store.transaction():
-            both = await store.load_snapshot(sorted([ALICE, BOB]), [], [])
-            alice = await store.load_snapshot([ALICE], [], [])
+            both = await read(store, sorted([ALICE, BOB]), [], [])
+            alice = await read(store, [ALICE], [], [])
     assert both.parked_customers == frozenset({BOB})
     assert alice.parked_customers == frozenset()
     assert both.sessions == {} and both.decided_payments == frozenset()
@@ -156,7 +162,7 @@ async def test_a_second_active_session_for_a_customer_is_refused_and_nothing_is_
             await write(store, second)
         assert await store.active_sessions([ALICE]) == [waiting("pay-1", ALICE)]
         async with store.transaction():
-            loaded = await store.load_snapshot([], [], ["pay-2"])
+            loaded = await read(store, [], [], ["pay-2"])
         assert loaded.decided_payments == frozenset()
 
 

@@ -83,7 +83,7 @@ _NOTHING = (
     "NULL::uuid, {customer}, {payment}, NULL, NULL, NULL::timestamptz, NULL::timestamptz, "
     "NULL::uuid, NULL::uuid, NULL::timestamptz, NULL::uuid, NULL::timestamptz, NULL"
 )
-LOAD_SNAPSHOT = (
+_LOAD_SNAPSHOT = (
     f"(SELECT {_COLUMNS}, 's' FROM sessions "
     "WHERE customer_id = ANY($1::uuid[]) AND status IN ('waiting', 'live') "
     f"UNION SELECT {_COLUMNS}, 's' FROM sessions WHERE id = ANY($2::uuid[])) "
@@ -99,7 +99,7 @@ LOAD_SNAPSHOT = (
 LOAD_AND_CLAIM = (
     "WITH claimed AS ("
     + CLAIM_EVENTS.replace("$1::", "$4::").replace("$2::", "$5::")
-    + f") {LOAD_SNAPSHOT} UNION ALL SELECT NULL::uuid, NULL::uuid, source, event_id, "
+    + f") {_LOAD_SNAPSHOT} UNION ALL SELECT NULL::uuid, NULL::uuid, source, event_id, "
     "NULL, NULL::timestamptz, NULL::timestamptz, NULL::uuid, NULL::uuid, NULL::timestamptz, "
     "NULL::uuid, NULL::timestamptz, NULL, 'e' FROM claimed"
 )

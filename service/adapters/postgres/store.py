@@ -101,15 +101,6 @@ class PostgresStore:
         rows = await self.conn.fetch(sql.CLAIM_EVENTS, [k[0] for k in keys], [k[1] for k in keys])
         return {(r["source"], r["event_id"]) for r in rows}
 
-    async def load_snapshot(
-        self,
-        customer_ids: Sequence[UUID],
-        session_ids: Sequence[UUID],
-        payment_ids: Sequence[str],
-    ) -> Snapshot:
-        rows = await self.conn.fetch(sql.LOAD_SNAPSHOT, customer_ids, session_ids, payment_ids)
-        return _snapshot_of(rows)
-
     async def claim_and_load(
         self,
         keys: Sequence[tuple[str, str]],
