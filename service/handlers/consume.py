@@ -12,7 +12,7 @@ from uuid import UUID
 import schemas
 from service.core.batch import BatchResult, decide_batch
 from service.core.owners import customer_of
-from service.core.parking import EventKey, ParkedEvent, owners_in_batch, set_aside
+from service.core.parking import EventKey, ParkedEvent, key_of, owners_in_batch, set_aside
 from service.core.ports import Store
 from service.core.sessions import Policy
 from service.handlers.outbox import NO_TRACES, Traces, outbox_rows
@@ -90,11 +90,17 @@ async def handle_batch(
                     raise _Relock
                 held = snapshot.parked_customers - released
                 session_owners = owners_in_batch(events, snapshot.sessions)
-                deciding, parked = set_aside(events, session_owners, held=held, poison=poison or {})
-                aside = fresh & ({p.key for p in parked} - {(e.source, e.id) for e in deciding})
-                if aside:
-                    await store.unclaim_events(sorted(aside))
-                    fresh -= aside
+                deciding: Sequence[schemas.InputEvent] = events
+                parked: list[ParkedEvent] = []
+                if held or poison:  # otherwise nothing is set aside, nothing is claimed back
+                    deciding, parked = set_aside(
+                        events, session_owners, held=held, poison=poison or {}
+                    )
+                    # The claims of events set aside, but for those of which a copy is decided.
+                    aside = fresh & ({p.key for p in parked} - {key_of(e) for e in deciding})
+                    if aside:
+                        await store.unclaim_events(sorted(aside))
+                        fresh -= aside
                 if releasing:
                     # What stays parked keeps its place (its seq), so the order holds for the next
                     # release; only what is decided now leaves the table.
