@@ -23,7 +23,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 import schemas
-from bench.service_api import PostgresStore, handle_batch
+from bench.service_api import (
+    BEGIN,
+    COMMIT_AND_NOTIFY,
+    ENSURE_CUSTOMERS,
+    LOAD_AND_CLAIM,
+    LOCK_CUSTOMERS,
+    PostgresStore,
+    handle_batch,
+)
 from service.config.settings import Settings
 
 # Read and delete what the handler just wrote to the outbox, as a user without a relay would.
@@ -110,30 +118,41 @@ def _lap(steps: dict[str, float], step: str, since: float) -> float:
     return now
 
 
-# One pgbench "transaction" = one batch of 100 payments from 100 new customers, statement for
-# statement what handle_batch sends: the customers' lock rows in their own short transaction,
-# then lock, claim, load, write sessions, payments and outbox rows (~600-byte values), commit,
-# then notify in a transaction of its own that does not wait for the WAL flush.
+# One pgbench "transaction" = one batch of 100 payments from 100 new customers: what
+# handle_batch has the store send for it, in the store's own statements (`sql`) with pgbench's
+# variables for their parameters (`_bound`). Its 200 ids and 300 rows are over the limits of
+# the store's one-round-trip forms (sql.LITERAL_IDS_MAX, sql.WRITE_ROWS_MAX), as a drain's
+# batches of hundreds are: the customers' lock rows in a commit of their own that does not wait
+# for the WAL flush, BEGIN, the lock, the claim with the snapshot's read in one statement, then
+# sessions, payments and outbox rows (~600-byte values) as three INSERTs where the store sends
+# three COPYs (pgbench sends no COPY data), and the COMMIT with the notification after it in
+# one round trip, as in an instance whose relay does not lead (the leader's commits notify
+# nobody): `-M prepared` sends no statements joined in one message, so a pipeline sends them.
 # Ids are random per run (gen_random_uuid, md5(random())); sessions and payments share ids.
 # Arrays are passed as parameters, as asyncpg passes them: a subquery in their place once made
 # the payments lookup a sequential scan under a plan cached while the table was empty.
-PGBENCH_SCRIPT = """\
+_PARAMETER = re.compile(r"\$([0-9]+)")
+
+
+def _bound(statement: str, *variables: str) -> str:
+    """`statement` with its parameters $1, $2, ... as the pgbench variables named, in order."""
+    return _PARAMETER.sub(lambda m: ":" + variables[int(m[1]) - 1], statement)
+
+
+# Its statements one a line, each sent on its own in the pipeline.
+_COMMIT_AND_NOTIFY = ";\n".join(COMMIT_AND_NOTIFY.split("; "))
+PGBENCH_SCRIPT = f"""\
 SELECT (SELECT array_agg(c ORDER BY c) FROM \
 (SELECT gen_random_uuid() AS c FROM generate_series(1, 100)) AS g) AS cs, run, \
-(SELECT array_agg('pi_' || run || '_' || i) FROM generate_series(1, 100) AS i) AS pids \
+(SELECT array_agg('pi_' || run || '_' || i) FROM generate_series(1, 100) AS i) AS pids, \
+(SELECT array_agg('evt_' || run || '_' || i) FROM generate_series(1, 100) AS i) AS eids, \
+array_fill('payment-pipeline'::text, ARRAY[100]) AS sources, '{{}}' AS named \
 FROM (SELECT md5(random()::text) AS run) AS r
 \\gset
-INSERT INTO customers (id) SELECT c FROM unnest(:cs::uuid[]) AS c ORDER BY c \
-ON CONFLICT DO NOTHING;
-BEGIN;
-SELECT id FROM customers WHERE id = ANY(:cs::uuid[]) ORDER BY id FOR UPDATE;
-INSERT INTO processed_events (source, event_id) \
-SELECT 'payment-pipeline', 'evt_' || :run || '_' || i FROM generate_series(1, 100) AS i \
-ON CONFLICT DO NOTHING RETURNING source, event_id;
-SELECT id, customer_id, payment_id, session_type, status, created_at, expires_at, \
-created_event_id, mechanic_id, accepted_at, accepted_event_id, closed_at, close_reason \
-FROM sessions WHERE customer_id = ANY(:cs::uuid[]) AND status IN ('waiting', 'live');
-SELECT payment_id FROM payments WHERE payment_id = ANY(:pids::text[]);
+{_bound(ENSURE_CUSTOMERS, "cs")};
+{BEGIN};
+{_bound(LOCK_CUSTOMERS, "cs")};
+{_bound(LOAD_AND_CLAIM, "cs", "named", "pids", "sources", "eids")};
 INSERT INTO sessions (id, customer_id, payment_id, session_type, status, created_at, \
 expires_at, created_event_id) \
 SELECT md5('s' || :run || o)::uuid, c, 'pi_' || :run || '_' || o, 'video', 'waiting', now(), \
@@ -146,11 +165,9 @@ INSERT INTO outbox (event_id, key, value) \
 SELECT md5('o' || :run || o)::uuid, convert_to(c::text, 'UTF8'), \
 convert_to(repeat(md5(:run || o), 19), 'UTF8') \
 FROM unnest(:cs::uuid[]) WITH ORDINALITY AS u(c, o);
-COMMIT;
-BEGIN;
-SET LOCAL synchronous_commit TO off;
-SELECT pg_notify('fulfillment_outbox', '');
-COMMIT;
+\\startpipeline
+{_COMMIT_AND_NOTIFY};
+\\endpipeline
 """
 EVENTS_PER_TRANSACTION = 100
 _TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.MULTILINE)

@@ -10,6 +10,13 @@ refactor of the service changes this file, not the benchmarks.
 
 from service.adapters.kafka.relay import partition_for
 from service.adapters.memory_store import MemoryDatabase
+from service.adapters.postgres.sql import (
+    BEGIN,
+    COMMIT_AND_NOTIFY,
+    ENSURE_CUSTOMERS,
+    LOAD_AND_CLAIM,
+    LOCK_CUSTOMERS,
+)
 from service.adapters.postgres.store import PostgresStore
 from service.bootstrap.allocator import return_large_buffers
 from service.bootstrap.factory import Clients
@@ -22,6 +29,11 @@ from service.simulation.payments import payments_only
 from service.simulation.stream import Message, Simulation
 
 __all__ = [
+    "BEGIN",
+    "COMMIT_AND_NOTIFY",
+    "ENSURE_CUSTOMERS",
+    "LOAD_AND_CLAIM",
+    "LOCK_CUSTOMERS",
     "Clients",
     "MemoryDatabase",
     "Message",

@@ -249,6 +249,7 @@ BENCH_MAY_IMPORT = ("service.config.settings",)
 SERVICE_API_MODULES = {
     "service.adapters.kafka.relay",
     "service.adapters.memory_store",
+    "service.adapters.postgres.sql",
     "service.adapters.postgres.store",
     "service.bootstrap.allocator",
     "service.bootstrap.factory",
