@@ -93,7 +93,10 @@ def _database(plan: Plan) -> str:
         "both hosts in the URL with `target_session_attrs=read-write`, "
         "`FULFILLMENT_DATABASE_SYNCHRONOUS_STANDBY=true`; restarted (`pg_restart`) and failed "
         "over both ways (`failover`: primary stopped, standby promoted, the old primary made "
-        "its standby again); the final database read from whichever is primary"
+        "its standby again), made read-only with its sessions open, on and off (`read_only`), "
+        "and switched over (`switchover`: the primary left running read-only, its standby "
+        "promoted, the old one rebuilt as the new one's standby); the final database read from "
+        "whichever is primary"
         + (
             "; on the cluster the instances reach Kafka through one TCP proxy per broker "
             "(its PROXIED listener), cut for all of them at once (`kafka_cut`)"
