@@ -38,7 +38,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
@@ -296,20 +295,17 @@ class Relay:
             fenced, fence = time.monotonic(), None
         # Acknowledged while this round read: deleted before the send, not a round later.
         await self._delete(conn, self._deliveries.acknowledged())
-        if not batches.taken:
-            if batches.seen:
-                self._wakes.waiting(commits)
-            else:
-                self._wakes.sent_before(commits)
+        if not batches.taken and batches.seen:
+            self._wakes.waiting(commits)
             return 0  # what is blocked waits for a batch's end, a hold's end or a poll
-        leads, read_only = fence or await outbox.fence(conn, sql.RELAY_LOCK_KEY)
-        if read_only:
-            # As a write would fail: the pool drops its connections to this server.
-            raise asyncpg.exceptions.ReadOnlySQLTransactionError(
-                "the database takes no writes (a demoted primary or a standby): nothing is sent"
-            )
-        if not leads:
+        if not batches.taken:
+            self._wakes.sent_before(commits)
+        # Fenced when the outbox is empty too: a relay left on a demoted primary would read its
+        # empty outbox for good, sending and deleting nothing, meeting no error.
+        if not await outbox.leads(conn, sql.RELAY_LOCK_KEY, fence):
             raise LostLeadership("the relay's connection no longer holds the leader's lock")
+        if not batches.taken:
+            return 0
         filled = {p: batch for p, batch in batches.by_partition.items() if batch[1]}
         self._deliveries.send(producer, topic, filled, fenced + timeout)
         self._wakes.sent(commits)

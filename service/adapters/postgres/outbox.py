@@ -62,11 +62,32 @@ async def let_go(conn: Connection, holder: UUID) -> None:
 
 
 async def try_lock(conn: Connection, key: int) -> bool:
-    return bool(await conn.fetchval(sql.TRY_LOCK, key))
+    """Takes the advisory lock `key` if free. Raises ReadOnlySQLTransactionError, as a write
+    would, on a server that takes no writes: a relay waiting there for the lock would wait for
+    good after a switchover (the lock is held on the old primary, the decisions commit on the
+    new one), so its pool drops the connection and finds the primary again."""
+    taken = await conn.fetchval(sql.TRY_LOCK, key)
+    if taken is None:
+        raise asyncpg.exceptions.ReadOnlySQLTransactionError(
+            "the database takes no writes (a demoted primary or a standby): not leading here"
+        )
+    return bool(taken)
 
 
 async def unlock(conn: Connection, key: int) -> None:
     await conn.execute(sql.UNLOCK, key)
+
+
+async def leads(conn: Connection, key: int, known: tuple[bool, bool] | None = None) -> bool:
+    """Whether this session holds the advisory lock `key`, from `known` (what `fence` or
+    `first_page_fenced` read) or read now. Raises ReadOnlySQLTransactionError, as a write would,
+    where the server takes no writes: the pool drops its connections to it."""
+    holds, read_only = known or await fence(conn, key)
+    if read_only:
+        raise asyncpg.exceptions.ReadOnlySQLTransactionError(
+            "the database takes no writes (a demoted primary or a standby): nothing is sent"
+        )
+    return holds
 
 
 async def fence(conn: Connection, key: int) -> tuple[bool, bool]:

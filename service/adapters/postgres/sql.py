@@ -182,7 +182,12 @@ OUTBOX_BACKLOG = (
     "::float8 AS oldest_age, current_setting('transaction_read_only')::bool AS read_only"
 )
 PING = "SELECT 1"
-TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+# The lock is taken only where writes are: NULL from a read-only server (a demoted primary left
+# running, or a standby), which holds no leader worth having and whose lock nobody else sees.
+TRY_LOCK = (
+    "SELECT CASE WHEN current_setting('transaction_read_only')::bool THEN NULL "
+    "ELSE pg_try_advisory_lock($1) END"
+)
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 # A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low), objsubid 1.
 _HOLDS = (
