@@ -44,6 +44,10 @@ class InputRecord:
     timestamp: int  # the record's Kafka timestamp, in milliseconds
     partition: str  # "topic:partition"
     offset: int
+    # The record as read (value and headers, either content mode): what a rebuild's worker
+    # process decodes again (`rebuild_parts`), far cheaper to send it than the decoded event.
+    value: bytes = b""
+    headers: Sequence[tuple[str, bytes | None]] = ()
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -73,8 +77,8 @@ class Plan:
     # Published outputs no step can re-make: their cause is not on the input topics any more.
     unreachable: list[Published] = field(default_factory=list)
     forced: int = 0  # steps taken against the changelog's order, to get past a contradiction
-    # Each session's customer, as its `session.created` names it: whom an acceptance or an
-    # end touches, even one decided before its session existed.
+    # Each session's customer, as its `session.created` names it (or the payment that would
+    # create it): whom an acceptance or an end touches, even one decided before it existed.
     owners: dict[UUID, UUID] = field(default_factory=dict)
 
 
@@ -89,7 +93,21 @@ def in_arrival_order(partitions: Sequence[Sequence[InputRecord]]) -> Plan:
     """The inputs by their records' timestamps, ties by partition, with no changelog to follow:
     what this code decides when it meets the inputs as they arrived."""
     merged = heapq.merge(*partitions, key=lambda r: (r.timestamp, r.partition, r.offset))
-    return Plan(steps=[Decide(r) for r in merged])
+    return Plan(steps=[Decide(r) for r in merged], owners=_payers(partitions, {}))
+
+
+def _payers(
+    partitions: Sequence[Sequence[InputRecord]], known: dict[tuple[str, str], Published]
+) -> dict[UUID, UUID]:
+    """The session each payment creates if decided so (not `known` to have created it), and
+    its customer: whom an acceptance or an end of it touches, were it created here."""
+    return {
+        schemas.session_id_for_payment(event.data.payment_id): event.data.customer_id
+        for records in partitions
+        for record in records
+        if isinstance(event := record.event, schemas.PaymentCompletedEvent)
+        and getattr(known.get(record.identity), "type", None) != schemas.SESSION_CREATED
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +160,8 @@ class _Walk:
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
         heapq.heapify(self.pending)  # at once: its keys are unique, so it pops the same
+        # And the sessions only a changed rule would create.
+        self.plan.owners = _payers(partitions, self.output_of) | self.plan.owners
         self.ended_first = _ended_first(partitions, changelog, self.output_of)
         self.live: set[str] = set()  # sessions accepted and not yet closed, as far as consumed
         self.consumed: set[int] = set()

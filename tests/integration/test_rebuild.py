@@ -14,9 +14,12 @@ from service.adapters import postgres
 from service.core.batch import BatchResult
 from service.entrypoints.rebuild import rebuild
 from service.reprocess.history import replaced
+from service.reprocess.rebuild import Order
+from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, running
 from tests.integration.reprocess_history import ORDINARY, live_history, rows, short_timers, sid
+from tests.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -39,19 +42,23 @@ def summary(out: str) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_rebuild_re_makes_every_published_decision_byte_for_byte(
     make_settings: Any,
     pool: postgres.Pool,
     fresh_dsn: str,
     empty_dsn: str,
     capsys: pytest.CaptureFixture[str],
+    workers: int,
 ) -> None:
     settings = short_timers(make_settings)
     history = await live_history(settings, pool)
     capsys.readouterr()
     shadow = f"{settings.topic_sessions}.shadow"
 
-    code = await rebuild(settings, database_url=empty_dsn, as_json=True, shadow_topic=shadow)
+    code = await rebuild(
+        settings, database_url=empty_dsn, as_json=True, shadow_topic=shadow, workers=workers
+    )
 
     result = summary(capsys.readouterr().out)
     assert result["differences"] == []
@@ -178,3 +185,49 @@ async def test_a_rebuild_into_something_that_is_not_a_database_url_says_so_in_on
     assert err.strip().splitlines() == [
         "fulfillment rebuild: --database-url: not a PostgreSQL URL (postgresql://user@host/db)"
     ]
+
+
+# Every table a rebuild fills, but the time columns PostgreSQL stamps (processed_at, parked_at).
+TABLES = (
+    STATE,
+    PAYMENTS,
+    "SELECT id FROM customers ORDER BY id",
+    "SELECT source, event_id FROM processed_events ORDER BY source, event_id",
+    "SELECT seq, customer_id, source, event_id, type, body, reason FROM parked_events ORDER BY seq",
+    "SELECT * FROM outbox",
+)
+
+
+@pytest.mark.parametrize("order", ["published", "arrival"])
+async def test_a_rebuild_in_two_workers_leaves_the_database_and_the_comparison_of_one(
+    make_settings: Any,
+    pool: postgres.Pool,
+    empty_dsn: str,
+    servers: Servers,
+    capsys: pytest.CaptureFixture[str],
+    order: Order,
+) -> None:
+    settings = short_timers(make_settings)
+    await live_history(settings, pool)
+    # Differences for the two comparisons to agree on: in the changelog's order, from a changed
+    # rule; in arrival order, from the order itself (its closings are a sweep at the wall clock:
+    # with the short timers every deadline is long past at both rebuilds).
+    rule = settings
+    if order == "published":
+        rule = make_settings(request_ttl_seconds=60, max_live_seconds=settings.max_live_seconds)
+    second = await create_database(servers)
+    try:
+        capsys.readouterr()
+        outcomes = []
+        for dsn, workers in ((empty_dsn, 1), (second, 2)):
+            code = await rebuild(rule, database_url=dsn, order=order, as_json=True, workers=workers)
+            found = summary(capsys.readouterr().out)
+            del found["seconds"]
+            outcomes.append((code, found))
+
+        assert outcomes[0][1]["differ"] > 0
+        assert outcomes[1] == outcomes[0]
+        for query in TABLES:
+            assert await rows(second, query) == await rows(empty_dsn, query)
+    finally:
+        await drop_database(servers, second)
