@@ -110,6 +110,8 @@ async def _rebuild(
     tune_garbage_collector()
     # The other parts' processes start now: their start-up overlaps the reads.
     async with started_workers(workers - 1) as helpers:
+        for helper in helpers:
+            helper.prepare(clients.settings, publishing)
         # Both at once: one's fetches are in flight while the other's records are decoded.
         changelog, records = await together(read_changelog(clients), read_input_records(clients))
         gc.freeze()
@@ -139,10 +141,7 @@ async def _rebuild(
             store = Remaking(conn, publishing=publishing)
             applied = await all_of(
                 _own(store, split[0], policy, poison, advance),
-                *(
-                    w.apply(clients.settings, runs, publishing, advance)
-                    for w, runs in zip(helpers, split[1:], strict=True)
-                ),
+                *(w.apply(runs, advance) for w, runs in zip(helpers, split[1:], strict=True)),
             )
             if order == "arrival":
                 # Without the changelog, the closings are the sweeper's, as it would act by now.

@@ -4,11 +4,12 @@ PostgreSQL writes. The parts touch disjoint things (customers, payment ids, inpu
 runs commute: the database ends as the runs applied one part after another would leave it.
 
 A worker is this module run as `python -m service.reprocess.rebuild_parts`, started before the
-topics are read (its start-up overlaps the reads). Its job comes on its stdin, pickled: the
-settings, whether to keep the outbox rows, and its runs, with the inputs as the bytes read from
-the topics (decoded again there: far cheaper to send than the decoded events). It answers on
-its stdout in frames (a length, then a pickle): how many events each run decided, then the
-outputs it re-made as bytes (`Remade`), or the error that stopped it.
+topics are read and told the settings at once (its start-up and its connection overlap the
+reads). Both ways go frames, a length then a pickle. In: its runs, one frame each, sent while
+the command applies its own part, with the inputs as the bytes read from the topics (decoded
+again there: far cheaper to send than the decoded events). Out: after each run, how many events
+it decided and the outputs it re-made as bytes (`Remade`); at the end what it parked, or the
+error that stopped it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ T = TypeVar("T")
 # What `apply_runs` reports after each run: events decided, outputs re-made.
 Advance = Callable[[int, int], None]
 _LENGTH = 8
+_LIMIT = 2**26  # bytes a frame may hold, at most
 
 
 class Remaking(PostgresStore):
@@ -117,22 +119,44 @@ class WorkerFailed(Exception):
 
 
 class Worker:
-    """One worker process, started and waiting for its job."""
+    """One worker process: told the settings at once, so that it connects while the topics
+    are read; then its runs, one frame each, while it applies them."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
 
+    def prepare(self, settings: Settings, publishing: bool) -> None:
+        """Sent before its runs: it connects meanwhile."""
+        assert self.process.stdin is not None
+        _write_to(self.process.stdin, settings, publishing)
+
     async def apply(
-        self, settings: Settings, runs: Sequence[Run], publishing: bool, advance: Advance
+        self, runs: Sequence[Run], advance: Advance
     ) -> tuple[list[Remade], list[ParkedEvent]]:
         """Raises what stopped the worker (asyncpg's errors as they are), or WorkerFailed."""
-        stdin, stdout = self.process.stdin, self.process.stdout
-        assert stdin is not None and stdout is not None
-        job = pickle.dumps((settings, publishing, [_sent(r) for r in runs]), protocol=5)
-        stdin.write(len(job).to_bytes(_LENGTH, "big"))
-        stdin.write(job)
+        sending = asyncio.ensure_future(self._send(runs))
+        try:
+            return await self._receive(advance)
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+
+    async def _send(self, runs: Sequence[Run]) -> None:
+        # A run at a time, while this process decides its own part and waits on PostgreSQL:
+        # the worker starts on its first run at once.
+        stdin = self.process.stdin
+        assert stdin is not None
+        for run in runs:
+            _write_to(stdin, _sent(run))
+            await stdin.drain()
+        _write_to(stdin, None)
         await stdin.drain()
         stdin.close()
+
+    async def _receive(self, advance: Advance) -> tuple[list[Remade], list[ParkedEvent]]:
+        stdout = self.process.stdout
+        assert stdout is not None
+        made: list[Remade] = []
         while True:
             try:
                 size = int.from_bytes(await stdout.readexactly(_LENGTH), "big")
@@ -141,12 +165,13 @@ class Worker:
                 code = await self.process.wait()
                 raise WorkerFailed(f"a rebuild worker exited {code} without its result") from None
             if kind == "advance":
-                advance(*body)
+                decided, outputs = body
+                made += [Remade(cause, key, value) for cause, key, value in outputs]
+                advance(decided, len(outputs))
             elif kind == "failed":
                 raise body[0]
             else:
-                made, parked = body
-                return [Remade(cause, key, value) for cause, key, value in made], parked
+                return made, body[0]
 
 
 @asynccontextmanager
@@ -161,6 +186,7 @@ async def started_workers(count: int) -> AsyncIterator[list[Worker]]:
                 __name__,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                limit=_LIMIT,
             )
             workers.append(Worker(process))
         yield workers
@@ -192,47 +218,71 @@ def _received(sent: _Sent, decoder: schemas.Decoder) -> Run:
     return CloseRun(tuple(UUID(bytes=c) for c in items), now)
 
 
+def _frame(*body: object) -> bytes:
+    data = pickle.dumps(body if len(body) != 1 else body[0], protocol=5)
+    return len(data).to_bytes(_LENGTH, "big") + data
+
+
+def _write_to(stream: asyncio.StreamWriter, *body: object) -> None:
+    stream.write(_frame(*body))
+
+
 def _write(out: BinaryIO, *frame: object) -> None:
-    body = pickle.dumps(frame, protocol=5)
-    out.write(len(body).to_bytes(_LENGTH, "big") + body)
+    out.write(_frame(*frame))
     out.flush()
 
 
-async def _work(settings: Settings, publishing: bool, runs: list[Run], out: BinaryIO) -> None:
+async def _frames() -> AsyncIterator[Any]:
+    """What the command sends on stdin, frame by frame."""
+    reader = asyncio.StreamReader(limit=_LIMIT)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    while True:
+        try:
+            size = int.from_bytes(await reader.readexactly(_LENGTH), "big")
+        except asyncio.IncompleteReadError:
+            return  # the command needed no worker after all, or is gone
+        yield pickle.loads(await reader.readexactly(size))
+
+
+async def _work(out: BinaryIO) -> None:
+    frames = _frames()
+    first = await anext(frames, None)
+    if first is None:
+        return
+    settings, publishing = first
+    from service.observe.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
+    decoder = schemas.Decoder(settings.topics.input_types())
     pool = await Clients(settings).pool(size=1)
     try:
         async with connection(pool) as conn:
             store = Remaking(conn, publishing=publishing)
-            parked = await apply_runs(
-                store,
-                runs,
-                settings.policy,
-                {},
-                lambda decided, made: _write(out, "advance", decided, made),
-            )
-            # As plain tuples: a named tuple pickles by a call per item.
-            _write(out, "done", [tuple(r) for r in store.made], parked)
+            parked: list[ParkedEvent] = []
+            while (sent := await anext(frames, None)) is not None:
+                run = _received(sent, decoder)
+                parked += await apply_runs(store, [run], settings.policy, {}, _no_advance)
+                # The outputs as plain tuples: a named tuple pickles by a call per item.
+                decided = len(run.records) if isinstance(run, DecideRun) else 0
+                _write(out, "advance", decided, [tuple(r) for r in store.made])
+                store.made.clear()
+            _write(out, "done", parked)
     finally:
         await pool.close()
+
+
+def _no_advance(decided: int, made: int) -> None:
+    pass
 
 
 def main() -> None:
     # The frames go to the stdout the command reads; anything else printed goes to stderr.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    job = sys.stdin.buffer.read(int.from_bytes(sys.stdin.buffer.read(_LENGTH), "big"))
-    if not job:
-        return  # the command needed no worker after all
-    settings, publishing, sent = pickle.loads(job)
-    from service.observe.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets)
     tune_garbage_collector()
-    decoder = schemas.Decoder(settings.topics.input_types())
-    runs = [_received(s, decoder) for s in sent]
-    del sent, job
     try:
-        asyncio.run(_work(settings, publishing, runs, out))
+        asyncio.run(_work(out))
     except Exception as error:
         try:
             _write(out, "failed", error)
