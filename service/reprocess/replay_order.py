@@ -138,6 +138,7 @@ class _Walk:
         self.pending: list[tuple[int, int]] = []  # (timestamp, serial) of unconsumed outputs
         self.serial: dict[str, int] = {}
         seen: set[str] = set()
+        created: list[Published] = []
         for out in changelog:
             if out.id in seen:
                 continue  # at-least-once: a copy published again after a relay's restart
@@ -155,19 +156,22 @@ class _Walk:
             if out.type in (schemas.SESSION_CREATED, schemas.SESSION_REJECTED):
                 self.decider_of_payment[str(out.data["payment_id"])] = out.causation
             if out.type == schemas.SESSION_CREATED:
+                created.append(out)
                 owner = UUID(str(out.data["customer_id"]))
                 self.plan.owners[UUID(str(out.data["session_id"]))] = owner
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
         heapq.heapify(self.pending)  # at once: its keys are unique, so it pops the same
-        # And the sessions only a changed rule would create.
+        # The payments that create a session some acceptance refused as unknown waits for.
+        sessions = {out.causation: str(out.data["session_id"]) for out in created}
+        self.creates = {key: s for key, s in sessions.items() if s in self.unknown_first}
+        # Owners too of the sessions only a changed rule would create.
         self.plan.owners = _payers(partitions, self.output_of) | self.plan.owners
         self.ended_first = _ended_first(partitions, changelog, self.output_of)
         self.live: set[str] = set()  # sessions accepted and not yet closed, as far as consumed
         self.consumed: set[int] = set()
         self.decided: set[tuple[str, str]] = set()
-        # Keys whose next output is a timer: checked after every step, so kept as a set
-        # rather than found by scanning every customer's queue.
+        # Keys whose next output is a timer: checked after every step, so kept as a set.
         self.timer_heads = {key for key, queue in self.queues.items() if queue[0].timer}
 
     def run(self) -> Plan:
@@ -211,10 +215,7 @@ class _Walk:
         event = record.event
         creates = decider = None
         if out is not None:
-            # Only looked at while some acceptance refused as unknown waits (_ready).
-            created = out.type == schemas.SESSION_CREATED and bool(self.unknown_first)
-            if created and isinstance(event, schemas.PaymentCompletedEvent):
-                creates = str(schemas.session_id_for_payment(event.data.payment_id))
+            creates = self.creates.get(key)  # only looked at by _ready
         elif isinstance(event, schemas.PaymentCompletedEvent):
             decider = self.decider_of_payment.get(event.data.payment_id)
         return _Head(index, record, key, out, creates, decider)
