@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -231,3 +234,43 @@ async def test_a_rebuild_in_two_workers_leaves_the_database_and_the_comparison_o
             assert await rows(second, query) == await rows(empty_dsn, query)
     finally:
         await drop_database(servers, second)
+
+
+def rebuild_workers() -> list[int]:
+    """This process's children that are rebuild workers."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if parent == os.getpid() and b"service.reprocess.rebuild_parts" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def kill_a_worker_once_started() -> int:
+    while True:
+        if found := rebuild_workers():
+            os.kill(found[0], signal.SIGKILL)
+            return found[0]
+        await asyncio.sleep(0.005)
+
+
+async def test_a_rebuild_whose_worker_is_killed_fails_in_one_line_and_leaves_no_process(
+    make_settings: Any, pool: postgres.Pool, empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = short_timers(make_settings)
+    await live_history(settings, pool)
+    capsys.readouterr()
+    killing = asyncio.ensure_future(kill_a_worker_once_started())
+
+    code = await rebuild(settings, database_url=empty_dsn, as_json=True, workers=2)
+
+    await asyncio.wait_for(killing, 1)
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "fulfillment rebuild: a rebuild worker exited -9 without its result"
+    ]
+    assert rebuild_workers() == []
