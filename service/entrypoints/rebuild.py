@@ -38,6 +38,7 @@ async def rebuild(
     shadow_topic: str | None = None,
     order: Order = "published",
     as_json: bool = False,
+    workers: int = 1,
 ) -> int:
     try:
         clients, pool = await open_empty_target(settings, database_url)
@@ -52,6 +53,7 @@ async def rebuild(
             live_parked=await read_live_parked(settings),
             shadow_topic=shadow_topic,
             progress=lambda total: Progress("rebuild", total),
+            workers=workers,
         )
     except Exception as error:
         line = failure_line(error, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from service.bootstrap.cpus import usable_cpus
 from service.config.settings import Settings
 
 
@@ -25,8 +26,33 @@ def add_rebuild(commands: Any) -> argparse.ArgumentParser:
         help="published: as the changelog records the live decisions (default); arrival: "
         "as the inputs arrived, to see what this code would decide differently",
     )
+    rebuild.add_argument(
+        "--workers",
+        type=_workers,
+        default="auto",
+        metavar="N",
+        help="processes applying the re-decisions, over disjoint customers (1 to "
+        f"{MAX_WORKERS}; default auto: one per CPU this process may use); the result is the "
+        "same for any number",
+    )
     rebuild.add_argument("--json", action="store_true", help="the summary as one JSON object")
     return rebuild
+
+
+MAX_WORKERS = 16
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"not auto nor a number from 1 to {MAX_WORKERS}")
+    return int(text)
+
+
+def workers(chosen: int | str) -> int:
+    """`--workers`, with `auto` the CPUs this process may use (affinity, quota)."""
+    return min(usable_cpus(), MAX_WORKERS) if chosen == "auto" else int(chosen)
 
 
 def add_restore(commands: Any) -> argparse.ArgumentParser:
@@ -54,6 +80,7 @@ async def run_reprocess(settings: Settings, args: argparse.Namespace) -> int:
             shadow_topic=args.shadow_topic,
             order=args.order,
             as_json=args.json,
+            workers=workers(args.workers),
         )
     from service.entrypoints.restore import restore
 

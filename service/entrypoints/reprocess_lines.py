@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 from service.config.settings import Settings
 from service.reprocess.changelog import UnreadableOutput
 from service.reprocess.history import MissingTopic
+from service.reprocess.rebuild_parts import WorkerFailed
 from service.reprocess.restore_state import Inconsistent
 
 
@@ -26,6 +27,8 @@ def failure_line(error: Exception, settings: Settings) -> str | None:
             return f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error!r}"
         case asyncpg.PostgresError() | OSError():
             return f"the database of --database-url failed: {error}"
+        case WorkerFailed():  # killed, or out of memory: its own error, if any, is on stderr
+            return str(error)
     return None
 
 

@@ -46,13 +46,15 @@ class Difference:
 
 def differences(changelog: Iterable[Published], remade: Iterable[Remade]) -> list[Difference]:
     """Each cause whose output (its key and bytes) differs, is missing, or is new; in the
-    published order, then the new ones in the order they were made."""
+    published order, then the new ones by key, each key's in the order they were made (the
+    same order however many processes made them: one key's outputs are made by one)."""
     expected = _by_cause(changelog)
     got: dict[tuple[str, str], Remade] = {}
     for made in remade:
         got.setdefault(made.causation, made)
     found = []
-    for cause in list(expected) + [c for c in got if c not in expected]:
+    unpublished = sorted((c for c in got if c not in expected), key=lambda c: got[c].key)
+    for cause in [*expected, *unpublished]:
         old, made_now = expected.get(cause), got.get(cause)
         if (
             old is not None

@@ -178,7 +178,9 @@ async def read_input_records(clients: Clients) -> InputRecords:
                 except schemas.DecodeError:
                     undecodable += 1
                     continue
-                into.append(InputRecord(event, r.timestamp, where, r.offset))
+                into.append(
+                    InputRecord(event, r.timestamp, where, r.offset, r.value or b"", r.headers)
+                )
     finally:
         await consumer.stop()
     return InputRecords(read, committed, undecodable)

@@ -13,7 +13,6 @@ again here, not decided, with their reasons.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,22 +21,20 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from service.adapters import postgres
 from service.adapters.kafka.relay import Relay
-from service.adapters.postgres import Connection, PostgresStore
 from service.adapters.postgres.pool import connection
 from service.adapters.postgres.target import discard_outbox
 from service.bootstrap.factory import Clients
 from service.bootstrap.service import create_topics, tune_garbage_collector
 from service.config.settings import Settings
-from service.core.batch import BatchResult
-from service.core.parking import EventKey
-from service.core.ports import OutboxRow, Store
+from service.core.parking import EventKey, ParkedEvent
+from service.core.ports import Store
 from service.core.sessions import Policy
-from service.handlers.consume import handle_batch
 from service.handlers.sweep import sweep_customers
 from service.reprocess.differences import Difference, Remade, differences
 from service.reprocess.history import LiveParked, read_changelog, read_input_records, replaced
+from service.reprocess.rebuild_parts import Remaking, all_of, apply_runs, started_workers
 from service.reprocess.replay_order import Plan, in_arrival_order, in_published_order
-from service.reprocess.replay_runs import BATCH, CloseRun, DecideRun, Run, runs
+from service.reprocess.replay_runs import BATCH, Run, parts
 
 Order = Literal["published", "arrival"]
 A = TypeVar("A")
@@ -80,12 +77,17 @@ async def rebuild(
     live_parked: LiveParked,
     shadow_topic: str | None,
     progress: Callable[[int], Progress],
+    workers: int = 1,
 ) -> Outcome:
     """Into the empty database of `pool` (`clients` aimed at it). `progress(total)` makes the
-    progress report once the inputs are read. Raises what reading the topics raises
-    (`history.MissingTopic`, `changelog.UnreadableOutput`, aiokafka's KafkaError) and
-    asyncpg's errors."""
-    outcome = await _rebuild(clients, pool, order, live_parked, progress, bool(shadow_topic))
+    progress report once the inputs are read. `workers`: processes applying the runs, this one
+    and `workers - 1` started for it (`rebuild_parts`); the outcome is the same for any number.
+    Raises what reading the topics raises (`history.MissingTopic`,
+    `changelog.UnreadableOutput`, aiokafka's KafkaError), asyncpg's errors, and
+    `rebuild_parts.WorkerFailed`."""
+    outcome = await _rebuild(
+        clients, pool, order, live_parked, progress, bool(shadow_topic), workers
+    )
     if shadow_topic:
         await _publish(clients, pool, shadow_topic)
     else:
@@ -100,42 +102,55 @@ async def _rebuild(
     live_parked: LiveParked,
     progress_of: Callable[[int], Progress],
     publishing: bool,
+    workers: int,
 ) -> Outcome:
     # The live service's collector settings; and the history, read whole and kept to the end,
     # is frozen out of the collections, which would otherwise traverse it again and again (a
     # third of a 200,000-output rebuild's time before).
     tune_garbage_collector()
-    # Both at once: one's fetches are in flight while the other's records are decoded.
-    changelog, records = await together(read_changelog(clients), read_input_records(clients))
-    gc.freeze()
-    inputs = records.bounded({p.causation for p in changelog if not p.timer})
-    gc.freeze()
-    plan: Plan
-    if order == "published":
-        plan = in_published_order(inputs.partitions, changelog)
-    else:
-        plan = in_arrival_order(inputs.partitions)
-    gc.freeze()
-    total = sum(len(p) for p in inputs.partitions)
-    progress = progress_of(total)
-    remade: list[Remade] = []
-    parked = LiveParked([])
-    policy = clients.settings.policy
-    poison = {p.key: p.reason for p in live_parked.events}
-    async with connection(pool) as conn:
-        store = _Remaking(conn, publishing=publishing)
-        for run in runs(plan):
-            result = await _apply(store, run, policy, poison)
-            remade += store.made
-            store.made.clear()
-            parked.events.extend(result.parked)
-            decided = len(run.events) if isinstance(run, DecideRun) else 0
-            progress.advance(decided, lag=max(0, len(changelog) - len(remade)))
-        if order == "arrival":
-            # Without the changelog, the closings are the sweeper's, as it would act by now.
-            await _sweep_all(store, clients.settings)
-            remade += store.made
+    # The other parts' processes start now: their start-up overlaps the reads.
+    async with started_workers(workers - 1) as helpers:
+        for helper in helpers:
+            helper.prepare(clients.settings, publishing)
+        # Both at once: one's fetches are in flight while the other's records are decoded.
+        changelog, records = await together(read_changelog(clients), read_input_records(clients))
+        gc.freeze()
+        inputs = records.bounded({p.causation for p in changelog if not p.timer})
+        gc.freeze()
+        plan: Plan
+        if order == "published":
+            plan = in_published_order(inputs.partitions, changelog)
+        else:
+            plan = in_arrival_order(inputs.partitions)
+        gc.freeze()
+        total = sum(len(p) for p in inputs.partitions)
+        progress = progress_of(total)
+        made = 0
+
+        def advance(decided: int, remade: int) -> None:
+            nonlocal made
+            made += remade
+            progress.advance(decided, lag=max(0, len(changelog) - made))
+
+        policy = clients.settings.policy
+        poison = {p.key: p.reason for p in live_parked.events}
+        # Whatever is parked live stays with the first part: the parked rows' order (their seq)
+        # is then the one part's.
+        split = parts(plan, workers, pinned=poison)
+        async with connection(pool) as conn:
+            store = Remaking(conn, publishing=publishing)
+            applied = await all_of(
+                _own(store, split[0], policy, poison, advance),
+                *(w.apply(runs, advance) for w, runs in zip(helpers, split[1:], strict=True)),
+            )
+            if order == "arrival":
+                # Without the changelog, the closings are the sweeper's, as it would act by now.
+                store.made.clear()
+                await _sweep_all(store, clients.settings)
+                applied.append((store.made, []))
     progress.finish()
+    remade = [r for made_here, _ in applied for r in made_here]
+    parked = LiveParked([p for _, parked_here in applied for p in parked_here])
     parked_here = {p.key for p in parked.events}
     return Outcome(
         events=progress.done,
@@ -152,55 +167,22 @@ async def _rebuild(
     )
 
 
+async def _own(
+    store: Remaking,
+    runs: Sequence[Run],
+    policy: Policy,
+    poison: dict[EventKey, str],
+    advance: Callable[[int, int], None],
+) -> tuple[list[Remade], list[ParkedEvent]]:
+    parked = await apply_runs(store, runs, policy, poison, advance)
+    return list(store.made), parked
+
+
 async def together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
     """Both, concurrently; when one fails the other is cancelled, and its error is raised (the
     first's when both failed, as reading them one after the other would)."""
-    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error
-    return tasks[0].result(), tasks[1].result()
-
-
-class _Remaking(PostgresStore):
-    """The service's store, except that the outbox rows the handlers write are kept here, as
-    the re-made outputs, and go to the database's outbox only when they are to be published
-    (a shadow topic); with nobody to wake, there is nothing to announce."""
-
-    def __init__(self, conn: Connection, *, publishing: bool) -> None:
-        super().__init__(conn)
-        self.publishing = publishing
-        self.made: list[Remade] = []
-
-    async def write_result(self, result: BatchResult, outbox: Sequence[OutboxRow]) -> None:
-        await super().write_result(result, outbox if self.publishing else [])
-        # One row per output, in order (`outbox_rows`): the cause from the decision itself,
-        # not parsed back out of the bytes.
-        self.made += [
-            Remade((e.causation_source, e.causation_id), row.key, row.value)
-            for e, row in zip(result.emitted, outbox, strict=True)
-        ]
-
-    async def announce_outbox(self) -> None:
-        pass
-
-
-async def _apply(
-    store: Store, run: Run, policy: Policy, poison: dict[EventKey, str]
-) -> BatchResult:
-    match run:
-        case DecideRun(events=events):
-            # Parked live: parked here too, not decided (and their customers' later events
-            # behind them, as live).
-            return await handle_batch(store, events, policy=policy, poison=poison)
-        case CloseRun(customers=customers, now=now):
-            return await sweep_customers(store, customers, now=now, policy=policy)
+    both: list[Any] = await all_of(first, second)
+    return both[0], both[1]
 
 
 async def _sweep_all(store: Store, settings: Settings) -> None:

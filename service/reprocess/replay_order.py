@@ -44,6 +44,10 @@ class InputRecord:
     timestamp: int  # the record's Kafka timestamp, in milliseconds
     partition: str  # "topic:partition"
     offset: int
+    # The record as read (value and headers, either content mode): what a rebuild's worker
+    # process decodes again (`rebuild_parts`), far cheaper to send it than the decoded event.
+    value: bytes = b""
+    headers: Sequence[tuple[str, bytes | None]] = ()
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -73,8 +77,8 @@ class Plan:
     # Published outputs no step can re-make: their cause is not on the input topics any more.
     unreachable: list[Published] = field(default_factory=list)
     forced: int = 0  # steps taken against the changelog's order, to get past a contradiction
-    # Each session's customer, as its `session.created` names it: whom an acceptance or an
-    # end touches, even one decided before its session existed.
+    # Each session's customer, as its `session.created` names it (or the payment that would
+    # create it): whom an acceptance or an end touches, even one decided before it existed.
     owners: dict[UUID, UUID] = field(default_factory=dict)
 
 
@@ -89,7 +93,21 @@ def in_arrival_order(partitions: Sequence[Sequence[InputRecord]]) -> Plan:
     """The inputs by their records' timestamps, ties by partition, with no changelog to follow:
     what this code decides when it meets the inputs as they arrived."""
     merged = heapq.merge(*partitions, key=lambda r: (r.timestamp, r.partition, r.offset))
-    return Plan(steps=[Decide(r) for r in merged])
+    return Plan(steps=[Decide(r) for r in merged], owners=_payers(partitions, {}))
+
+
+def _payers(
+    partitions: Sequence[Sequence[InputRecord]], known: dict[tuple[str, str], Published]
+) -> dict[UUID, UUID]:
+    """The session each payment creates if decided so (not `known` to have created it), and
+    its customer: whom an acceptance or an end of it touches, were it created here."""
+    return {
+        schemas.session_id_for_payment(event.data.payment_id): event.data.customer_id
+        for records in partitions
+        for record in records
+        if isinstance(event := record.event, schemas.PaymentCompletedEvent)
+        and getattr(known.get(record.identity), "type", None) != schemas.SESSION_CREATED
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +138,7 @@ class _Walk:
         self.pending: list[tuple[int, int]] = []  # (timestamp, serial) of unconsumed outputs
         self.serial: dict[str, int] = {}
         seen: set[str] = set()
+        created: list[Published] = []
         for out in changelog:
             if out.id in seen:
                 continue  # at-least-once: a copy published again after a relay's restart
@@ -137,17 +156,22 @@ class _Walk:
             if out.type in (schemas.SESSION_CREATED, schemas.SESSION_REJECTED):
                 self.decider_of_payment[str(out.data["payment_id"])] = out.causation
             if out.type == schemas.SESSION_CREATED:
+                created.append(out)
                 owner = UUID(str(out.data["customer_id"]))
                 self.plan.owners[UUID(str(out.data["session_id"]))] = owner
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
         heapq.heapify(self.pending)  # at once: its keys are unique, so it pops the same
+        # The payments that create a session some acceptance refused as unknown waits for.
+        sessions = {out.causation: str(out.data["session_id"]) for out in created}
+        self.creates = {key: s for key, s in sessions.items() if s in self.unknown_first}
+        # Owners too of the sessions only a changed rule would create.
+        self.plan.owners = _payers(partitions, self.output_of) | self.plan.owners
         self.ended_first = _ended_first(partitions, changelog, self.output_of)
         self.live: set[str] = set()  # sessions accepted and not yet closed, as far as consumed
         self.consumed: set[int] = set()
         self.decided: set[tuple[str, str]] = set()
-        # Keys whose next output is a timer: checked after every step, so kept as a set
-        # rather than found by scanning every customer's queue.
+        # Keys whose next output is a timer: checked after every step, so kept as a set.
         self.timer_heads = {key for key, queue in self.queues.items() if queue[0].timer}
 
     def run(self) -> Plan:
@@ -191,10 +215,7 @@ class _Walk:
         event = record.event
         creates = decider = None
         if out is not None:
-            # Only looked at while some acceptance refused as unknown waits (_ready).
-            created = out.type == schemas.SESSION_CREATED and bool(self.unknown_first)
-            if created and isinstance(event, schemas.PaymentCompletedEvent):
-                creates = str(schemas.session_id_for_payment(event.data.payment_id))
+            creates = self.creates.get(key)  # only looked at by _ready
         elif isinstance(event, schemas.PaymentCompletedEvent):
             decider = self.decider_of_payment.get(event.data.payment_id)
         return _Head(index, record, key, out, creates, decider)

@@ -10,25 +10,30 @@ latest of its deadlines, which closes each customer's one active session, the on
 names (the sweep's output depends on the session alone, not on its `now`). So the number of
 transactions follows the busiest customer's alternation of decisions and closings, not the
 number of closings in the whole history. Applied in order, the runs decide exactly what the
-steps one at a time would. Pure.
+steps one at a time would. And steps touching nothing in common, transitively, can be applied
+by different processes (`parts`): each part's runs in order, the parts at the same time. Pure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import schemas
-from service.reprocess.replay_order import Close, Plan
+from service.reprocess.replay_order import Close, InputRecord, Plan
 
 BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class DecideRun:
-    events: tuple[schemas.InputEvent, ...]
+    records: tuple[InputRecord, ...]
+
+    @property
+    def events(self) -> tuple[schemas.InputEvent, ...]:
+        return tuple(r.event for r in self.records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,21 +60,38 @@ def touches(event: schemas.InputEvent, owners: Mapping[UUID, UUID]) -> tuple[Has
 
 
 def runs(plan: Plan, *, size: int = BATCH) -> list[Run]:
+    return parts(plan, 1, size=size)[0]
+
+
+def parts(
+    plan: Plan, count: int, *, pinned: Collection[tuple[str, str]] = (), size: int = BATCH
+) -> list[list[Run]]:
+    """The runs, split into `count` parts over disjoint sets of what the steps touch: each
+    part's runs, applied in order, decide what the steps one at a time would, whatever the
+    other parts do meanwhile. A step's layer depends only on the steps it shares something
+    with, so the parts together hold the runs of one part, each split. The inputs `pinned`
+    (by source and id), and whatever shares something with them, go to the first part.
+    Parts are balanced by their number of steps; some may be empty."""
     # Layer 2k holds decisions, layer 2k + 1 closings; `last`: the latest layer holding a step
-    # that touches a thing.
-    layers: list[list[schemas.InputEvent | Close]] = []
+    # that touches a thing. `group`: which group of steps sharing things a thing is in, and
+    # `merged` which group a group was merged into (few are: a payment id or an input sent for
+    # two customers).
+    placed: list[tuple[int, int, InputRecord | Close]] = []
     last: dict[Hashable, int] = {}
-    get = last.get
+    group: dict[Hashable, int] = {}
+    merged: list[int] = []
+    get, group_of = last.get, group.get
     for step in plan.steps:
         if isinstance(step, Close):
             customer = step.customer_id.int
             after = get(customer, -1)
             layer = after + 1 if after % 2 == 0 else after + 2  # a customer once a sweep
             last[customer] = layer
-            item: schemas.InputEvent | Close = step
+            item: InputRecord | Close = step
+            things: tuple[Hashable, ...] = (customer,)
         else:
-            item = step.record.event
-            things = touches(item, plan.owners)
+            item = step.record
+            things = touches(item.event, plan.owners)
             after = -1
             for thing in things:
                 at = get(thing, -1)
@@ -78,15 +100,83 @@ def runs(plan: Plan, *, size: int = BATCH) -> list[Run]:
             layer = after if after % 2 == 0 else after + 1
             for thing in things:
                 last[thing] = layer
-        while len(layers) <= layer:
-            layers.append([])
-        layers[layer].append(item)
+        placed.append((layer, _grouped(things, group, group_of, merged), item))
+    root = [_root(merged, g) for g in range(len(merged))]
+    share = _shares(placed, root, count, set(pinned))
+    layers: list[list[list[InputRecord | Close]]] = [[] for _ in range(count)]
+    for layer, g, item in placed:
+        into = layers[share[root[g]]]
+        while len(into) <= layer:
+            into.append([])
+        into[layer].append(item)
+    return [_chunked(part, size) for part in layers]
+
+
+def _grouped(
+    things: tuple[Hashable, ...],
+    group: dict[Hashable, int],
+    group_of: Callable[[Hashable], int | None],
+    merged: list[int],
+) -> int:
+    """The group of a step touching `things`: a new one, or the one they are in, the groups
+    they were in merged into it."""
+    found = -1
+    for thing in things:
+        g = group_of(thing)
+        if g is None:
+            continue
+        g = _root(merged, g)
+        if found < 0:
+            found = g
+        elif g != found:
+            merged[g] = found
+    if found < 0:
+        found = len(merged)
+        merged.append(found)
+    for thing in things:
+        group[thing] = found
+    return found
+
+
+def _root(merged: list[int], g: int) -> int:
+    while merged[g] != g:
+        merged[g] = merged[merged[g]]
+        g = merged[g]
+    return g
+
+
+def _shares(
+    placed: Sequence[tuple[int, int, InputRecord | Close]],
+    root: Sequence[int],
+    count: int,
+    pinned: set[tuple[str, str]],
+) -> dict[int, int]:
+    """Group -> part: pinned groups to the first; the others, largest first, each to the part
+    with the fewest steps so far."""
+    steps: dict[int, int] = {}
+    first: set[int] = set()
+    for _, g, item in placed:
+        r = root[g]
+        steps[r] = steps.get(r, 0) + 1
+        if pinned and not isinstance(item, Close) and item.identity in pinned:
+            first.add(r)
+    share = dict.fromkeys(first, 0)
+    loads = [0] * count
+    loads[0] = sum(steps[r] for r in first)
+    for r in sorted(steps.keys() - first, key=lambda r: (-steps[r], r)):
+        part = loads.index(min(loads))
+        share[r] = part
+        loads[part] += steps[r]
+    return share
+
+
+def _chunked(layers: list[list[InputRecord | Close]], size: int) -> list[Run]:
     found: list[Run] = []
     for index, items in enumerate(layers):
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
             if index % 2 == 0:
-                found.append(DecideRun(tuple(e for e in chunk if not isinstance(e, Close))))
+                found.append(DecideRun(tuple(r for r in chunk if not isinstance(r, Close))))
             else:
                 closes = [c for c in chunk if isinstance(c, Close)]
                 found.append(

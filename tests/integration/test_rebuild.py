@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +17,12 @@ from service.adapters import postgres
 from service.core.batch import BatchResult
 from service.entrypoints.rebuild import rebuild
 from service.reprocess.history import replaced
+from service.reprocess.rebuild import Order
+from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, running
 from tests.integration.reprocess_history import ORDINARY, live_history, rows, short_timers, sid
+from tests.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -39,19 +45,23 @@ def summary(out: str) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_rebuild_re_makes_every_published_decision_byte_for_byte(
     make_settings: Any,
     pool: postgres.Pool,
     fresh_dsn: str,
     empty_dsn: str,
     capsys: pytest.CaptureFixture[str],
+    workers: int,
 ) -> None:
     settings = short_timers(make_settings)
     history = await live_history(settings, pool)
     capsys.readouterr()
     shadow = f"{settings.topic_sessions}.shadow"
 
-    code = await rebuild(settings, database_url=empty_dsn, as_json=True, shadow_topic=shadow)
+    code = await rebuild(
+        settings, database_url=empty_dsn, as_json=True, shadow_topic=shadow, workers=workers
+    )
 
     result = summary(capsys.readouterr().out)
     assert result["differences"] == []
@@ -178,3 +188,89 @@ async def test_a_rebuild_into_something_that_is_not_a_database_url_says_so_in_on
     assert err.strip().splitlines() == [
         "fulfillment rebuild: --database-url: not a PostgreSQL URL (postgresql://user@host/db)"
     ]
+
+
+# Every table a rebuild fills, but the time columns PostgreSQL stamps (processed_at, parked_at).
+TABLES = (
+    STATE,
+    PAYMENTS,
+    "SELECT id FROM customers ORDER BY id",
+    "SELECT source, event_id FROM processed_events ORDER BY source, event_id",
+    "SELECT seq, customer_id, source, event_id, type, body, reason FROM parked_events ORDER BY seq",
+    "SELECT * FROM outbox",
+)
+
+
+@pytest.mark.parametrize("order", ["published", "arrival"])
+async def test_a_rebuild_in_two_workers_leaves_the_database_and_the_comparison_of_one(
+    make_settings: Any,
+    pool: postgres.Pool,
+    empty_dsn: str,
+    servers: Servers,
+    capsys: pytest.CaptureFixture[str],
+    order: Order,
+) -> None:
+    settings = short_timers(make_settings)
+    await live_history(settings, pool)
+    # Differences for the two comparisons to agree on: in the changelog's order, from a changed
+    # rule; in arrival order, from the order itself (its closings are a sweep at the wall clock:
+    # with the short timers every deadline is long past at both rebuilds).
+    rule = settings
+    if order == "published":
+        rule = make_settings(request_ttl_seconds=60, max_live_seconds=settings.max_live_seconds)
+    second = await create_database(servers)
+    try:
+        capsys.readouterr()
+        outcomes = []
+        for dsn, workers in ((empty_dsn, 1), (second, 2)):
+            code = await rebuild(rule, database_url=dsn, order=order, as_json=True, workers=workers)
+            found = summary(capsys.readouterr().out)
+            del found["seconds"]
+            outcomes.append((code, found))
+
+        assert outcomes[0][1]["differ"] > 0
+        assert outcomes[1] == outcomes[0]
+        for query in TABLES:
+            assert await rows(second, query) == await rows(empty_dsn, query)
+    finally:
+        await drop_database(servers, second)
+
+
+def rebuild_workers() -> list[int]:
+    """This process's children that are rebuild workers."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if parent == os.getpid() and b"service.reprocess.rebuild_parts" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def kill_a_worker_once_started() -> int:
+    while True:
+        if found := rebuild_workers():
+            os.kill(found[0], signal.SIGKILL)
+            return found[0]
+        await asyncio.sleep(0.005)
+
+
+async def test_a_rebuild_whose_worker_is_killed_fails_in_one_line_and_leaves_no_process(
+    make_settings: Any, pool: postgres.Pool, empty_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = short_timers(make_settings)
+    await live_history(settings, pool)
+    capsys.readouterr()
+    killing = asyncio.ensure_future(kill_a_worker_once_started())
+
+    code = await rebuild(settings, database_url=empty_dsn, as_json=True, workers=2)
+
+    await asyncio.wait_for(killing, 1)
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "fulfillment rebuild: a rebuild worker exited -9 without its result"
+    ]
+    assert rebuild_workers() == []

@@ -49,14 +49,15 @@ def last_json(out: str) -> Any:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_rebuild_parks_again_what_the_live_database_holds_parked_and_names_it(
-    make_settings: Any, empty_dsn: str, capsys: pytest.CaptureFixture[str]
+    make_settings: Any, empty_dsn: str, capsys: pytest.CaptureFixture[str], workers: int
 ) -> None:
     settings, customer = await parked_live(make_settings)
     capsys.readouterr()
 
     with capture_logs():
-        code = await rebuild(settings, database_url=empty_dsn, as_json=True)
+        code = await rebuild(settings, database_url=empty_dsn, as_json=True, workers=workers)
 
     result = last_json(capsys.readouterr().out)
     # Not decided here either: nothing re-made that was never published.

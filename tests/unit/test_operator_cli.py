@@ -9,9 +9,11 @@ from uuid import UUID
 
 import pytest
 
+from service.bootstrap.cpus import usable_cpus
 from service.config.settings import Settings
-from service.entrypoints import cli, dlq, parked, purge_stale, sessions
+from service.entrypoints import cli, dlq, parked, purge_stale, rebuild, sessions
 from service.entrypoints.command import Command
+from service.entrypoints.reprocess_args import MAX_WORKERS
 from service.entrypoints.table import BY_NAME, COMMANDS
 
 ALICE = "6f1c8a5e-2b8d-4c1e-9a7f-0d3b5e8c2a41"
@@ -68,6 +70,18 @@ def recorder(calls: list[tuple[Any, ...]]) -> Any:
             "purge_stale",
             {"dry_run": True, "as_json": True},
         ),
+        (
+            ["rebuild", "--database-url", "postgresql://u@h/d", "--workers", "3"],
+            rebuild,
+            "rebuild",
+            {"database_url": "postgresql://u@h/d", "workers": 3},
+        ),
+        (
+            ["rebuild", "--database-url", "postgresql://u@h/d"],
+            rebuild,
+            "rebuild",
+            {"workers": min(usable_cpus(), MAX_WORKERS)},
+        ),
     ],
 )
 def test_each_operator_command_line_reaches_its_command_with_what_was_typed(
@@ -98,6 +112,9 @@ def test_each_operator_command_line_reaches_its_command_with_what_was_typed(
         ["dlq", "list", "--since", "2026-11-24T09:30:00"],
         ["dlq", "list", "--reason", "bogus"],
         ["sessions", "show"],
+        ["rebuild", "--database-url", "postgresql://u@h/d", "--workers", "0"],
+        ["rebuild", "--database-url", "postgresql://u@h/d", "--workers", str(MAX_WORKERS + 1)],
+        ["rebuild", "--database-url", "postgresql://u@h/d", "--workers", "many"],
     ],
 )
 def test_bad_operator_arguments_are_refused_with_exit_code_2(argv: list[str]) -> None:

@@ -3,16 +3,28 @@ few transactions, and what it re-makes is what the steps one at a time re-make."
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
+from collections import defaultdict, deque
+from random import Random
 from uuid import UUID
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.handlers.outbox import outbox_row
+from service.handlers.sweep import sweep_customers
 from service.reprocess.changelog import Published
 from service.reprocess.replay_order import Close, Decide, InputRecord, Plan, in_published_order
-from service.reprocess.replay_runs import CloseRun, DecideRun, Run, runs, touches
-from tests.unit.core.builders import ALICE, BOB, CAROL, T0, minutes, payment
+from service.reprocess.replay_runs import (
+    CloseRun,
+    DecideRun,
+    Run,
+    events_in,
+    parts,
+    runs,
+    touches,
+)
+from tests.unit.core.builders import ALICE, BOB, CAROL, T0, InMemoryHandlers, minutes, payment
 from tests.unit.reprocess.test_replay_order import live_run, rebuilt
 
 # More closings than the order's own tests: the sweeper is what splits batches.
@@ -104,3 +116,60 @@ def test_a_customer_closed_twice_without_a_decision_between_is_swept_twice() -> 
     found = runs(plan)
 
     assert found == [CloseRun((ALICE, BOB), T0 + minutes(3)), CloseRun((ALICE,), T0 + minutes(2))]
+
+
+def _apply(fresh: InMemoryHandlers, run: Run) -> list[tuple[str, bytes, bytes]]:
+    match run:
+        case DecideRun(events=events):
+            emitted = fresh.handle(events).emitted
+        case CloseRun(customers=customers, now=now):
+            work = sweep_customers(fresh.store, customers, now=now, policy=fresh.policy)
+            emitted = fresh._run(work).emitted
+    return [(e.id, outbox_row(e).key, outbox_row(e).value) for e in emitted]
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.integers(1, 12), st.integers(2, 3), st.randoms(use_true_random=False))
+def test_the_runs_in_parts_applied_in_any_interleaving_re_make_the_same_outputs_and_state(
+    actions: list[tuple[str, int, int]], size: int, count: int, interleaving: Random
+) -> None:
+    live = live_run(actions)
+    plan = in_published_order(list(live.partitions.values()), live.changelog)
+    one, split = InMemoryHandlers(), InMemoryHandlers()
+    made_by_one = [out for run in runs(plan, size=size) for out in _apply(one, run)]
+
+    queues = [deque(part) for part in parts(plan, count, size=size)]
+    made_in_parts = []
+    while any(queues):
+        queue = interleaving.choice([q for q in queues if q])
+        made_in_parts += _apply(split, queue.popleft())
+
+    assert sorted(made_in_parts) == sorted(made_by_one)
+    assert (split.sessions, split.payments) == (one.sessions, one.payments)
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.integers(2, 3), st.data())
+def test_no_two_parts_touch_the_same_thing_and_the_pinned_inputs_are_in_the_first(
+    actions: list[tuple[str, int, int]], count: int, data: st.DataObject
+) -> None:
+    live = live_run(actions)
+    plan = in_published_order(list(live.partitions.values()), live.changelog)
+    inputs = [s.record for s in plan.steps if isinstance(s, Decide)]
+    pinned = data.draw(st.sets(st.sampled_from([r.identity for r in inputs]))) if inputs else set()
+
+    found = parts(plan, count, pinned=pinned)
+
+    touched: list[set[object]] = []
+    for part in found:
+        things: set[object] = set()
+        for run in part:
+            if isinstance(run, CloseRun):
+                things |= {c.int for c in run.customers}
+            else:
+                things |= {t for e in run.events for t in touches(e, plan.owners)}
+        touched.append(things)
+    assert all(not a & b for a, b in itertools.combinations(touched, 2))
+    first = {(e.source, e.id) for run in found[0] if isinstance(run, DecideRun) for e in run.events}
+    assert pinned <= first
+    assert sum(map(events_in, found)) == events_in(runs(plan))
