@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ from service.reprocess.rebuild import Order
 from tests.conftest import create_database, drop_database
 from tests.fault.tools import wall_now
 from tests.harness import Outcomes, Producer, running
-from tests.integration.reprocess_history import ORDINARY, live_history, rows, short_timers, sid
+from tests.integration.reprocess_history import (
+    MAX_LIVE_SECONDS,
+    ORDINARY,
+    TTL_SECONDS,
+    live_history,
+    rows,
+    short_timers,
+    sid,
+)
 from tests.servers import Servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -211,10 +220,14 @@ async def test_a_rebuild_in_two_workers_leaves_the_database_and_the_comparison_o
     order: Order,
 ) -> None:
     settings = short_timers(make_settings)
-    await live_history(settings, pool)
+    history = await live_history(settings, pool)
     # Differences for the two comparisons to agree on: in the changelog's order, from a changed
-    # rule; in arrival order, from the order itself (its closings are a sweep at the wall clock:
-    # with the short timers every deadline is long past at both rebuilds).
+    # rule; in arrival order, from the order itself. Its closings are a sweep at the wall clock:
+    # every deadline of the history is past before the first rebuild, or the second could close
+    # a session the first left live. Its last events are stamped up to a request's TTL after its
+    # start, and a session accepted then stays live for the longest live time.
+    last_deadline = history.started + timedelta(seconds=TTL_SECONDS + MAX_LIVE_SECONDS + 1)
+    await asyncio.sleep(max(0.0, (last_deadline - wall_now()).total_seconds()))
     rule = settings
     if order == "published":
         rule = make_settings(request_ttl_seconds=60, max_live_seconds=settings.max_live_seconds)
