@@ -25,7 +25,7 @@ from service.reprocess.replay_order import (
     in_arrival_order,
     in_published_order,
 )
-from service.reprocess.replay_runs import CloseRun, DecideRun, runs
+from service.reprocess.replay_runs import CloseRun, DecideRun, Run, runs
 from tests.unit.core.builders import (
     ALICE,
     BOB,
@@ -119,13 +119,7 @@ def rebuilt(
     made: list[tuple[str, bytes, bytes]] = []
     if size is not None:
         for run in runs(plan, size=size):
-            match run:
-                case DecideRun(events=events):
-                    emitted = fresh.handle(events).emitted
-                case CloseRun(customers=customers, now=now):
-                    work = sweep_customers(fresh.store, customers, now=now, policy=fresh.policy)
-                    emitted = fresh._run(work).emitted
-            made += [(e.id, outbox_row(e).key, outbox_row(e).value) for e in emitted]
+            made += apply_run(fresh, run)
         return set(made)
     for step in plan.steps:
         match step:
@@ -246,3 +240,14 @@ def test_records_produced_before_the_live_consumer_met_them_are_re_decided_as_it
     stamped_when_produced(live, [lag for *_, lag in steps])
 
     assert rebuilt(live) == published_set(live)
+
+
+def apply_run(fresh: InMemoryHandlers, run: Run) -> list[tuple[str, bytes, bytes]]:
+    """What applying `run` to `fresh` emits: (id, key, value) per output, in order."""
+    match run:
+        case DecideRun(events=events):
+            emitted = fresh.handle(events).emitted
+        case CloseRun(customers=customers, now=now):
+            work = sweep_customers(fresh.store, customers, now=now, policy=fresh.policy)
+            emitted = fresh._run(work).emitted
+    return [(e.id, outbox_row(e).key, outbox_row(e).value) for e in emitted]

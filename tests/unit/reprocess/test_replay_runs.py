@@ -11,8 +11,6 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.handlers.outbox import outbox_row
-from service.handlers.sweep import sweep_customers
 from service.reprocess.changelog import Published
 from service.reprocess.replay_order import Close, Decide, InputRecord, Plan, in_published_order
 from service.reprocess.replay_runs import (
@@ -25,7 +23,7 @@ from service.reprocess.replay_runs import (
     touches,
 )
 from tests.unit.core.builders import ALICE, BOB, CAROL, T0, InMemoryHandlers, minutes, payment
-from tests.unit.reprocess.test_replay_order import live_run, rebuilt
+from tests.unit.reprocess.test_replay_order import apply_run, live_run, rebuilt
 
 # More closings than the order's own tests: the sweeper is what splits batches.
 histories = st.lists(
@@ -118,16 +116,6 @@ def test_a_customer_closed_twice_without_a_decision_between_is_swept_twice() -> 
     assert found == [CloseRun((ALICE, BOB), T0 + minutes(3)), CloseRun((ALICE,), T0 + minutes(2))]
 
 
-def _apply(fresh: InMemoryHandlers, run: Run) -> list[tuple[str, bytes, bytes]]:
-    match run:
-        case DecideRun(events=events):
-            emitted = fresh.handle(events).emitted
-        case CloseRun(customers=customers, now=now):
-            work = sweep_customers(fresh.store, customers, now=now, policy=fresh.policy)
-            emitted = fresh._run(work).emitted
-    return [(e.id, outbox_row(e).key, outbox_row(e).value) for e in emitted]
-
-
 @settings(max_examples=300, deadline=None)
 @given(histories, st.integers(1, 12), st.integers(2, 3), st.randoms(use_true_random=False))
 def test_the_runs_in_parts_applied_in_any_interleaving_re_make_the_same_outputs_and_state(
@@ -136,13 +124,13 @@ def test_the_runs_in_parts_applied_in_any_interleaving_re_make_the_same_outputs_
     live = live_run(actions)
     plan = in_published_order(list(live.partitions.values()), live.changelog)
     one, split = InMemoryHandlers(), InMemoryHandlers()
-    made_by_one = [out for run in runs(plan, size=size) for out in _apply(one, run)]
+    made_by_one = [out for run in runs(plan, size=size) for out in apply_run(one, run)]
 
     queues = [deque(part) for part in parts(plan, count, size=size)]
     made_in_parts = []
     while any(queues):
         queue = interleaving.choice([q for q in queues if q])
-        made_in_parts += _apply(split, queue.popleft())
+        made_in_parts += apply_run(split, queue.popleft())
 
     assert sorted(made_in_parts) == sorted(made_by_one)
     assert (split.sessions, split.payments) == (one.sessions, one.payments)
