@@ -14,7 +14,8 @@ again here, not decided, with their reasons.
 from __future__ import annotations
 
 import gc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -115,16 +116,19 @@ async def _rebuild(
         # Both at once: one's fetches are in flight while the other's records are decoded.
         changelog, records = await together(read_changelog(clients), read_input_records(clients))
         gc.freeze()
-        inputs = records.bounded({p.causation for p in changelog if not p.timer})
-        gc.freeze()
-        plan: Plan
-        if order == "published":
-            plan = in_published_order(inputs.partitions, changelog)
-        else:
-            plan = in_arrival_order(inputs.partitions)
-        gc.freeze()
-        total = sum(len(p) for p in inputs.partitions)
-        progress = progress_of(total)
+        with _collector_paused():
+            inputs = records.bounded({p.causation for p in changelog if not p.timer})
+            plan: Plan
+            if order == "published":
+                plan = in_published_order(inputs.partitions, changelog)
+            else:
+                plan = in_arrival_order(inputs.partitions)
+            total = sum(len(p) for p in inputs.partitions)
+            progress = progress_of(total)
+            poison = {p.key: p.reason for p in live_parked.events}
+            # Whatever is parked live stays with the first part: the parked rows' order (their
+            # seq) is then the one part's.
+            split = parts(plan, workers, pinned=poison)
         made = 0
 
         def advance(decided: int, remade: int) -> None:
@@ -133,10 +137,6 @@ async def _rebuild(
             progress.advance(decided, lag=max(0, len(changelog) - made))
 
         policy = clients.settings.policy
-        poison = {p.key: p.reason for p in live_parked.events}
-        # Whatever is parked live stays with the first part: the parked rows' order (their seq)
-        # is then the one part's.
-        split = parts(plan, workers, pinned=poison)
         async with connection(pool) as conn:
             store = Remaking(conn, publishing=publishing)
             applied = await all_of(
@@ -165,6 +165,19 @@ async def _rebuild(
             [p for p in live_parked.events if p.key not in parked_here]
         ).as_rows(),
     )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic collection while the plan and its parts are built, frozen out of it after:
+    they are kept to the end, so a pass finds nothing, and the passes over the growing plan
+    took a tenth of the planning's time."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 async def _own(

@@ -110,7 +110,7 @@ def _payers(
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Head:
     index: int  # of its partition
     record: InputRecord
@@ -135,7 +135,8 @@ class _Walk:
         self.output_of: dict[tuple[str, str], Published] = {}
         self.decider_of_payment: dict[str, tuple[str, str]] = {}
         self.unknown_first: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        self.pending: list[tuple[int, int]] = []  # (timestamp, serial) of unconsumed outputs
+        self.pending: list[tuple[int, int]] = []  # (timestamp, serial) of outputs, by time
+        self.first = 0  # those before it in `pending` are consumed
         self.serial: dict[str, int] = {}
         seen: set[str] = set()
         created: list[Published] = []
@@ -161,7 +162,7 @@ class _Walk:
                 self.plan.owners[UUID(str(out.data["session_id"]))] = owner
             if out.unknown_session:
                 self.unknown_first[str(out.data["session_id"])].add(out.causation)
-        heapq.heapify(self.pending)  # at once: its keys are unique, so it pops the same
+        self.pending.sort()  # its keys are unique: in the order a heap would pop them
         # The payments that create a session some acceptance refused as unknown waits for.
         sessions = {out.causation: str(out.data["session_id"]) for out in created}
         self.creates = {key: s for key, s in sessions.items() if s in self.unknown_first}
@@ -183,8 +184,7 @@ class _Walk:
             self._close_due_timers()
             place = next((p for p in order if self._ready(heads[p[2]], strict=True)), None)
             if place is None:
-                # Clocks disagree by a little: an input without output may go before an output
-                # stamped a moment earlier.
+                # Clocks disagree a little: an input without output may precede an earlier output.
                 place = next((p for p in order if self._ready(heads[p[2]], strict=False)), None)
             if place is None:
                 # The changelog contradicts the inputs (a lost record, a copy out of order):
@@ -192,8 +192,7 @@ class _Walk:
                 place = order[0]
                 self.plan.forced += 1
             order.remove(place)
-            index = place[2]
-            head = heads.pop(index)
+            head = heads.pop(index := place[2])
             self.partitions[index].popleft()
             following = self._head(index)
             if following is not None:
@@ -254,9 +253,10 @@ class _Walk:
         return not strict or self._published_before_consumed(head.record.timestamp)
 
     def _published_before_consumed(self, timestamp: int) -> bool:
-        while self.pending and self.pending[0][1] in self.consumed:
-            heapq.heappop(self.pending)
-        return not self.pending or self.pending[0][0] > timestamp
+        pending, consumed = self.pending, self.consumed
+        while self.first < len(pending) and pending[self.first][1] in consumed:
+            self.first += 1
+        return self.first == len(pending) or pending[self.first][0] > timestamp
 
     def _decide(self, head: _Head) -> None:
         record, key = head.record, head.key
