@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.latency import Latency, steady_load
 from bench.latency_phase import positioned_reader
@@ -86,6 +87,17 @@ class Soak:
         if lat.received < lat.sent:
             out.append(f"{lat.received:,} of {lat.sent:,} outcomes")
         return out
+
+
+def write_samples(soak: Soak, path: Path) -> None:
+    """Every sample as CSV: seconds since the first send, then MiB by instance."""
+    pids = [t.pid for t in soak.trends()]
+    lines = ["seconds," + ",".join(f"instance {n}" for n in range(1, len(pids) + 1))]
+    for sample in soak.samples:
+        sizes = (sample.by_instance.get(pid) for pid in pids)
+        cells = ("" if size is None else f"{size / MIB:.2f}" for size in sizes)
+        lines.append(f"{sample.at - soak.latency.began:.1f}," + ",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
 
 
 def slope_mib_per_minute(points: Sequence[tuple[float, int]]) -> float | None:

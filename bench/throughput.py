@@ -32,7 +32,7 @@ from bench.reference_runs import reference_a, reference_b, step, watching
 from bench.report import Figures, log_stats, summary
 from bench.service_api import Clients, Message, configure_logging, create_topics
 from bench.service_proc import ServiceProcess
-from bench.soak import SOAK_RATE, SOAK_SECONDS, soak_phase
+from bench.soak import SOAK_RATE, SOAK_SECONDS, soak_phase, write_samples
 from bench.stack import (
     Databases,
     Servers,
@@ -259,6 +259,8 @@ async def run(args: argparse.Namespace) -> int:
     print(text, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.txt").write_text(text.lstrip("\n") + "\n")
+    if figures.soak:
+        write_samples(figures.soak, args.out / "soak_rss.csv")
     try:
         plots = [str(p) for p in write_plots(figures, args.out)]
         print(f"report and plots: {args.out}/report.txt {' '.join(plots)}")
