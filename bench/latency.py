@@ -77,7 +77,7 @@ async def steady_load(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     try:
-        lots = _lots(count, size, topic, rate=rate, seed=seed, split=lot is not None)
+        lots = payment_lots(count, size, topic, rate=rate, seed=seed, split=lot is not None)
         async with aclosing(lots):
             began, send_seconds, delivered = await _send_on_schedule(
                 producer, topic, lots, sent, rate=rate, per_tick=per_tick
@@ -152,7 +152,7 @@ def _payments(size: int, topic: str, *, start: datetime, rate: float, seed: int)
     return [(m, str(orjson.loads(m.value)["data"]["payment_id"])) for m in messages]
 
 
-async def _lots(
+async def payment_lots(
     count: int, size: int, topic: str, *, rate: float, seed: int, split: bool
 ) -> AsyncGenerator[Payments]:
     """`count` payments, `size` at a time; their business times follow the schedule. `split`:
