@@ -65,10 +65,13 @@ def _rates(text: str) -> list[float]:
 
 
 def _rate(text: str) -> float:
-    rates = _rates(text)
-    if len(rates) != 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one rate")
-    return rates[0]
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (payments per second, > 0)")
+    return rate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
