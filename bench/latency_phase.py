@@ -4,8 +4,8 @@ its latency budget (bench/stages.py) from the records' timestamps and the servic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from bench.kafka_io import OutcomeReader
 from bench.latency import Latency, steady_load
@@ -53,11 +53,18 @@ async def latency_phase(
 async def _one(
     kafka: str, settings: Settings, *, rate: float, seconds: float, seed: int
 ) -> Latency:
-    reader = OutcomeReader(kafka, settings.topic_sessions)
-    await reader.start(partitions=settings.topic_partitions, from_end=True)
-    try:
+    async with positioned_reader(kafka, settings) as reader:
         return await steady_load(
             kafka, settings.topic_payments, reader, rate=rate, seconds=seconds, seed=seed
         )
+
+
+@asynccontextmanager
+async def positioned_reader(kafka: str, settings: Settings) -> AsyncIterator[OutcomeReader]:
+    """A reader of sessions.events from its end, as `steady_load` wants it."""
+    reader = OutcomeReader(kafka, settings.topic_sessions)
+    await reader.start(partitions=settings.topic_partitions, from_end=True)
+    try:
+        yield reader
     finally:
         await reader.stop()

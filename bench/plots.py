@@ -1,5 +1,6 @@
 """The run's plots, as PNG next to its text report: outcomes per second over each drain, the
-latency distribution under steady load, and the cores each process used while draining.
+latency distribution under steady load, the cores each process used while draining, and each
+instance's RSS over the soak.
 
 matplotlib comes with the `bench` extra (`make bench` installs it), not with the service.
 """
@@ -11,6 +12,7 @@ from typing import Any
 
 from bench.latency import percentile
 from bench.report import Figures
+from bench.soak import MIB
 
 BUCKET = 0.5  # seconds per point of the outcomes-per-second curves
 
@@ -36,6 +38,7 @@ def write_plots(figures: Figures, directory: Path) -> list[Path]:
         ("outcomes.png", _outcomes),
         ("latency.png", _latency),
         ("cores.png", _cores),
+        ("soak_rss.png", _soak_rss),
     ):
         figure, axes = plt.subplots(figsize=(9, 4.5), layout="constrained")
         if draw(figures, axes):
@@ -115,5 +118,30 @@ def _cores(f: Figures, axes: Any) -> bool:
     axes.set_ylabel("cores (average, first outcome to last)")
     axes.set_title("Cores used by each process while draining")
     axes.grid(axis="y", alpha=0.3)
+    axes.legend()
+    return True
+
+
+def _soak_rss(f: Figures, axes: Any) -> bool:
+    soak = f.soak
+    if not soak or not soak.samples:
+        return False
+    began = soak.latency.began
+    for t in soak.trends():
+        points = [
+            (s.at - began, s.by_instance[t.pid]) for s in soak.samples if t.pid in s.by_instance
+        ]
+        slope = "no slope" if t.slope is None else f"{t.slope:+.2f} MiB/min"
+        axes.plot(
+            [x for x, _ in points],
+            [size / MIB for _, size in points],
+            label=f"instance {t.instance}, second half {slope}",
+        )
+    axes.axvline(soak.warmup, color="black", linestyle=":", label="end of the warm-up")
+    axes.axvline(soak.latency.send_seconds, color="black", linestyle="--", label="last send")
+    axes.set_xlabel("seconds since the soak's first send")
+    axes.set_ylabel("RSS (MiB, the instance's processes)")
+    axes.set_title(f"RSS by instance over the soak at {soak.latency.target_rate:,.0f} payments/s")
+    axes.grid(alpha=0.3)
     axes.legend()
     return True

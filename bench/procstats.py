@@ -116,6 +116,14 @@ def _group(pid: int, name: str, parent: int, by_pid: dict[int, tuple[str, float,
 
 def tree_rss_bytes(pid: int) -> int | None:
     """VmRSS of a live process plus all its descendants; None once the process is gone."""
+    instances = instance_rss_bytes(pid)
+    return None if instances is None else sum(instances.values())
+
+
+def instance_rss_bytes(pid: int) -> dict[int, int] | None:
+    """VmRSS by instance of the service whose first process is `pid`: that process on its own,
+    and each of its children (the instances `fulfillment run` forks) with all their descendants,
+    by the child's pid. They add up to the whole tree's. None once `pid` is gone."""
     own = rss_bytes(pid)
     if own is None:
         return None
@@ -125,11 +133,14 @@ def tree_rss_bytes(pid: int) -> int | None:
             found = _cpu_and_name(entry.name)
             if found:
                 parents[int(entry.name)] = found[2]
-    total, frontier = own, {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        total += sum(rss_bytes(child) or 0 for child in frontier)
-    return total
+    out = {pid: own}
+    for child in (c for c, parent in parents.items() if parent == pid):
+        total, frontier = 0, {child}
+        while frontier:
+            total += sum(rss_bytes(p) or 0 for p in frontier)
+            frontier = {c for c, parent in parents.items() if parent in frontier}
+        out[child] = total
+    return out
 
 
 @dataclass(slots=True)

@@ -10,23 +10,12 @@ from bench.drain import Drain
 from bench.latency import Latency, percentile
 from bench.mixed import MixedDrain
 from bench.reference import Ceiling, PerEvent
+from bench.soak import Soak
 from bench.stack import TableStats
 from bench.stages import Stage, format_budget
+from bench.targets import issue14_latency_target, latency_targets, throughput_targets
 
 MIB = 1024 * 1024
-# The issue's targets (issue 14), judged on the figures from the service's start.
-SERVICE_US_PER_EVENT = 35.0  # service CPU during the drain (first outcome to last)
-DRAIN_RATE = 25_000.0
-DRAIN_VS_PER_EVENT = 60.0
-DRAIN_VS_CEILING = 0.6
-MIXED_RATE = 20_000.0
-P99_MS = 50.0
-P99_RATE = 5_000.0  # ... at this rate
-P99_SECONDS = 60.0  # ... for this long
-RSS_MIB = 200
-# Issue 24's latency targets, produce -> outcome at a subscriber: (rate, percentile, ms).
-LATENCY_TARGETS = ((200.0, 50, 8.0), (200.0, 99, 25.0), (1_000.0, 99, 50.0), (5_000.0, 99, 120.0))
-LATENCY_RATES = sorted({rate for rate, _, _ in LATENCY_TARGETS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +56,8 @@ class Figures:
     latencies: list[Latency] = field(default_factory=list)  # one steady load per rate
     budgets: list[list[Stage]] = field(default_factory=list)  # ... and its stages
     sync_seconds: float = 0.0  # flushing the drain's dirty pages before the latency phase
-    peak_rss: int = 0
+    soak: Soak | None = None
+    peak_rss: int = 0  # the drain, the steady loads and the soak
     stop: tuple[int | None, float] | None = None
     log: LogStats | None = None
     disturbance: dict[str, Disturbance] = field(default_factory=dict)
@@ -77,10 +67,6 @@ class Figures:
 
 def _load(values: tuple[float, float, float]) -> str:
     return " ".join(f"{v:.2f}" for v in values)
-
-
-def _met(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("met" if ok else "NOT MET")
 
 
 def _ms(ordered: list[float]) -> str:
@@ -159,7 +145,7 @@ def summary(f: Figures, cores: int) -> str:
         out.append(f"             (preload took {f.preload_seconds:.1f} s, not counted)")
         out.append(
             f"peak RSS     {d.peak_rss / MIB:,.0f} MiB during the drain, "
-            f"{f.peak_rss / MIB:,.0f} MiB over the whole run (VmRSS every 0.2 s)"
+            f"{f.peak_rss / MIB:,.0f} MiB from the drain to the soak's end (VmRSS every 0.2 s)"
         )
     m = f.mixed
     if m:
@@ -197,6 +183,7 @@ def summary(f: Figures, cores: int) -> str:
             + " ".join(f"{p:.0f}/{m:.0f}" for p, m in lat.windows)
         )
         out.extend(format_budget(lat.target_rate, stages))
+    out.extend(_soak(f.soak))
     if f.stop:
         code, seconds = f.stop
         out.append(f"stop         SIGTERM -> exit code {code} after {seconds:.2f} s")
@@ -208,108 +195,32 @@ def summary(f: Figures, cores: int) -> str:
         for phase, seen in f.disturbance.items():
             verdict = "quiet" if seen.quiet else "DISTURBED"
             out.append(f"  {phase:<8} {seen}  -> {verdict}")
-    out.append("targets (issue 14)")
-    out.extend(_targets(f, a, b))
+    out.append("targets (issue 24)")
+    out.extend(throughput_targets(f.drain, f.mixed, a, b, f.peak_rss, f.soak))
     out.append("targets (issue 24), produce -> outcome at a subscriber")
-    out.extend(_latency_targets(f.latencies))
+    out.extend(latency_targets(f.latencies))
+    out.append("target (issue 14), produce -> outcome at a subscriber")
+    out.append(issue14_latency_target(f.latencies))
     out.append("=" * 86)
     return "\n".join(out)
 
 
-def _target(text: str, value: str, ok: bool | None) -> str:
-    return f"  {text:<42} {value:>14} {_met(ok)}"
-
-
-def _targets(f: Figures, a: float | None, b: float | None) -> list[str]:
-    d, m = f.drain, f.mixed
-    lat = next((run for run in f.latencies if run.target_rate == P99_RATE), None)
-    out = []
-    if d:
-        us = d.cpu["service"] / d.steady_rate * 1e6
+def _soak(soak: Soak | None) -> list[str]:
+    if soak is None:
+        return ["soak         not run (--soak-seconds 0, or --latency-only)"]
+    lat = soak.latency
+    out = [
+        f"soak         target {lat.target_rate:,.0f}/s, achieved {lat.achieved_rate:,.0f}/s "
+        f"for {lat.send_seconds:.1f} s; outcomes {lat.received:,} of {lat.sent:,}",
+        f"             produce -> outcome at a consumer:  {_ms(lat.to_consumer_ms)}",
+        f"             RSS by instance, every 1 s ({len(soak.samples):,} samples); slope by least "
+        f"squares from {soak.warmup:.0f} s on (the first half is warm-up)",
+    ]
+    for t in soak.trends():
+        slope = "no slope" if t.slope is None else f"{t.slope:+.2f} MiB/min"
         out.append(
-            _target(
-                f"service CPU <= {SERVICE_US_PER_EVENT:.0f} us per event (drain)",
-                f"{us:.1f} us",
-                us <= SERVICE_US_PER_EVENT,
-            )
+            f"             instance {t.instance} (pid {t.pid}): first {t.first / MIB:.1f}, "
+            f"at {soak.warmup:.0f} s {t.at_half / MIB:.1f}, last {t.last / MIB:.1f}, "
+            f"peak {t.peak / MIB:.1f} MiB; {slope}"
         )
-        out.append(
-            _target(
-                f"drain >= {DRAIN_RATE:,.0f} events/s from start",
-                f"{d.rate:,.0f}/s",
-                d.rate >= DRAIN_RATE,
-            )
-        )
-        if a:
-            ratio = d.rate / a
-            out.append(
-                _target(
-                    f"drain >= {DRAIN_VS_PER_EVENT:.0f}x (a)",
-                    f"{ratio:.1f}x",
-                    ratio >= DRAIN_VS_PER_EVENT,
-                )
-            )
-        if b:
-            share = d.rate / b
-            out.append(
-                _target(
-                    f"drain >= {DRAIN_VS_CEILING:.0%} of (b)",
-                    f"{share:.0%}",
-                    share >= DRAIN_VS_CEILING,
-                )
-            )
-    out.append(
-        _target(
-            f"mixed stream >= {MIXED_RATE:,.0f} events/s from start",
-            f"{m.rate:,.0f}/s" if m else "not run",
-            m.rate >= MIXED_RATE if m else None,
-        )
-    )
-    if lat:
-        p99 = percentile(lat.to_consumer_ms, 99)
-        shape = f"at {lat.achieved_rate:,.0f}/s for {lat.send_seconds:.0f} s"
-        ok = (
-            lat.received == lat.sent
-            and lat.achieved_rate >= 0.98 * P99_RATE
-            and lat.send_seconds >= 0.98 * P99_SECONDS
-            and p99 <= P99_MS
-        )
-        out.append(
-            _target(
-                f"p99 <= {P99_MS:.0f} ms at {P99_RATE:,.0f}/s for {P99_SECONDS:.0f} s",
-                f"{p99:.1f} ms",
-                ok,
-            )
-            + ("" if ok else f" ({shape}, {lat.received:,} of {lat.sent:,} outcomes)")
-        )
-    if lat is None:
-        target = f"p99 <= {P99_MS:.0f} ms at {P99_RATE:,.0f}/s for {P99_SECONDS:.0f} s"
-        out.append(_target(target, "not run", None))
-    # The drain and steady-load run, as the target was set; the mixed drain's own peak is
-    # printed with it (a preloaded backlog on 18 partitions is prefetched, see bench/README.md).
-    peak = f.peak_rss
-    out.append(
-        _target(
-            f"peak RSS <= {RSS_MIB} MiB, all instances",
-            f"{peak / MIB:.0f} MiB",
-            peak <= RSS_MIB * MIB if peak else None,
-        )
-    )
-    return out
-
-
-def _latency_targets(runs: list[Latency]) -> list[str]:
-    out = []
-    for rate, p, limit in LATENCY_TARGETS:
-        text = f"p{p} <= {limit:.0f} ms at {rate:,.0f}/s"
-        lat = next((run for run in runs if run.target_rate == rate), None)
-        if lat is None:
-            out.append(_target(text, "not run", None))
-            continue
-        value = percentile(lat.to_consumer_ms, p)
-        complete = lat.received == lat.sent and lat.achieved_rate >= 0.98 * rate
-        line = _target(text, f"{value:.1f} ms", complete and value <= limit)
-        if not complete:
-            line += f" (at {lat.achieved_rate:,.0f}/s, {lat.received:,} of {lat.sent:,} outcomes)"
-        out.append(line)
     return out

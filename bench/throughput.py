@@ -29,9 +29,10 @@ from bench.phases import preload_and_drain, quiet_heap_and_disk, start_idle
 from bench.plots import PlotsUnavailable, write_plots
 from bench.reference import Stalled
 from bench.reference_runs import reference_a, reference_b, step, watching
-from bench.report import LATENCY_RATES, P99_SECONDS, Figures, log_stats, summary
+from bench.report import Figures, log_stats, summary
 from bench.service_api import Clients, Message, configure_logging, create_topics
 from bench.service_proc import ServiceProcess
+from bench.soak import SOAK_RATE, SOAK_SECONDS, soak_phase, write_samples
 from bench.stack import (
     Databases,
     Servers,
@@ -42,6 +43,7 @@ from bench.stack import (
     table_stats,
 )
 from bench.stages import free_ports
+from bench.targets import LATENCY_RATES, P99_SECONDS
 from service.config.settings import MAX_PROCESSES, Settings
 
 
@@ -60,6 +62,16 @@ def _rates(text: str) -> list[float]:
     if not rates or any(rate <= 0 for rate in rates):
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of rates")
     return rates
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (payments per second, > 0)")
+    return rate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,6 +103,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=P99_SECONDS,
         help="long enough to include the kernel writing this phase's own pages back (after 30 s)",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=_rate,
+        default=SOAK_RATE,
+        help="payments per second of the soak, after the latency phase (default: 1000)",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=SOAK_SECONDS,
+        help="how long the soak lasts, its RSS sampled every second (default: 600; 0 skips it)",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stall", type=float, default=60.0, help="abort after this long idle")
@@ -177,6 +201,19 @@ async def run(args: argparse.Namespace) -> int:
         figures.budgets = [stages for _, stages in runs]
         if service.exit_code is not None:
             raise Aborted(f"the service exited with code {service.exit_code} under steady load")
+        if args.soak_seconds > 0 and not args.latency_only:
+            figures.soak = await soak_phase(
+                servers.kafka,
+                settings,
+                service.pid,
+                rate=args.soak_rate,
+                seconds=args.soak_seconds,
+                seed=args.seed + 1 + len(args.latency_rates),
+                watching=lambda phase: watching(servers, suffix, figures.disturbance, phase),
+                step=step,
+            )
+        if service.exit_code is not None:
+            raise Aborted(f"the service exited with code {service.exit_code} during the soak")
         step("stopping the service with SIGTERM")
         figures.peak_rss = watch.peak
         figures.stop = await service.stop()
@@ -225,6 +262,8 @@ async def run(args: argparse.Namespace) -> int:
     print(text, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.txt").write_text(text.lstrip("\n") + "\n")
+    if figures.soak:
+        write_samples(figures.soak, args.out / "soak_rss.csv")
     try:
         plots = [str(p) for p in write_plots(figures, args.out)]
         print(f"report and plots: {args.out}/report.txt {' '.join(plots)}")
