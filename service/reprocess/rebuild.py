@@ -33,7 +33,13 @@ from service.core.sessions import Policy
 from service.handlers.sweep import sweep_customers
 from service.reprocess.differences import Difference, Remade, differences
 from service.reprocess.history import LiveParked, read_changelog, read_input_records, replaced
-from service.reprocess.rebuild_parts import Remaking, all_of, apply_runs, started_workers
+from service.reprocess.rebuild_parts import (
+    WORKER_STEP_COST,
+    Remaking,
+    all_of,
+    apply_runs,
+    started_workers,
+)
 from service.reprocess.replay_order import Plan, in_arrival_order, in_published_order
 from service.reprocess.replay_runs import BATCH, Run, parts
 
@@ -128,7 +134,8 @@ async def _rebuild(
             poison = {p.key: p.reason for p in live_parked.events}
             # Whatever is parked live stays with the first part: the parked rows' order (their
             # seq) is then the one part's.
-            split = parts(plan, workers, pinned=poison)
+            costs = [1.0] + [WORKER_STEP_COST] * (workers - 1)
+            split = parts(plan, workers, pinned=poison, costs=costs)
         made = 0
 
         def advance(decided: int, remade: int) -> None:

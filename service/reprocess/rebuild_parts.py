@@ -44,6 +44,10 @@ from service.reprocess.replay_runs import CloseRun, DecideRun, Run
 T = TypeVar("T")
 # What `apply_runs` reports after each run: events decided, outputs re-made.
 Advance = Callable[[int, int], None]
+# What a step costs a worker against the command: the worker decodes its inputs again and
+# sends its outputs back. Measured on a 200,000-output rebuild with two parts of equal steps:
+# the worker's took 1.18 to 1.22 times as long as the command's.
+WORKER_STEP_COST = 1.2
 _LENGTH = 8
 _LIMIT = 2**26  # bytes a frame may hold, at most
 

@@ -64,14 +64,20 @@ def runs(plan: Plan, *, size: int = BATCH) -> list[Run]:
 
 
 def parts(
-    plan: Plan, count: int, *, pinned: Collection[tuple[str, str]] = (), size: int = BATCH
+    plan: Plan,
+    count: int,
+    *,
+    pinned: Collection[tuple[str, str]] = (),
+    size: int = BATCH,
+    costs: Sequence[float] = (),
 ) -> list[list[Run]]:
     """The runs, split into `count` parts over disjoint sets of what the steps touch: each
     part's runs, applied in order, decide what the steps one at a time would, whatever the
     other parts do meanwhile. A step's layer depends only on the steps it shares something
     with, so the parts together hold the runs of one part, each split. The inputs `pinned`
     (by source and id), and whatever shares something with them, go to the first part.
-    Parts are balanced by their number of steps; some may be empty."""
+    Parts are balanced by their number of steps, each step weighing its part's `costs` (1
+    each when not given), so that they end together; some may be empty."""
     # Layer 2k holds decisions, layer 2k + 1 closings; `last`: the latest layer holding a step
     # that touches a thing. `group`: which group of steps sharing things a thing is in, and
     # `merged` which group a group was merged into (few are: a payment id or an input sent for
@@ -102,7 +108,7 @@ def parts(
                 last[thing] = layer
         placed.append((layer, _grouped(things, group, group_of, merged), item))
     root = [_root(merged, g) for g in range(len(merged))]
-    share = _shares(placed, root, count, set(pinned))
+    share = _shares(placed, root, list(costs) or [1.0] * count, set(pinned))
     layers: list[list[list[InputRecord | Close]]] = [[] for _ in range(count)]
     for layer, g, item in placed:
         into = layers[share[root[g]]]
@@ -148,11 +154,11 @@ def _root(merged: list[int], g: int) -> int:
 def _shares(
     placed: Sequence[tuple[int, int, InputRecord | Close]],
     root: Sequence[int],
-    count: int,
+    costs: Sequence[float],
     pinned: set[tuple[str, str]],
 ) -> dict[int, int]:
     """Group -> part: pinned groups to the first; the others, largest first, each to the part
-    with the fewest steps so far."""
+    where it ends soonest (steps so far and its own, times the part's cost of a step)."""
     steps: dict[int, int] = {}
     first: set[int] = set()
     for _, g, item in placed:
@@ -161,10 +167,11 @@ def _shares(
         if pinned and not isinstance(item, Close) and item.identity in pinned:
             first.add(r)
     share = dict.fromkeys(first, 0)
-    loads = [0] * count
+    loads = [0] * len(costs)
     loads[0] = sum(steps[r] for r in first)
     for r in sorted(steps.keys() - first, key=lambda r: (-steps[r], r)):
-        part = loads.index(min(loads))
+        ends = [(load + steps[r]) * cost for load, cost in zip(loads, costs, strict=True)]
+        part = ends.index(min(ends))
         share[r] = part
         loads[part] += steps[r]
     return share

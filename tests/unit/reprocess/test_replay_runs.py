@@ -161,3 +161,14 @@ def test_no_two_parts_touch_the_same_thing_and_the_pinned_inputs_are_in_the_firs
     first = {(e.source, e.id) for run in found[0] if isinstance(run, DecideRun) for e in run.events}
     assert pinned <= first
     assert sum(map(events_in, found)) == events_in(runs(plan))
+
+
+def test_a_part_whose_steps_cost_more_is_given_fewer_so_that_the_parts_end_together() -> None:
+    customers = [UUID(int=n + 1) for n in range(110)]
+    plan = Plan(steps=[_decision(f"pay-{n}", c, n) for n, c in enumerate(customers)])
+
+    even = parts(plan, 2)
+    weighted = parts(plan, 2, costs=[1.0, 1.2])
+
+    assert [events_in(p) for p in even] == [55, 55]
+    assert [events_in(p) for p in weighted] == [60, 50]  # 60 x 1.0 and 50 x 1.2 end together
