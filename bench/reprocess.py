@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 import schemas
+from bench import calibration
 from bench.service_api import (
     Clients,
     MemoryDatabase,
@@ -123,7 +124,7 @@ async def main(outputs: int, seed: int) -> None:
         rates: dict[str, float] = {}
         for name in ("restore", "rebuild"):
             dsn = await databases.create(f"bench_{name}_{suffix}")
-            load = _load()
+            load, speed = _load(), calibration.decode_microseconds()
             started = time.monotonic()
             # The command an operator runs, so the time includes its start.
             code, summary = await _command(values, name, "--database-url", dsn, "--json")
@@ -135,7 +136,9 @@ async def main(outputs: int, seed: int) -> None:
             print(
                 f"{name}: exit {code}, {count:,} {'outputs' if name == 'restore' else 'events'}"
                 f"{differ} in {seconds:.1f} s end to end ({own}): {rates[name]:,.0f}/s; "
-                f"load average before {load}, after {_load()}"
+                f"load average before {load}, after {_load()}; one payment decoded in "
+                f"{speed:.2f} us before, {calibration.decode_microseconds():.2f} us after "
+                "(bench/calibration.py: the box's speed drifts)"
             )
         print(f"targets (issue 24), on {made:,} outputs (the targets' history: {TARGET_OUTPUTS:,})")
         for name, unit, target in (
