@@ -108,6 +108,8 @@ def parts(
                 last[thing] = layer
         placed.append((layer, _grouped(things, group, group_of, merged), item))
     root = [_root(merged, g) for g in range(len(merged))]
+    if costs and len(costs) != count:
+        raise ValueError(f"{len(costs)} costs for {count} parts")
     share = _shares(placed, root, list(costs) or [1.0] * count, set(pinned))
     layers: list[list[list[InputRecord | Close]]] = [[] for _ in range(count)]
     for layer, g, item in placed:

@@ -8,6 +8,7 @@ from collections import defaultdict, deque
 from random import Random
 from uuid import UUID
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,10 @@ def test_a_part_whose_steps_cost_more_is_given_fewer_so_that_the_parts_end_toget
 
     assert [events_in(p) for p in even] == [55, 55]
     assert [events_in(p) for p in weighted] == [60, 50]  # 60 x 1.0 and 50 x 1.2 end together
+
+
+def test_costs_not_one_for_each_part_are_refused() -> None:
+    plan = Plan(steps=[_decision("pay-1", ALICE, 1)])
+
+    with pytest.raises(ValueError, match="3 costs for 2 parts"):
+        parts(plan, 2, costs=[1.0, 1.0, 1.0])
