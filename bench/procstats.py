@@ -143,25 +143,36 @@ def instance_rss_bytes(pid: int) -> dict[int, int] | None:
     return out
 
 
-@dataclass(slots=True)
-class RssWatch:
-    """Polls the VmRSS of a process and its descendants every `interval` seconds until it ends
-    or `stop` is called."""
+class Polling:
+    """`_poll` run as a task from `start` until `stop`, or until it returns."""
 
-    pid: int
-    interval: float = 0.2
-    peak: int = 0
-    samples: int = 0
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    task_name = "polling"
+    _task: asyncio.Task[None] | None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._poll(), name="rss-watch")
+        self._task = asyncio.create_task(self._poll(), name=self.task_name)
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def _poll(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class RssWatch(Polling):
+    """Polls the VmRSS of a process and its descendants every `interval` seconds until it ends
+    or `stop` is called."""
+
+    task_name = "rss-watch"
+    pid: int
+    interval: float = 0.2
+    peak: int = 0
+    samples: int = 0
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def _poll(self) -> None:
         while (rss := tree_rss_bytes(self.pid)) is not None:

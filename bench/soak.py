@@ -11,7 +11,6 @@ arenas reach their high-water mark and the caches fill in minutes, bench/README.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from bench.latency import Latency, steady_load
 from bench.latency_phase import positioned_reader
-from bench.procstats import instance_rss_bytes
+from bench.procstats import Polling, instance_rss_bytes
 from service.config.settings import Settings
 
 MIB = 1024 * 1024
@@ -147,22 +146,15 @@ def verdict(soak: Soak | None) -> tuple[str, bool | None]:
     return f"{steepest:+.2f} MiB/min", flat and not soak.shortfalls()
 
 
-class RssSampler:
+class RssSampler(Polling):
     """Every `every` seconds, each instance's RSS, until stopped or the service is gone."""
+
+    task_name = "rss-sampler"
 
     def __init__(self, pid: int, step: Callable[[str], None], every: float = SAMPLE_EVERY) -> None:
         self.pid, self.step, self.every = pid, step, every
         self.samples: list[RssSample] = []
         self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll(), name="rss-sampler")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _poll(self) -> None:
         began = time.monotonic()
