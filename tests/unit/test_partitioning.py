@@ -8,6 +8,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.adapters.kafka import outbox_batches
 from service.adapters.kafka.murmur2 import murmur2
 from service.adapters.kafka.relay import partition_for
 
@@ -35,3 +36,17 @@ def test_the_partition_is_the_java_clients_choice(
 @given(key=st.binary(max_size=200))
 def test_the_word_by_word_murmur2_is_aiokafkas_murmur2(key: bytes) -> None:
     assert murmur2(key) == aiokafka_murmur2(key)
+
+
+def test_the_partition_cache_stays_bounded_and_answers_the_same_once_emptied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outbox_batches, "CACHED_KEYS", 8)
+    monkeypatch.setattr(outbox_batches, "_partition_of", {})
+    keys = [f"customer-{n}".encode() for n in range(20)]
+
+    for _ in range(2):
+        found = [partition_for(key, 6) for key in keys]
+        assert len(outbox_batches._partition_of[6]) <= 8
+
+    assert found == [(murmur2(key) & 0x7FFFFFFF) % 6 for key in keys]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import asyncpg
@@ -78,9 +77,20 @@ async def read_pages(conn: Connection, batches: RoundBatches, limit: int) -> boo
     return first_full
 
 
-@functools.lru_cache(maxsize=65_536)
+CACHED_KEYS = 65_536
+_partition_of: dict[int, dict[bytes, int]] = {}  # by partition count, by key
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for `key` (murmur2, as the Java client),
     so other producers keying by customer id land on the same partitions. Cached: a customer's
-    key recurs, and murmur2 in Python is not cheap."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    key recurs, and murmur2 in Python is not cheap. In a plain dict, emptied once it holds
+    `CACHED_KEYS` keys: half the memory of `functools.lru_cache`, which keeps an argument tuple
+    and a link per key."""
+    known = _partition_of.setdefault(partitions, {})
+    found = known.get(key)
+    if found is None:
+        if len(known) >= CACHED_KEYS:
+            known.clear()
+        found = known[key] = int(murmur2(key) & 0x7FFFFFFF) % partitions
+    return found
