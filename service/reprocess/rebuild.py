@@ -121,8 +121,7 @@ async def _rebuild(
             helper.prepare(clients.settings, publishing)
         # Both at once: one's fetches are in flight while the other's records are decoded.
         changelog, records = await together(read_changelog(clients), read_input_records(clients))
-        gc.freeze()
-        with _collector_paused():
+        with _collector_paused():  # frozen with the plan when it ends
             inputs = records.bounded({p.causation for p in changelog if not p.timer})
             plan: Plan
             if order == "published":
